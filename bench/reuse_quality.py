@@ -1,0 +1,292 @@
+"""Reuse detection on the photo-like fixtures: recall per kind of reuse, false alarms, timings.
+
+    uv run python -m bench.reuse_quality [--originals 200] [--scenes 300] [--workers 2]
+
+Positives: every original (a 1600x1200 camera JPEG) reused in every way of `tests.media.photos.REUSE_RANGES`,
+with random parameters; "found" means the band lookup would return it (some query/stored hash pair within
+PROBE_GUARANTEE bits) and candidate_distance <= CANDIDATE_MAX_DISTANCE; "flagged" means found and confirmed.
+The reverse direction (the reused copy stored first, the original uploaded later) is measured too.
+
+Negatives: all ordered pairs of distinct scenes, near-miss scenes (same palette and layout family), pairs of
+different scenes showing the same printed sign, for the candidate stage; confirm() is then run on every
+candidate pair and on a sample of the rest. "Same place re-shot" (the backdrop photographed again from a
+slightly different viewpoint, in other light, with other objects) is reported apart: it is a different
+photograph of the same place, which geometric matching can legitimately find similar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing import Pool
+
+import numpy as np
+
+from services.media.reuse import (
+    CANDIDATE_MAX_DISTANCE,
+    PROBE_GUARANTEE,
+    Fingerprint,
+    candidate_distance,
+    confirm,
+    fingerprint,
+    probe_keys,
+)
+from tests.media import photos
+
+
+@dataclass
+class Positive:
+    kind: str
+    distance: int
+    reverse_distance: int
+    flagged: bool
+    reverse_flagged: bool
+    score: float
+
+
+def _timed_fingerprint(image: object, times: list[float]) -> Fingerprint:
+    t = time.perf_counter()
+    fp = fingerprint(image)  # type: ignore[arg-type]
+    times.append(time.perf_counter() - t)
+    return fp
+
+
+def positives_for(seed: int) -> tuple[list[Positive], list[float], list[float], list[int]]:
+    """Every kind of reuse of original `seed`: distances both ways and confirmations."""
+    fp_times: list[float] = []
+    confirm_times: list[float] = []
+    original = photos.camera(seed)
+    stored = _timed_fingerprint(original, fp_times)
+    out = []
+    for k, kind in enumerate(photos.REUSE_RANGES):
+        copy = photos.reuse(kind, original, seed * 100 + k)
+        new = fingerprint(copy)
+        d = candidate_distance(new, stored.index_hashes)
+        rd = candidate_distance(stored, new.index_hashes)
+        t = time.perf_counter()
+        match = confirm(new, stored)
+        confirm_times.append(time.perf_counter() - t)
+        reverse = confirm(stored, new)
+        out.append(
+            Positive(
+                kind,
+                d,
+                rd,
+                d <= CANDIDATE_MAX_DISTANCE and match is not None,
+                rd <= CANDIDATE_MAX_DISTANCE and reverse is not None,
+                match.score if match else 0.0,
+            )
+        )
+    return out, fp_times, confirm_times, [len(stored.features)]
+
+
+@dataclass
+class Scene:
+    group: str  # "distinct", "near-miss:<family>", "sign:<sign>", "place:<seed>", "reshot:<seed>"
+    fp: Fingerprint
+
+
+def scenes_for(job: tuple[str, int]) -> Scene:
+    kind, n = job
+    if kind == "distinct":
+        return Scene("distinct", fingerprint(photos.camera(10_000 + n)))
+    if kind == "near-miss":
+        family = n // 3
+        image = photos.camera(30_000 + n, style=photos.style_of(20_000 + family))
+        return Scene(f"near-miss:{family}", fingerprint(image))
+    if kind == "sign":
+        sign = n // 2
+        fraction = 0.1 + 0.35 * ((sign * 5) % 8) / 7  # the sign covers 10-45 % of the picture
+        image = photos.jpeg(
+            photos.with_sign(photos.scene(40_000 + n), sign, place_seed=n, fraction=fraction), 92
+        )
+        return Scene(f"sign:{sign}", fingerprint(image))
+    if kind == "place":
+        return Scene(f"place:{n}", fingerprint(photos.camera(50_000 + n)))
+    return Scene(f"reshot:{n}", fingerprint(photos.jpeg(photos.reshot(50_000 + n), 92)))
+
+
+def _as_array(hashes: Sequence[int], width: int) -> np.ndarray:
+    padded = list(hashes) + [hashes[0]] * (width - len(hashes))  # repeats do not change a minimum
+    return np.array([h & (2**64 - 1) for h in padded], dtype=np.uint64)
+
+
+def pair_distances(fps: list[Fingerprint]) -> np.ndarray:
+    """candidate_distance for every ordered pair (row: the new photo, column: the stored one)."""
+    q_width = max(len(f.query_hashes) for f in fps)
+    i_width = max(len(f.index_hashes) for f in fps)
+    queries = np.stack([_as_array(f.query_hashes, q_width) for f in fps])
+    stored = np.stack([_as_array(f.index_hashes, i_width) for f in fps])
+    out = np.empty((len(fps), len(fps)), dtype=np.int64)
+    for a in range(len(fps)):
+        x = queries[a][None, :, None] ^ stored[:, None, :]
+        out[a] = np.bitwise_count(x).min(axis=(1, 2))
+    np.fill_diagonal(out, 99)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--originals", type=int, default=200)
+    parser.add_argument("--scenes", type=int, default=300, help="distinct scenes for all-pairs negatives")
+    parser.add_argument("--families", type=int, default=40, help="near-miss families of 3 scenes")
+    parser.add_argument("--signs", type=int, default=40, help="pairs of scenes sharing a printed sign")
+    parser.add_argument("--places", type=int, default=40, help="places photographed twice")
+    parser.add_argument("--confirm-sample", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    started = time.perf_counter()
+
+    with Pool(args.workers) as pool:
+        results = pool.map(positives_for, range(args.originals), chunksize=1)
+        jobs = (
+            [("distinct", n) for n in range(args.scenes)]
+            + [("near-miss", n) for n in range(3 * args.families)]
+            + [("sign", n) for n in range(2 * args.signs)]
+            + [("place", n) for n in range(args.places)]
+            + [("reshot", n) for n in range(args.places)]
+        )
+        scenes = pool.map(scenes_for, jobs, chunksize=4)
+
+    by_kind: dict[str, list[Positive]] = defaultdict(list)
+    fp_times: list[float] = []
+    confirm_times: list[float] = []
+    sizes: list[int] = []
+    for rows, ft, ct, sz in results:
+        for row in rows:
+            by_kind[row.kind].append(row)
+        fp_times += ft
+        confirm_times += ct
+        sizes += sz
+
+    print(
+        f"Reuse detection on {args.originals} originals (1600x1200 camera JPEG) x {len(by_kind)} kinds of reuse"
+    )
+    print(
+        f"found: some query/stored hash pair within {PROBE_GUARANTEE} bits (what the band lookup returns) and "
+        f"candidate_distance <= {CANDIDATE_MAX_DISTANCE}; flagged: found and confirmed.\n"
+        "rev: the altered copy was stored first and the original is the new upload; "
+        "dist: candidate_distance, both ways.\n"
+    )
+    header = (
+        f"{'kind of reuse':34} {'found':>7} {'flagged':>8} {'rev found':>10} {'rev flagged':>12} "
+        f"{'dist mean/max':>14} {'score p5':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    total = flagged = reverse = 0
+    for kind, rows in by_kind.items():
+        n = len(rows)
+        found = sum(r.distance <= CANDIDATE_MAX_DISTANCE for r in rows)
+        rev_found = sum(r.reverse_distance <= CANDIDATE_MAX_DISTANCE for r in rows)
+        ok = sum(r.flagged for r in rows)
+        rev = sum(r.reverse_flagged for r in rows)
+        dists = [r.distance for r in rows] + [r.reverse_distance for r in rows]
+        scores = sorted(r.score for r in rows)
+        total += n
+        flagged += ok
+        reverse += rev
+        print(
+            f"{kind:34} {found / n:7.1%} {ok / n:8.1%} {rev_found / n:10.1%} {rev / n:12.1%} "
+            f"{statistics.mean(dists):8.1f} / {max(dists):2d}   {scores[len(scores) // 20]:8.2f}"
+        )
+    print("-" * len(header))
+    print(
+        f"{'all kinds':34} {'':7} {flagged / total:8.2%} {'':10} {reverse / total:12.2%}   ({total} pairs each way)\n"
+    )
+
+    groups = [s.group for s in scenes]
+    fps = [s.fp for s in scenes]
+    different = [i for i, g in enumerate(groups) if not g.startswith(("place:", "reshot:"))]
+    sub = [fps[i] for i in different]
+    dist = pair_distances(sub)
+    n = len(sub)
+    pairs = n * (n - 1)
+    candidates = [(a, b) for a, b in zip(*np.nonzero(dist <= CANDIDATE_MAX_DISTANCE), strict=True)]
+    sub_groups = [groups[i] for i in different]
+    same_family = [
+        (a, b)
+        for a in range(n)
+        for b in range(n)
+        if a != b and sub_groups[a] == sub_groups[b] and sub_groups[a] != "distinct"
+    ]
+    rng = random.Random(7)
+    sample = [(a, b) for a, b in (rng.sample(range(n), 2) for _ in range(args.confirm_sample))]
+    t_neg: list[float] = []
+
+    def confirmed(pairs_: list[tuple[int, int]]) -> int:
+        hits = 0
+        for a, b in pairs_:
+            t = time.perf_counter()
+            hits += confirm(sub[a], sub[b]) is not None
+            t_neg.append(time.perf_counter() - t)
+        return hits
+
+    cand_hits = confirmed(candidates)
+    fam_hits = confirmed(same_family)
+    sample_hits = confirmed(sample)
+    near = [d for (a, b), d in zip(same_family, (dist[a, b] for a, b in same_family), strict=True)]
+    print(
+        f"Different photos: {n} scenes ({args.scenes} distinct, {args.families} near-miss families of 3 with one "
+        f"palette and layout, {args.signs} pairs sharing a printed sign), {pairs} ordered pairs"
+    )
+    print(
+        f"  candidate stage: {len(candidates)} pairs within {CANDIDATE_MAX_DISTANCE} bits "
+        f"= {len(candidates) / pairs:.2e} per pair; smallest distance {int(dist.min())}, "
+        f"1st percentile {np.percentile(dist[dist < 99], 1):.0f}"
+    )
+    print(
+        f"  near-miss and shared-sign pairs: smallest distance {min(near)}, "
+        f"within {CANDIDATE_MAX_DISTANCE}: {sum(d <= CANDIDATE_MAX_DISTANCE for d in near)} of {len(near)}"
+    )
+    print(
+        f"  confirmed false alarms: {cand_hits} of {len(candidates)} candidates, "
+        f"{fam_hits} of {len(same_family)} near-miss/shared-sign pairs (confirm run regardless of hashes), "
+        f"{sample_hits} of {len(sample)} random pairs\n"
+    )
+
+    place = {g.split(":")[1]: fps[i] for i, g in enumerate(groups) if g.startswith("place:")}
+    reshot = {g.split(":")[1]: fps[i] for i, g in enumerate(groups) if g.startswith("reshot:")}
+    re_found = sum(
+        candidate_distance(reshot[k], place[k].index_hashes) <= CANDIDATE_MAX_DISTANCE for k in place
+    )
+    re_conf = sum(confirm(reshot[k], place[k]) is not None for k in place)
+    print(
+        f"Same place re-shot (another photograph: viewpoint, light, objects changed), {len(place)} pairs: "
+        f"{re_found} found by hashes, {re_conf} confirmed by features (not counted as reuse above)\n"
+    )
+
+    probes = [len(set(probe_keys_all(f))) for f in fps[:50]]
+    ms = [t * 1000 for t in fp_times]
+    cm = [t * 1000 for t in confirm_times]
+    nm = [t * 1000 for t in t_neg]
+    print("Costs (this machine, one core each)")
+    print(
+        f"  fingerprint(1600x1200): median {statistics.median(ms):.1f} ms, p95 {np.percentile(ms, 95):.1f} ms"
+    )
+    print(
+        f"  confirm(): median {statistics.median(cm):.2f} ms on a reuse pair, {statistics.median(nm):.2f} ms "
+        f"on different photos (p95 {np.percentile(nm, 95):.2f})"
+    )
+    print(
+        f"  features blob: mean {statistics.mean(sizes) / 1024:.1f} KiB, max {max(sizes) / 1024:.1f} KiB; "
+        f"hashes stored per photo: {statistics.mean(len(f.index_hashes) for f in fps):.1f}, "
+        f"queried: {statistics.mean(len(f.query_hashes) for f in fps):.1f} "
+        f"({statistics.median(probes):.0f} distinct band keys to look up)"
+    )
+    print(f"  bench wall time {time.perf_counter() - started:.0f} s with {args.workers} workers")
+
+
+def probe_keys_all(fp: Fingerprint) -> list[tuple[int, int]]:
+    return [key for h in fp.query_hashes for key in probe_keys(h, 1)]
+
+
+if __name__ == "__main__":
+    main()

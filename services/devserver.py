@@ -1,0 +1,199 @@
+"""Start the whole system on its embedded defaults: three processes on 127.0.0.1, SQLite files and a local
+object folder under one data folder, migrations applied, demo data on first start. Ctrl-C stops all three.
+
+    python -m services.devserver [--data-dir .data] [--port-base 8001]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from services.kit.migrations import upgrade
+
+SERVICES = ("issues", "scoring", "media")
+
+
+@dataclass(frozen=True)
+class Stack:
+    urls: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]]
+    data_dir: Path
+
+
+def stack_environment(
+    data_dir: Path, ports: Mapping[str, int], host: str = "127.0.0.1", extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment variables that make three services on `ports` trust one issuer."""
+    issuer = f"http://{host}:{ports['issues']}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUANZHI_")}
+    for service in SERVICES:
+        prefix = f"HUANZHI_{service.upper()}_"
+        env[prefix + "DATA_DIR"] = str(data_dir.resolve())
+        env[prefix + "TOKEN_ISSUER"] = issuer
+        env[prefix + "JWKS_URL"] = f"{issuer}/.well-known/jwks.json"
+        env[prefix + "ISSUES_URL"] = issuer
+    env["HUANZHI_ISSUES_MEDIA_URL"] = f"http://{host}:{ports['media']}"
+    env["HUANZHI_ISSUES_SEED_DEMO"] = "true"
+    # glibc keeps a malloc arena per thread; image work in worker threads then holds on to freed memory.
+    env.setdefault("MALLOC_ARENA_MAX", "2")
+    env.update(extra or {})
+    return env
+
+
+def migrate_all(env: Mapping[str, str]) -> None:
+    """Apply each service's migrations to the database its settings name."""
+    from services.issues.settings import IssuesSettings
+    from services.media.settings import MediaSettings
+    from services.scoring.settings import ScoringSettings
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        for name, settings in (
+            ("issues", IssuesSettings()),
+            ("scoring", ScoringSettings()),
+            ("media", MediaSettings()),
+        ):
+            upgrade(name, settings.resolved_database_url)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def start_stack(
+    data_dir: Path,
+    ports: Mapping[str, int],
+    *,
+    host: str = "127.0.0.1",
+    extra_env: Mapping[str, str] | None = None,
+    quiet: bool = False,
+    ready_timeout: float = 60.0,
+) -> Stack:
+    """Migrate, start the three services as processes, and wait until each answers /readyz."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = stack_environment(data_dir, ports, host, extra_env)
+    migrate_all(env)
+    urls = {s: f"http://{host}:{ports[s]}" for s in SERVICES}
+    processes = {s: spawn_service(s, host, ports[s], env, quiet=quiet) for s in SERVICES}
+    stack = Stack(urls, processes, data_dir)
+    try:
+        wait_ready(stack, ready_timeout)
+    except BaseException:
+        stop_stack(stack)
+        raise
+    return stack
+
+
+def spawn_service(
+    service: str, host: str, port: int, env: Mapping[str, str], *, quiet: bool = False
+) -> subprocess.Popen[bytes]:
+    """One service as a uvicorn process with the stack's environment."""
+    output = subprocess.DEVNULL if quiet else None
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            f"services.{service}.app:create_app",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=dict(env),
+        stdout=output,
+        stderr=output,
+    )
+
+
+def wait_ready(stack: Stack, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = dict(stack.urls)
+    with httpx.Client(timeout=2.0) as client:
+        while pending:
+            for service, url in list(pending.items()):
+                if stack.processes[service].poll() is not None:
+                    raise RuntimeError(f"{service} exited with {stack.processes[service].returncode}")
+                try:
+                    if client.get(url + "/readyz").status_code == 200:
+                        del pending[service]
+                except httpx.TransportError:
+                    pass
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout:.0f} s: {', '.join(pending)}")
+            if pending:
+                time.sleep(0.1)
+
+
+def stop_stack(stack: Stack) -> None:
+    for process in stack.processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in stack.processes.values():
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextmanager
+def running_stack(data_dir: Path, ports: Mapping[str, int], **kwargs: object) -> Iterator[Stack]:
+    stack = start_stack(data_dir, ports, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield stack
+    finally:
+        stop_stack(stack)
+
+
+def main() -> None:
+    from services.issues.demo import DEMO_PASSWORD, DEMO_USERS
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", type=Path, default=Path(".data"))
+    parser.add_argument("--port-base", type=int, default=8001, help="issues on it, scoring +1, media +2")
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    ports = {s: args.port_base + i for i, s in enumerate(SERVICES)}
+    started = time.monotonic()
+    stack = start_stack(args.data_dir, ports, host=args.host)
+    print(f"\nHuanzhi is up in {time.monotonic() - started:.1f} s (data in {args.data_dir.resolve()}):")
+    for service, url in stack.urls.items():
+        print(f"  {service:<8} {url}   docs {url}/docs")
+    print(f"\nDemo users (password {DEMO_PASSWORD}):")
+    for username, display_name, role, region in DEMO_USERS:
+        print(f"  {username:<10} {role:<10} {region:<18} {display_name}")
+    print(
+        f"\nTry: curl -s -d grant_type=password -d username=admin -d password={DEMO_PASSWORD} "
+        f"{stack.urls['issues']}/v1/auth/token\nCtrl-C stops all three.",
+        flush=True,
+    )
+    try:
+        while all(p.poll() is None for p in stack.processes.values()):
+            time.sleep(0.5)
+        dead = [s for s, p in stack.processes.items() if p.poll() is not None]
+        print(f"stopped: {', '.join(dead)} exited", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nstopping…")
+    finally:
+        stop_stack(stack)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""The issues service: identity and tokens, the region tree, issues and their lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from services.issues.auth.keys import KeyRing, keys_from_pem_bundle
+from services.issues.auth.routes import router as auth_router
+from services.issues.auth.throttle import FailureThrottle
+from services.issues.clients.routes import router as clients_router
+from services.issues.db import idempotency_keys
+from services.issues.demo import seed_demo_data
+from services.issues.regions.routes import router as regions_router
+from services.issues.settings import IssuesSettings
+from services.issues.users.routes import router as users_router
+from services.kit.app import build_app
+from services.kit.auth import caller_router
+from services.kit.jwt import JWKSCache
+from services.kit.peers import Peer, TokenSource
+
+TAGS = [
+    {"name": "auth", "description": "Tokens: password, client credentials, WeChat mini-program; the JWKS."},
+    {
+        "name": "regions",
+        "description": "The region tree (province › … › village › grid), limited to the caller's subtree.",
+    },
+    {"name": "users", "description": "Staff and citizen accounts."},
+    {"name": "clients", "description": "API clients for integrations (client credentials)."},
+]
+
+
+def create_app(settings: IssuesSettings | None = None) -> FastAPI:
+    settings = settings or IssuesSettings()
+
+    @asynccontextmanager
+    async def extra(app: FastAPI) -> AsyncIterator[None]:
+        app.state.keyring = keyring_from(settings)
+        app.state.login_throttle = FailureThrottle(
+            settings.login_max_failures, settings.login_failure_window_seconds
+        )
+        if settings.seed_demo:
+            async with app.state.database.sessionmaker() as session, session.begin():
+                await seed_demo_data(session)
+        yield
+
+    def own_keys(app: FastAPI) -> JWKSCache:
+        async def fetch() -> dict[str, Any]:
+            jwks: dict[str, Any] = app.state.keyring.jwks()
+            return jwks
+
+        # The issuer verifies with its own keys; refreshing re-reads them, no HTTP to itself.
+        return JWKSCache(fetch, ttl=settings.jwks_cache_seconds, min_refresh_interval=0)
+
+    def peers(app: FastAPI) -> dict[str, Peer]:
+        if not settings.media_url:
+            return {}
+        return {"media": Peer("media", settings.media_url, app.state.http, _self_minted(app, settings))}
+
+    return build_app(
+        settings,
+        title="Huanzhi issues (问题)",
+        description="Identity and tokens, the region tree, issue intake and the whole lifecycle "
+        "(reported › assigned › submitted › closed), statistics, exports, webhooks and Open311.",
+        version="0.1.0",
+        routers=[
+            auth_router,
+            caller_router("/v1/auth/caller", ["auth"]),
+            regions_router,
+            users_router,
+            clients_router,
+        ],
+        extra_lifespan=extra,
+        jwks_cache=own_keys,
+        peers=peers,
+        idempotency=idempotency_keys,
+        openapi_tags=TAGS,
+        body_limits={"/v1/regions/import": 10 * 1_048_576},
+    )
+
+
+def keyring_from(settings: IssuesSettings) -> KeyRing:
+    """Keys from the environment, else from the keys folder; the embedded default generates one once."""
+    if settings.signing_keys_pem is not None:
+        return KeyRing(keys_from_pem_bundle(settings.signing_keys_pem.get_secret_value()), ordered=True)
+    folder = settings.signing_keys_dir or settings.data_dir / "keys"
+    return KeyRing.from_folder(folder, generate_if_empty=settings.signing_keys_dir is None)
+
+
+def _self_minted(app: FastAPI, settings: IssuesSettings) -> TokenSource:
+    """The issuer signs its own service token for calls to its peers."""
+    from services.issues.auth.rules import ROLE_SCOPES, Role
+    from services.issues.auth.tokens import mint_access_token
+
+    async def token() -> str:
+        return mint_access_token(
+            app.state.keyring,
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            lifetime_seconds=300,
+            subject="client:svc-issues",
+            role=Role.service,
+            region="*",
+            region_path="/",
+            scopes=ROLE_SCOPES[Role.service],
+            name="svc-issues",
+        ).access_token
+
+    return token

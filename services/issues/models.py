@@ -1,0 +1,8 @@
+"""Every table of the issues service, imported in one place for Alembic."""
+
+from services.issues.clients.models import ApiClient
+from services.issues.db import metadata
+from services.issues.regions.models import Region
+from services.issues.users.models import User
+
+__all__ = ["ApiClient", "Region", "User", "metadata"]

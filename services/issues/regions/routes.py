@@ -1,0 +1,179 @@
+"""Region routes: the tree as the caller's token lets it see it (its own subtree, nothing else)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from starlette.datastructures import UploadFile
+
+from services.issues.regions import service
+from services.issues.regions.models import Level
+from services.issues.regions.rules import CODE_PATTERN
+from services.issues.regions.schemas import RegionCreate, RegionImportReport, RegionPublic, RegionUpdate
+from services.kit.auth import Caller, require_scope
+from services.kit.db import SessionDep
+from services.kit.errors import BadRequest, Problem, ProblemDetail, problem_docs
+from services.kit.pagination import Page, PageDep
+
+router = APIRouter(tags=["regions"])
+
+Reader = Annotated[Caller, Depends(require_scope("regions:read"))]
+Writer = Annotated[Caller, Depends(require_scope("regions:write"))]
+LevelFilter = Annotated[Level | None, Query(description="Only regions of this level.")]
+
+
+class UnsupportedMediaType(Problem):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+@router.post(
+    "/v1/regions",
+    response_model=RegionPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a region",
+    description="The parent must lie in the caller's subtree (otherwise 404 `region_not_found`), the level "
+    "must sit strictly below the parent's (`level_does_not_nest`, 422) and the code must be new "
+    "(`region_code_taken`, 409). Only a caller over the whole tree may create a root "
+    "(`cannot_create_root`, 403).",
+    responses=problem_docs(403, 409),
+)
+async def create_region(
+    body: RegionCreate, session: SessionDep, caller: Writer, response: Response
+) -> RegionPublic:
+    region = await service.create_region(session, caller, body)
+    response.headers["Location"] = f"/v1/regions/{region.code}"
+    return service.region_public(region)
+
+
+@router.get(
+    "/v1/regions",
+    response_model=Page[RegionPublic],
+    summary="List regions in the caller's subtree",
+    responses=problem_docs(403),
+    description="Ordered by code; filter by `level`, `parent_code` (direct children of it) and `q` "
+    "(a piece of the name).",
+)
+async def list_regions(
+    session: SessionDep,
+    caller: Reader,
+    page: PageDep,
+    level: LevelFilter = None,
+    parent_code: Annotated[
+        str | None, Query(pattern=CODE_PATTERN, description="Direct children of this region.")
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=100, pattern=r"^[^\x00]*$", description="Part of the name, e.g. `庄`.")
+    ] = None,
+) -> Page[RegionPublic]:
+    return await service.list_regions(session, caller, page, level=level, parent_code=parent_code, q=q)
+
+
+_IMPORT_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A UTF-8 CSV file (a BOM is fine) with the header `code,name,level,parent_code`; a "
+        "parent is a region in the caller's subtree or a row earlier in the file. At most 20,000 rows.",
+        "content": {
+            "text/csv": {
+                "schema": {"type": "string"},
+                "example": "code,name,level,parent_code\n370282103204,北庄村,village,370282103\n"
+                "370282103204-W01,北庄村第一网格,grid,370282103204\n",
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "/v1/regions/import",
+    response_model=RegionImportReport,
+    summary="Import regions from a CSV file",
+    description="Every row is checked and reported. By default the file is all-or-nothing: one refused row "
+    "stores nothing and answers 422 `import_rejected` with the report in `rows`. `partial=true` stores the "
+    "good rows; `dry_run=true` stores nothing and only reports. Header problems answer 400 "
+    "(`bad_csv_header`, `invalid_encoding`, `malformed_csv`), more than 20,000 rows 413 `too_many_rows`.",
+    openapi_extra=_IMPORT_BODY_DOC,
+    responses={
+        **problem_docs(403, 409),
+        415: {"description": "Send text/csv or multipart/form-data", "model": ProblemDetail},
+    },
+)
+async def import_regions(
+    request: Request,
+    session: SessionDep,
+    caller: Writer,
+    partial: Annotated[bool, Query(description="Store the good rows even if some are refused.")] = False,
+    dry_run: Annotated[bool, Query(description="Check and report, store nothing.")] = False,
+) -> RegionImportReport:
+    data = await _import_file(request)
+    return await service.import_regions(session, caller, data, partial=partial, dry_run=dry_run)
+
+
+async def _import_file(request: Request) -> bytes:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in ("text/csv", "application/csv", "text/plain"):
+        return await request.body()
+    if content_type == "multipart/form-data":
+        async with request.form() as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise BadRequest("send the CSV file in a form field named `file`", code="missing_file")
+            return await upload.read()
+    raise UnsupportedMediaType("send the file as text/csv or multipart/form-data (field `file`)")
+
+
+@router.get(
+    "/v1/regions/{code}",
+    response_model=RegionPublic,
+    summary="Get a region",
+    responses=problem_docs(403),
+    description="404 `region_not_found` when the region does not exist or lies outside the caller's subtree.",
+)
+async def get_region(code: str, session: SessionDep, caller: Reader) -> RegionPublic:
+    return service.region_public(await service.get_visible(session, caller, code))
+
+
+@router.patch(
+    "/v1/regions/{code}",
+    response_model=RegionPublic,
+    summary="Rename, re-level or move a region",
+    description="A move takes the whole subtree along (every path is rewritten in the same transaction). "
+    "The new parent must lie in the caller's subtree and outside the region (`move_into_own_subtree`, 422); "
+    "levels must still nest (`level_does_not_nest`, 422); a caller may not move its own home region "
+    "(`cannot_move_home_region`, 403).",
+    responses=problem_docs(403),
+)
+async def update_region(code: str, body: RegionUpdate, session: SessionDep, caller: Writer) -> RegionPublic:
+    return service.region_public(await service.update_region(session, caller, code, body))
+
+
+@router.get(
+    "/v1/regions/{code}/children",
+    response_model=Page[RegionPublic],
+    summary="Direct children of a region",
+    responses=problem_docs(403),
+    description="Ordered by code.",
+)
+async def list_children(code: str, session: SessionDep, caller: Reader, page: PageDep) -> Page[RegionPublic]:
+    return await service.list_children(session, caller, code, page)
+
+
+@router.get(
+    "/v1/regions/{code}/subtree",
+    response_model=Page[RegionPublic],
+    summary="Every region below a region",
+    responses=problem_docs(403),
+    description="Ordered by path, so each region comes before its own children; the region itself is left out.",
+)
+async def list_subtree(
+    code: str, session: SessionDep, caller: Reader, page: PageDep, level: LevelFilter = None
+) -> Page[RegionPublic]:
+    return await service.list_subtree(session, caller, code, page, level=level)

@@ -1,0 +1,284 @@
+"""`Idempotency-Key` on creates: a retried POST (rural networks drop) gets the first answer again.
+
+Keys are kept for `keep_hours` (24 h). The first request with a key records it as in flight, runs, and stores its answer; a retry with the same
+key and the same body replays that answer (`Idempotent-Replayed: true`), with another body it is refused
+(422), and while the first is still running it answers 409. Keys belong to the caller (the token's `sub`).
+Failures that a retry may cure (5xx, 408, 409, 425, 429) are not stored. A process that dies between its
+commit and storing the answer leaves an in-flight record that lapses after `in_flight_seconds`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    and_,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.kit.db import Database, UTCDateTime, utcnow
+from services.kit.errors import Problem, problem_response
+from services.kit.jwt import TokenVerifier
+
+HEADER = "Idempotency-Key"
+_RETRYABLE = frozenset({408, 409, 425, 429})
+_KEPT_HEADERS = frozenset({"content-type", "location", "cache-control"})
+
+
+class BodyFingerprint:
+    """SHA-256 of a request body, blind to a multipart boundary (clients draw a new one for every retry)."""
+
+    _TOKEN = b"\x00boundary\x00"  # a boundary never holds NUL (RFC 2046), so this cannot recur
+
+    def __init__(self, content_type: bytes) -> None:
+        self._digest = hashlib.sha256()
+        self._carry = b""
+        media_type, _, params = content_type.decode("latin-1").partition(";")
+        boundary = None
+        if media_type.strip().lower().startswith("multipart/"):
+            for param in params.split(";"):
+                name, _, value = param.strip().partition("=")
+                if name.lower() == "boundary" and value:
+                    boundary = value.strip('"').encode("latin-1")
+        self._boundary = boundary
+
+    def update(self, chunk: bytes) -> None:
+        if not self._boundary:
+            self._digest.update(chunk)
+            return
+        data = (self._carry + chunk).replace(self._boundary, self._TOKEN)
+        # Hold back what could be the start of a boundary split across two chunks.
+        cut = max(0, len(data) - (len(self._boundary) - 1))
+        self._digest.update(data[:cut])
+        self._carry = data[cut:]
+
+    def hexdigest(self) -> str:
+        self._digest.update(self._carry)
+        self._carry = b""
+        return self._digest.hexdigest()
+
+
+def idempotency_table(metadata: MetaData) -> Table:
+    """The table each service keeps its keys in (its own database, its own migration)."""
+    return Table(
+        "idempotency_keys",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("subject", String(128), nullable=False),
+        Column("key", String(255), nullable=False),
+        Column("method", String(8), nullable=False),
+        Column("path", String(500), nullable=False),
+        Column("fingerprint", String(64), nullable=True),
+        Column("status", Integer, nullable=True),  # null while the first request is in flight
+        Column("headers", JSON, nullable=True),
+        Column("body", LargeBinary, nullable=True),
+        Column("created_at", UTCDateTime(), nullable=False, index=True),
+        UniqueConstraint("subject", "key"),
+    )
+
+
+class IdempotencyMiddleware:
+    def __init__(
+        self, app: ASGIApp, *, table: Table, in_flight_seconds: float = 60.0, keep_hours: float = 24.0
+    ) -> None:
+        self.app = app
+        self.table = table
+        self.in_flight = timedelta(seconds=in_flight_seconds)
+        self.keep = timedelta(hours=keep_hours)
+        self._uses = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers") or [])
+        raw_key = headers.get(b"idempotency-key")
+        if scope["type"] != "http" or scope["method"] != "POST" or raw_key is None:
+            await self.app(scope, receive, send)
+            return
+        key = raw_key.decode("latin-1").strip()
+        if not 1 <= len(key) <= 255 or not key.isprintable():
+            await _problem(
+                scope,
+                receive,
+                send,
+                400,
+                "invalid_idempotency_key",
+                "Bad request",
+                "Idempotency-Key must be 1–255 printable characters",
+            )
+            return
+        subject = await self._subject(scope, headers.get(b"authorization", b""))
+        if subject is None:  # no valid token: the route answers 401 itself
+            await self.app(scope, receive, send)
+            return
+        database: Database = scope["app"].state.database
+        t = self.table
+        where = and_(t.c.subject == subject, t.c.key == key)
+        async with database.sessionmaker() as session, session.begin():
+            row = (await session.execute(select(t).where(where))).mappings().first()
+            if row is not None and row["status"] is None and utcnow() - row["created_at"] > self.in_flight:
+                await session.execute(delete(t).where(where))  # the first attempt died; run this one
+                row = None
+            self._uses += 1
+            if self._uses % 200 == 1:  # now and then, forget keys older than the retention period
+                await session.execute(delete(t).where(t.c.created_at < utcnow() - self.keep))
+            if row is None:
+                try:
+                    async with session.begin_nested():
+                        await session.execute(
+                            insert(t).values(
+                                subject=subject,
+                                key=key,
+                                method=scope["method"],
+                                path=scope["path"],
+                                created_at=utcnow(),
+                            )
+                        )
+                except IntegrityError:
+                    row = (await session.execute(select(t).where(where))).mappings().first()
+        if row is not None:
+            await self._answer_repeat(dict(row), scope, receive, send)
+            return
+        await self._first(scope, receive, send, where)
+
+    async def _subject(self, scope: Scope, authorization: bytes) -> str | None:
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        verifier: TokenVerifier = scope["app"].state.token_verifier
+        try:
+            claims = await verifier.verify(token.strip())
+        except Problem:
+            return None
+        return str(claims["sub"])
+
+    async def _answer_repeat(self, row: dict[str, Any], scope: Scope, receive: Receive, send: Send) -> None:
+        if row["status"] is None:
+            await _problem(
+                scope,
+                receive,
+                send,
+                409,
+                "idempotency_key_in_flight",
+                "Conflict",
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+            return
+        digest = BodyFingerprint(dict(scope["headers"]).get(b"content-type", b""))
+        while True:  # read (and hash) the retried body without keeping it
+            message = await receive()
+            digest.update(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        if (row["method"], row["path"], row["fingerprint"]) != (
+            scope["method"],
+            scope["path"],
+            digest.hexdigest(),
+        ):
+            await _problem(
+                scope,
+                receive,
+                send,
+                422,
+                "idempotency_key_reused",
+                "Unprocessable request",
+                "this Idempotency-Key was used for a different request",
+            )
+            return
+        stored_headers = [(k.encode(), v.encode()) for k, v in (row["headers"] or {}).items()]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": row["status"],
+                "headers": [*stored_headers, (b"idempotent-replayed", b"true")],
+            }
+        )
+        await send({"type": "http.response.body", "body": row["body"] or b""})
+
+    async def _first(self, scope: Scope, receive: Receive, send: Send, where: Any) -> None:
+        digest = BodyFingerprint(dict(scope["headers"]).get(b"content-type", b""))
+        status = 500
+        kept: dict[str, str] = {}
+        chunks: list[bytes] = []
+
+        async def hashing_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                digest.update(message.get("body", b""))
+            return message
+
+        async def capturing_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for name, value in message.get("headers", []):
+                    if name.decode("latin-1").lower() in _KEPT_HEADERS:
+                        kept[name.decode("latin-1").lower()] = value.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        database: Database = scope["app"].state.database
+        try:
+            await self.app(scope, hashing_receive, capturing_send)
+        finally:
+            async with database.sessionmaker() as session, session.begin():
+                if status >= 500 or status in _RETRYABLE:
+                    await session.execute(delete(self.table).where(where))
+                else:
+                    await session.execute(
+                        update(self.table)
+                        .where(where)
+                        .values(
+                            status=status, headers=kept, body=b"".join(chunks), fingerprint=digest.hexdigest()
+                        )
+                    )
+
+
+async def _problem(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    response = problem_response(status, code, title, detail=detail, instance=scope["path"], headers=headers)
+    await response(scope, receive, send)
+
+
+def document_idempotency(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add the optional `Idempotency-Key` header to every POST that takes a bearer token."""
+    parameter = {
+        "name": HEADER,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        "description": "Send the same key when retrying this request: the first answer comes back again "
+        "(`Idempotent-Replayed: true`); the same key with a different body is refused (422).",
+        "example": "6f1c7a52-3f5e-4d55-9d1e-8c7f6b9a0e21",
+    }
+    for path, operations in openapi.get("paths", {}).items():
+        post = operations.get("post")
+        if post is None or path.startswith(("/v1/auth/", "/v1/media/objects")):
+            continue
+        post.setdefault("parameters", []).append(parameter)
+    json.dumps(openapi)  # fail loudly here rather than when serving /openapi.json
+    return openapi

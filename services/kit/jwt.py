@@ -1,0 +1,144 @@
+"""JWT signing and verification: the only module that touches python-jose.
+
+Algorithms are pinned, `exp`/`iss`/`aud` always checked, keys found by `kid` in a JWKS that is cached
+and refreshed when an unknown `kid` appears. Every python-jose failure (its base `JOSEError`, which
+covers `JWKError` from an HS256-with-the-public-key forgery) becomes `Unauthorized`, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from jose import jwk, jwt
+from jose.exceptions import JOSEError
+
+from services.kit.errors import Unauthorized
+
+ALGORITHM = "ES256"
+ALLOWED_ALGORITHMS = [ALGORITHM]
+TOKEN_USE = "access"
+
+JWKSFetcher = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def sign(claims: dict[str, Any], private_key_pem: str, kid: str) -> str:
+    """Sign `claims` with an EC P-256 private key; the header names the key by `kid`."""
+    return str(jwt.encode(claims, private_key_pem, algorithm=ALGORITHM, headers={"kid": kid}))
+
+
+def public_jwk(public_pem: str, kid: str) -> dict[str, Any]:
+    """A public key as a JWK, with `kid`, `alg` and `use` set."""
+    data: dict[str, Any] = jwk.construct(public_pem, ALGORITHM).to_dict()
+    data.update(kid=kid, alg=ALGORITHM, use="sig")
+    return data
+
+
+class JWKSCache:
+    """Public keys by `kid`, fetched with `fetch`, cached for `ttl` seconds, refreshed on an unknown kid.
+
+    Fetches are at least `min_refresh_interval` apart, failed ones included: an issuer that is down is
+    not asked again by every request, and unknown-kid tokens cannot make us hammer it.
+    """
+
+    def __init__(self, fetch: JWKSFetcher, *, ttl: float = 3600, min_refresh_interval: float = 5.0) -> None:
+        self._fetch = fetch
+        self._ttl = ttl
+        self._min_refresh = min_refresh_interval
+        self._keys: dict[str, dict[str, Any]] = {}
+        self._fetched_at = float("-inf")
+        self._attempted_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str) -> dict[str, Any] | None:
+        now = time.monotonic()
+        due = now - self._fetched_at > self._ttl or kid not in self._keys
+        if due and now - self._attempted_at >= self._min_refresh:
+            await self._refresh(now)
+        if not self._keys and self._fetched_at == float("-inf"):
+            raise Unauthorized("the token issuer's keys could not be fetched", code="jwks_unavailable")
+        return self._keys.get(kid)
+
+    async def _refresh(self, asked_at: float) -> None:
+        async with self._lock:
+            if self._attempted_at >= asked_at:  # another request fetched (or tried) while we waited
+                return
+            self._attempted_at = time.monotonic()
+            try:
+                document = await self._fetch()
+            except (httpx.HTTPError, ValueError):
+                return  # keep serving the keys we have, if any
+            keys = document.get("keys") if isinstance(document, dict) else None
+            if not isinstance(keys, list):
+                return  # not a JWKS: as good as a failed fetch
+            self._keys = {str(k["kid"]): k for k in keys if isinstance(k, dict) and "kid" in k}
+            self._fetched_at = time.monotonic()
+
+
+def http_jwks_fetcher(client: httpx.AsyncClient, url: str) -> JWKSFetcher:
+    async def fetch() -> dict[str, Any]:
+        response = await client.get(url)
+        response.raise_for_status()
+        document = response.json()
+        if not isinstance(document, dict):
+            raise ValueError("JWKS is not an object")
+        return document
+
+    return fetch
+
+
+class TokenVerifier:
+    def __init__(self, keys: JWKSCache, *, issuer: str, audience: str) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """The verified claims of an access token, or `Unauthorized`."""
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") not in ALLOWED_ALGORITHMS:
+                raise Unauthorized("token algorithm not accepted", code="invalid_token")
+            kid = header.get("kid")
+            if not isinstance(kid, str) or not kid:
+                raise Unauthorized("token has no key id", code="invalid_token")
+            key = await self.keys.key(kid)
+            if key is None:
+                raise Unauthorized("token signed by an unknown key", code="invalid_token")
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=ALLOWED_ALGORITHMS,
+                audience=self.audience,
+                issuer=self.issuer,
+                options={
+                    "require_exp": True,
+                    "require_iat": True,
+                    "require_sub": True,
+                    "require_aud": True,
+                    "require_iss": True,
+                    "require_jti": True,
+                    "leeway": 30,
+                },
+            )
+        except JOSEError as exc:
+            raise Unauthorized(_reason(exc), code="invalid_token") from exc
+        except (ValueError, TypeError, KeyError) as exc:
+            raise Unauthorized("malformed token", code="invalid_token") from exc
+        if claims.get("token_use") != TOKEN_USE:
+            raise Unauthorized("not an access token", code="invalid_token")
+        return claims
+
+
+def _reason(exc: JOSEError) -> str:
+    text = str(exc).lower()
+    if "expired" in text:
+        return "token expired"
+    if "audience" in text:
+        return "token audience not accepted"
+    if "issuer" in text:
+        return "token issuer not accepted"
+    return "token could not be verified"

@@ -1,0 +1,257 @@
+"""Request ids, structured logs, Prometheus metrics, body-size limits, and the health endpoints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.kit.context import request_id_var
+from services.kit.errors import internal_error_response, problem_response
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+access_log = logging.getLogger("huanzhi.access")
+error_log = logging.getLogger("huanzhi.errors")
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or request_id_var.get(),
+        }
+        for key in ("method", "path", "status", "duration_ms", "peer"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+# Query parameters whose values never reach a log line (e.g. jscode2session's `secret` and `js_code`).
+SECRET_QUERY_PARAMS = frozenset(
+    {"secret", "client_secret", "appsecret", "password", "access_token", "token", "code", "js_code"}
+)
+
+
+def redact_url(url: httpx.URL) -> str:
+    """The URL with the values of secret-bearing query parameters masked."""
+    if not url.query:
+        return str(url)
+    params = [(k, "***" if k.lower() in SECRET_QUERY_PARAMS else v) for k, v in url.params.multi_items()]
+    return str(url.copy_with(params=params))
+
+
+class RedactUrlSecrets(logging.Filter):
+    """Masks secrets in the URLs httpx logs ("HTTP Request: GET https://…?secret=…")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(redact_url(a) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+def configure_logging(service: str, level: str, as_json: bool) -> None:
+    client_log = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactUrlSecrets) for f in client_log.filters):
+        client_log.addFilter(RedactUrlSecrets())
+    handler = logging.StreamHandler(sys.stderr)
+    if as_json:
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("huanzhi")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+class Metrics:
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests",
+            ["service", "method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            ["service", "method", "route"],
+            registry=self.registry,
+        )
+        self.service = service
+
+
+class RequestContextMiddleware:
+    """Assigns or carries `X-Request-ID`, limits body size, logs one line and counts each request."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        body_limits: dict[str, int] | None = None,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.body_limits = body_limits or {}
+
+    def _limit_for(self, path: str) -> int:
+        for prefix, limit in self.body_limits.items():
+            if path.startswith(prefix):
+                return limit
+        return self.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        limit = self._limit_for(scope["path"])
+        received = 0
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            declared = dict(scope["headers"]).get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                await self._too_large(scope, receive, send_with_id, limit)
+            else:
+                try:
+                    await self.app(scope, limited_receive, send_with_id)
+                except _BodyTooLarge:
+                    if response_started:
+                        raise
+                    await self._too_large(scope, receive, send_with_id, limit)
+        except Exception:
+            if response_started:
+                raise
+            # Answered here, not by the outermost handler, so the 500 and its log line carry the request id.
+            error_log.exception("unhandled error", extra={"path": scope["path"]})
+            await internal_error_response(scope["path"])(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(self.metrics.service, scope["method"], template, str(status)).inc()
+            self.metrics.latency.labels(self.metrics.service, scope["method"], template).observe(elapsed)
+            access_log.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = problem_response(
+            413,
+            "payload_too_large",
+            "Payload too large",
+            detail=f"the request body exceeds {limit} bytes",
+            instance=scope["path"],
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive`; an HTTPException so FastAPI's body parsing re-raises it as is."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "the request body is too large")
+
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+def health_router(service: str, checks: Callable[[Request], dict[str, ReadinessCheck]]) -> APIRouter:
+    """`/healthz` (alive), `/readyz` (database and peers answer), `/metrics` (Prometheus)."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @router.get(
+        "/readyz",
+        summary="Readiness: the database and peers answer",
+        responses={503: {"description": "A dependency does not answer"}},
+    )
+    async def readyz(request: Request) -> Response:
+        results: dict[str, str] = {}
+        for name, check in checks(request).items():
+            try:
+                await check()
+                results[name] = "ok"
+            except Exception as exc:
+                results[name] = f"failed: {type(exc).__name__}"
+        ready = all(v == "ok" for v in results.values())
+        if ready:
+            return JSONResponse({"status": "ready", "service": service, "checks": results})
+        return problem_response(
+            503,
+            "not_ready",
+            "Not ready",
+            detail="a dependency does not answer",
+            headers={"Retry-After": "5"},
+            extensions={"checks": results},
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics(request: Request) -> Response:
+        registry: CollectorRegistry = request.app.state.metrics.registry
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

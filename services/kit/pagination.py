@@ -1,0 +1,107 @@
+"""Cursor pagination: one envelope (`items`, `next_cursor`, `limit`), keyset queries, limit ≤ 200."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeDecorator
+
+from services.kit.errors import BadRequest
+
+MAX_LIMIT = 200
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page.",
+        examples=["WyIzNzAyODIxMDMiXQ"],
+    )
+    limit: int = Field(examples=[50])
+
+
+class PageParams(BaseModel):
+    limit: int
+    cursor: str | None
+
+
+def _page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, at most 200.")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the page before.")
+    ] = None,
+) -> PageParams:
+    return PageParams(limit=limit, cursor=cursor)
+
+
+PageDep = Annotated[PageParams, Depends(_page_params)]
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    raw = json.dumps(list(values), separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, width: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("the cursor is not one this API issued", code="invalid_cursor") from exc
+    if not isinstance(values, list) or len(values) != width:
+        raise BadRequest("the cursor is not one this API issued", code="invalid_cursor")
+    return values
+
+
+def _typed(values: list[Any], keys: Sequence[ColumnElement[Any]]) -> list[Any]:
+    """Cursor values as their key columns' Python types (a datetime was sent as text); else 400."""
+    typed: list[Any] = []
+    for value, key in zip(values, keys, strict=True):
+        column_type = key.type
+        if isinstance(column_type, TypeDecorator):  # e.g. UTCDateTime: its impl knows the Python type
+            column_type = column_type.impl_instance
+        try:
+            python_type: type[Any] = column_type.python_type
+        except NotImplementedError:
+            python_type = object
+        if isinstance(value, str) and python_type in (datetime, date):
+            try:
+                value = python_type.fromisoformat(value)
+            except ValueError:
+                value = None
+            if isinstance(value, datetime) and value.tzinfo is None:
+                value = None
+        # bool is an int to Python but never a key here; a tampered value must not reach the database.
+        if value is None or isinstance(value, bool) or not isinstance(value, python_type):
+            raise BadRequest("the cursor is not one this API issued", code="invalid_cursor")
+        typed.append(value)
+    return typed
+
+
+async def paginate(
+    session: AsyncSession,
+    statement: Select[Any],
+    keys: Sequence[ColumnElement[Any]],
+    params: PageParams,
+    shape: Callable[[Any], R],
+    key_of: Callable[[Any], Sequence[Any]],
+) -> Page[R]:
+    """Keyset page over `statement` ordered by `keys` (unique together, ascending)."""
+    if params.cursor:
+        after = _typed(decode_cursor(params.cursor, len(keys)), keys)
+        statement = statement.where(tuple_(*keys) > tuple_(*after) if len(keys) > 1 else keys[0] > after[0])
+    rows = (await session.execute(statement.order_by(*keys).limit(params.limit + 1))).scalars().all()
+    more = len(rows) > params.limit
+    rows = rows[: params.limit]
+    next_cursor = encode_cursor(key_of(rows[-1])) if more and rows else None
+    return Page(items=[shape(r) for r in rows], next_cursor=next_cursor, limit=params.limit)

@@ -1,0 +1,79 @@
+"""Settings shared by every service, read from environment variables (12-factor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal, Self
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SERVICE_SECRET = "dev-service-secret-change-me"
+
+
+class ServiceSettings(BaseSettings):
+    """Base for each service's settings class; a subclass sets its own `env_prefix`."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    service_name: ClassVar[str] = "service"
+    # Fields whose value must differ from this default in production.
+    secret_defaults: ClassVar[dict[str, str]] = {"service_client_secret": DEV_SERVICE_SECRET}
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path(".data")
+    database_url: str | None = None
+    db_echo: bool = False
+
+    token_issuer: str = "http://127.0.0.1:8001"
+    token_audience: str = "huanzhi"
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    jwks_cache_seconds: int = 3600
+    # An unknown kid refetches the JWKS at most this often (a rotated-in key is seen within a second).
+    jwks_min_refresh_seconds: float = 1.0
+
+    service_client_id: str = ""
+    service_client_secret: SecretStr = SecretStr(DEV_SERVICE_SECRET)
+
+    peer_timeout_seconds: float = 5.0
+    max_json_body_bytes: int = 1_048_576
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or a SQLite file named after the service in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{self.service_name}.db').resolve()}"
+
+    def production_gaps(self) -> list[str]:
+        """Settings still at a default or empty value that production must set; subclasses add theirs."""
+        gaps = [
+            name
+            for name, default in self.secret_defaults.items()
+            if _plain(getattr(self, name)) in ("", default)
+        ]
+        if not self.database_url:
+            gaps.append("database_url")
+        return gaps
+
+    @model_validator(mode="after")
+    def _refuse_defaults_in_production(self) -> Self:
+        if self.environment != "production":
+            return self
+        # Every gap in one message, so an operator fixes the deployment in one round.
+        gaps = self.production_gaps()
+        if gaps:
+            prefix = str(self.model_config.get("env_prefix", ""))
+            raise ValueError(
+                "refusing to start in production with default or empty settings: "
+                + ", ".join(f"{name} ({prefix}{name.upper()})" for name in gaps)
+            )
+        return self
+
+
+def _plain(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return "" if value is None else str(value)

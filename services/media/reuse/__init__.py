@@ -1,0 +1,144 @@
+"""Reuse detection, the pure part: perceptual hashes find candidates, local features confirm them.
+
+A picture reused for a second issue comes back re-encoded, shrunk by WeChat, resized, cropped, brightened
+or darkened, mirrored, turned a few degrees or inside a phone screenshot. Every new photo is compared with
+a whole county's archive, so the work is split:
+
+- **Find** (`fingerprint`, `band_keys`, `probe_keys`, `candidate_distance`): after trimming uniform
+  borders (`trim.py`), 64-bit DCT hashes of several windows of the picture (`hashes.py`): a few stored per
+  photo, more (with the mirror image's) queried by a new one. Each stored hash is indexed as four 16-bit
+  bands; probing every band within one bit finds every stored hash within PROBE_GUARANTEE (7) bits with
+  exact index lookups, and every kind of reuse above leaves some queried/stored pair within that.
+- **Confirm** (`confirm`, `features.py`): ORB keypoints, a RANSAC similarity fit, and agreement of the
+  aligned thumbnails, so two photos that merely look alike or share a printed sign are not accused.
+
+No I/O and no shared mutable state: every function is safe to call from worker threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from services.media.reuse import features as _features
+from services.media.reuse.features import FEATURE_EDGE, Match
+from services.media.reuse.hashes import (
+    BANDS,
+    HASH_BASE,
+    PROBE_GUARANTEE,
+    STORED_KEEP,
+    WHOLE,
+    band_keys,
+    centre,
+    cut,
+    dct_hash,
+    from_signed,
+    hamming,
+    probe_keys,
+    query_hashes,
+    stored_hashes,
+    to_signed,
+)
+from services.media.reuse.trim import trim_box
+
+__all__ = [
+    "BANDS",
+    "CANDIDATE_MAX_DISTANCE",
+    "PROBE_GUARANTEE",
+    "Fingerprint",
+    "Match",
+    "band_keys",
+    "candidate_distance",
+    "confirm",
+    "fingerprint",
+    "from_signed",
+    "hamming",
+    "probe_keys",
+    "to_signed",
+    "trim_box",
+]
+
+# Candidates with candidate_distance <= this go on to confirm(). Every kind of reuse measured within 6
+# bits; different photos, 8 and more (bench/reuse_quality.py). The band lookup guarantees no more than 7.
+CANDIDATE_MAX_DISTANCE = PROBE_GUARANTEE
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What reuse detection keeps of a photo.
+
+    `index_hashes` are stored and indexed; `query_hashes` (a superset, with the mirror image's) are probed
+    when this photo looks for earlier ones. Hashes are 64-bit patterns as signed int64 (fit a BIGINT).
+    `features` is the blob to store (ORB keypoints, descriptors and a 64 px thumbnail, about 21 KB);
+    `mirror_features`, the mirror image's, only matter while this photo is the new one being checked.
+    A stored photo is enough as `Fingerprint(index_hashes=(), query_hashes=(), features=blob)`.
+    """
+
+    index_hashes: tuple[int, ...]
+    query_hashes: tuple[int, ...]
+    features: bytes
+    mirror_features: bytes = b""
+
+
+def _resize_long(image: Image.Image, edge: int) -> Image.Image:
+    """`image` with its long edge at `edge`: shrunk by box averaging, enlarged bicubically."""
+    w, h = image.size
+    scale = edge / max(w, h)
+    if scale == 1:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if scale > 1:
+        return image.resize(size, Image.Resampling.BICUBIC)
+    return image.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+
+
+def fingerprint(image: Image.Image) -> Fingerprint:
+    """Hashes and features of an upright picture (RGB or L, any size: it is scaled here).
+
+    Small copies are enlarged to FEATURE_EDGE so ORB sees every picture at the same scale and finds the
+    same corners in a 400 px copy as in the 1600 px original.
+    """
+    grey = image.convert("L") if image.mode != "L" else image
+    box = trim_box(grey)
+    view = _resize_long(grey.crop(box), FEATURE_EDGE)
+    pixels = np.asarray(view, dtype=np.uint8)
+    base = np.asarray(_resize_long(view, HASH_BASE), dtype=np.float32)
+    index = stored_hashes(base)
+    query = query_hashes(base)
+    if box != (0, 0, *grey.size):
+        # Trimming can misjudge (a blown-out sky above a straight roof line): keep the untrimmed view too.
+        whole = np.asarray(_resize_long(grey, HASH_BASE), dtype=np.float32)
+        index.append(dct_hash(whole))
+        query.extend(dct_hash(cut(whole, window)) for window in (WHOLE, centre(STORED_KEEP)))
+    features, mirror_features = _features.encode_both(pixels)
+    return Fingerprint(
+        index_hashes=tuple(dict.fromkeys(index)),
+        query_hashes=tuple(dict.fromkeys(index + query)),
+        features=features,
+        mirror_features=mirror_features,
+    )
+
+
+def candidate_distance(query: Fingerprint, stored_index_hashes: Sequence[int]) -> int:
+    """The smallest Hamming distance between a query hash of `query` and a stored hash (65 if none)."""
+    best = 65
+    for q in query.query_hashes:
+        for s in stored_index_hashes:
+            best = min(best, hamming(q, s))
+    return best
+
+
+def confirm(new: Fingerprint, old: Fingerprint) -> Match | None:
+    """The strict check: does `new` show the same photograph as `old`, maybe mirrored? None if not.
+
+    Uses `new.mirror_features` for the mirror image when present. Raises ValueError on a blob that is not
+    a features blob of this version.
+    """
+    stored = _features.decode(old.features)
+    found = _features.match(_features.decode(new.features), stored, mirrored=False)
+    if found is None and new.mirror_features:
+        found = _features.match(_features.decode(new.mirror_features), stored, mirrored=True)
+    return found

@@ -1,0 +1,65 @@
+"""Media service settings, from environment variables prefixed `HUANZHI_MEDIA_`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from services.kit.settings import DEV_SERVICE_SECRET, ServiceSettings
+
+DEV_LINK_SECRET = "dev-link-signing-secret-change-me"  # production refuses it
+
+
+class MediaSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="HUANZHI_MEDIA_", extra="ignore")
+    service_name: ClassVar[str] = "media"
+    secret_defaults: ClassVar[dict[str, str]] = {
+        "service_client_secret": DEV_SERVICE_SECRET,
+        "link_signing_secret": DEV_LINK_SECRET,
+    }
+
+    service_client_id: str = "svc-media"
+    issues_url: str = "http://127.0.0.1:8001"
+    # The base URL clients reach this service at; local-store signed links are made for it.
+    public_base_url: str = "http://127.0.0.1:8003"
+
+    # Object store: "local" (a folder, the embedded default) or "s3" (MinIO or any S3).
+    store: Literal["local", "s3"] = "local"
+    local_store_dir: Path | None = None  # default: data_dir/objects
+    link_signing_secret: SecretStr = SecretStr(DEV_LINK_SECRET)
+    s3_endpoint: str = "127.0.0.1:9000"  # the endpoint this service reaches
+    s3_public_endpoint: str | None = None  # the endpoint signed URLs are made for (default: s3_endpoint)
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_bucket: str = "huanzhi-media"
+    s3_region: str = "us-east-1"
+    s3_secure: bool = False
+    s3_public_secure: bool | None = None
+    s3_create_bucket: bool = True
+
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 100_000_000  # a 48 MP phone photo passes; a 30000×30000 bomb does not
+    upload_url_seconds: int = 900
+    download_url_seconds: int = 300
+    sweep_interval_seconds: float = 60.0
+
+    # Checks (flags, never refusals).
+    max_distance_m: float = 500.0
+    max_age_hours: float = 72.0
+    # Reuse is looked for among photos under the same region-path prefix of this many levels
+    # (/province/city/county/ = 3: the county's archive).
+    reuse_scope_depth: int = 3
+    reuse_max_candidates: int = 40
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.local_store_dir or self.data_dir / "objects"
+
+    def production_gaps(self) -> list[str]:
+        gaps = super().production_gaps()
+        if self.store == "s3" and not (self.s3_access_key and self.s3_secret_key.get_secret_value()):
+            gaps += ["s3_access_key", "s3_secret_key"]
+        return gaps

@@ -1,0 +1,92 @@
+"""Presigned uploads: ask for a slot, send the bytes straight to the object store, then complete."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+
+from services.kit.auth import Caller, require_scope
+from services.kit.db import SessionDep, utcnow
+from services.kit.errors import Problem, problem_docs
+from services.media.photos.routes import IntakeDep, to_public
+from services.media.photos.schemas import PhotoPublic
+from services.media.photos.service import Intake
+from services.media.uploads import service
+from services.media.uploads.models import Upload
+from services.media.uploads.schemas import PostForm, UploadCreate, UploadPublic
+
+router = APIRouter(tags=["uploads"])
+WriterDep = Annotated[Caller, Depends(require_scope("photos:write"))]
+
+
+def _public(upload: Upload, intake: Intake) -> UploadPublic:
+    store, settings = intake.store, intake.settings
+    put_url, post = None, None
+    if upload.status == "pending":
+        left = max(timedelta(seconds=1), upload.expires_at - utcnow())
+        put_url = store.presigned_put(upload.object_key, left)
+        policy = store.presigned_post(upload.object_key, left, settings.max_upload_bytes)
+        post = PostForm(url=policy.url, fields=policy.fields)
+    return UploadPublic(
+        id=upload.id,
+        status=upload.status,
+        put_url=put_url,
+        post=post,
+        max_bytes=settings.max_upload_bytes,
+        expires_at=upload.expires_at,
+        photo_id=upload.photo_id,
+    )
+
+
+@router.post(
+    "/v1/uploads",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UploadPublic,
+    summary="Open a presigned upload slot",
+    description="Answers a short-lived URL to PUT the bytes to (or a POST form policy) straight into the "
+    "object store; then call `POST /v1/uploads/{id}/complete`. Slots never completed expire and their "
+    "objects are removed.",
+    responses=problem_docs(403),
+)
+async def open_upload(
+    body: UploadCreate, session: SessionDep, caller: WriterDep, intake: IntakeDep
+) -> UploadPublic:
+    return _public(await service.open_upload(session, intake, caller, body), intake)
+
+
+@router.get(
+    "/v1/uploads/{upload_id}", response_model=UploadPublic, summary="An upload slot (its opener only)"
+)
+async def read_upload(
+    upload_id: str, session: SessionDep, caller: WriterDep, intake: IntakeDep
+) -> UploadPublic:
+    return _public(await service.own_upload(session, caller, upload_id), intake)
+
+
+@router.post(
+    "/v1/uploads/{upload_id}/complete",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PhotoPublic,
+    summary="Validate and take in the uploaded bytes as a photo",
+    description="Exactly the checks and processing of `POST /v1/photos`. On refusal the uploaded object is "
+    "removed and no photo is kept. Completing twice answers the same photo.",
+    responses=problem_docs(409, 410, 415, 503),
+)
+async def complete(
+    upload_id: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    caller: WriterDep,
+    intake: IntakeDep,
+) -> PhotoPublic:
+    try:
+        photo = await service.complete(session, intake, caller, upload_id)
+    except Problem as refusal:
+        if refusal.extensions.get("upload_id") == upload_id:
+            await service.mark_refused(request.app.state.database, upload_id)
+        raise
+    response.headers["Location"] = f"/v1/photos/{photo.id}"
+    return to_public(photo, caller)

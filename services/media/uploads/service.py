@@ -1,0 +1,144 @@
+"""Presigned uploads: hand out a slot in the store, then take the bytes in exactly as a multipart upload."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from services.kit.auth import Caller
+from services.kit.db import Database, utcnow
+from services.kit.errors import BadRequest, Conflict, NotFound, Problem
+from services.media.photos.keys import incoming_key
+from services.media.photos.models import Photo
+from services.media.photos.schemas import Claims, Purpose
+from services.media.photos.service import Intake, Owner
+from services.media.uploads.models import Upload
+from services.media.uploads.schemas import UploadCreate
+
+logger = logging.getLogger("huanzhi.media.uploads")
+
+
+class UploadExpired(Problem):
+    status, code, title = 410, "upload_expired", "Upload expired"
+
+
+async def open_upload(session: AsyncSession, intake: Intake, caller: Caller, body: UploadCreate) -> Upload:
+    upload_id = uuid.uuid4().hex
+    upload = Upload(
+        id=upload_id,
+        object_key=incoming_key(upload_id),
+        status="pending",
+        purpose=body.purpose,
+        uploader=caller.subject,
+        uploader_role=caller.role,
+        region_code=caller.region,
+        region_path=caller.region_path,
+        claimed_lat=body.latitude,
+        claimed_lon=body.longitude,
+        claimed_taken_at=body.taken_at,
+        expires_at=utcnow() + timedelta(seconds=intake.settings.upload_url_seconds),
+    )
+    session.add(upload)
+    await session.flush()
+    return upload
+
+
+async def own_upload(session: AsyncSession, caller: Caller, upload_id: str) -> Upload:
+    upload = (
+        await session.execute(
+            select(Upload).where(col(Upload.id) == upload_id, col(Upload.uploader) == caller.subject)
+        )
+    ).scalar_one_or_none()
+    if upload is None:
+        raise NotFound(f"upload {upload_id} not found", code="upload_not_found")
+    return upload
+
+
+async def complete(session: AsyncSession, intake: Intake, caller: Caller, upload_id: str) -> Photo:
+    """Validate and take in the uploaded bytes; a refused or missing object leaves no photo."""
+    upload = await own_upload(session, caller, upload_id)
+    if upload.status == "completed" and upload.photo_id:
+        photo = (
+            await session.execute(select(Photo).where(col(Photo.id) == upload.photo_id))
+        ).scalar_one_or_none()
+        if photo is not None:
+            return photo  # completing twice answers the same photo
+        raise Conflict("the photo of this upload was deleted", code="upload_photo_deleted")
+    # Expired answers 410 whether or not the sweeper has been by yet.
+    if upload.status == "expired" or (upload.status == "pending" and upload.expires_at < utcnow()):
+        raise UploadExpired("the upload slot has expired; ask for a new one")
+    if upload.status != "pending":
+        raise Conflict(f"this upload is {upload.status}", code=f"upload_{upload.status}")
+    store, settings = intake.store, intake.settings
+    folder = settings.data_dir / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix="in-", delete=False) as f:
+        path = Path(f.name)
+    try:
+        if await store.stat(upload.object_key) is None:
+            raise BadRequest("nothing has been uploaded to this slot yet", code="upload_missing")
+        try:
+            await store.download_to(upload.object_key, path, settings.max_upload_bytes)
+            photo = await intake.ingest(
+                session,
+                Owner(upload.uploader, upload.uploader_role, upload.region_code, upload.region_path),
+                path,
+                purpose=Purpose(upload.purpose),
+                claims=Claims(
+                    latitude=upload.claimed_lat,
+                    longitude=upload.claimed_lon,
+                    taken_at=upload.claimed_taken_at,
+                ),
+                client_content_type=None,
+            )
+        except Problem as refusal:
+            if refusal.status < 500:
+                # Nothing is kept on refusal: the bytes go; the route marks the slot in its own transaction.
+                await store.delete(upload.object_key)
+                refusal.extensions["upload_id"] = upload.id
+            raise
+        upload.status = "completed"
+        upload.photo_id = photo.id
+        await session.flush()
+        await store.delete(upload.object_key)
+        return photo
+    finally:
+        path.unlink(missing_ok=True)
+
+
+async def sweep_expired(session: AsyncSession, intake: Intake) -> int:
+    """Remove the objects of slots that expired without completion; returns how many."""
+    now = utcnow()
+    expired = (
+        (
+            await session.execute(
+                select(Upload).where(col(Upload.status) == "pending", col(Upload.expires_at) < now).limit(500)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for upload in expired:
+        await intake.store.delete(upload.object_key)
+        upload.status = "expired"
+    await session.flush()
+    if expired:
+        logger.info("swept %d expired uploads", len(expired))
+    return len(expired)
+
+
+async def mark_refused(database: Database, upload_id: str) -> None:
+    """Record a refusal in a transaction of its own (the request's is rolled back by the refusal)."""
+    async with database.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Upload)
+            .where(col(Upload.id) == upload_id, col(Upload.status) == "pending")
+            .values(status="refused")
+        )

@@ -1,0 +1,128 @@
+"""Settings: production refuses default secrets and missing stores; development runs on the defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.issues.settings import IssuesSettings
+from services.kit.settings import DEV_SERVICE_SECRET, ServiceSettings
+from services.media.settings import MediaSettings
+from services.scoring.settings import ScoringSettings
+
+PG = "postgresql+asyncpg://huanzhi@db.internal:5432/{}"
+
+# What each service needs set in production (beyond environment=production).
+PRODUCTION: dict[type[ServiceSettings], dict[str, Any]] = {
+    IssuesSettings: {
+        "database_url": PG.format("issues"),
+        "scoring_client_secret": "s" * 32,
+        "media_client_secret": "m" * 32,
+        "signing_keys_dir": "/run/secrets/huanzhi-keys",
+    },
+    ScoringSettings: {"database_url": PG.format("scoring"), "service_client_secret": "s" * 32},
+    MediaSettings: {
+        "database_url": PG.format("media"),
+        "service_client_secret": "m" * 32,
+        "link_signing_secret": "l" * 32,
+    },
+}
+REQUIRED = {
+    IssuesSettings: ["scoring_client_secret", "media_client_secret", "database_url", "signing_keys_dir"],
+    ScoringSettings: ["service_client_secret", "database_url"],
+    MediaSettings: ["service_client_secret", "link_signing_secret", "database_url"],
+}
+SERVICES = list(PRODUCTION)
+
+
+@pytest.fixture(autouse=True)
+def no_huanzhi_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read the environment: start each test from none of ours."""
+    for name in list(os.environ):
+        if name.startswith("HUANZHI_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize("cls", SERVICES, ids=lambda c: c.__name__)
+def test_production_on_the_defaults_is_refused_naming_every_gap_at_once(cls: type[ServiceSettings]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        cls(environment="production")
+    message = str(caught.value)
+    prefix = str(cls.model_config["env_prefix"])
+    for name in REQUIRED[cls]:
+        assert name in message, f"{name} not named in: {message}"
+        assert f"{prefix}{name.upper()}" in message
+    assert DEV_SERVICE_SECRET not in message
+
+
+@pytest.mark.parametrize("cls", SERVICES, ids=lambda c: c.__name__)
+def test_production_with_everything_set_starts(cls: type[ServiceSettings]) -> None:
+    settings = cls(environment="production", **PRODUCTION[cls])
+    assert settings.resolved_database_url == PRODUCTION[cls]["database_url"]
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    [(cls, name) for cls in SERVICES for name in REQUIRED[cls]],
+    ids=lambda v: getattr(v, "__name__", v),
+)
+@pytest.mark.parametrize("bad_value", ["default", ""])
+def test_production_refuses_each_setting_left_at_its_default_or_empty(
+    cls: type[ServiceSettings], name: str, bad_value: str
+) -> None:
+    values = dict(PRODUCTION[cls])
+    if bad_value == "default":
+        values.pop(name)
+    else:
+        values[name] = ""
+    if name == "signing_keys_dir" and bad_value == "":
+        values[name] = None
+    with pytest.raises(ValidationError) as caught:
+        cls(environment="production", **values)
+    message = str(caught.value)
+    assert name in message
+    others = [n for n in REQUIRED[cls] if n != name]
+    assert not any(f"{n} (" in message for n in others), message
+
+
+@pytest.mark.parametrize("cls", SERVICES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("environment", ["development", "test"])
+def test_development_runs_on_the_defaults(
+    cls: type[ServiceSettings], environment: str, tmp_path: Path
+) -> None:
+    settings = cls(environment=environment, data_dir=tmp_path)  # type: ignore[arg-type]
+    assert settings.database_url is None
+    assert settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path.resolve() / cls.service_name}.db"
+
+
+def test_the_defaults_are_development() -> None:
+    assert IssuesSettings().environment == "development"
+
+
+def test_an_unknown_environment_is_refused() -> None:
+    with pytest.raises(ValidationError, match="environment"):
+        ScoringSettings(environment="staging")  # type: ignore[arg-type]
+
+
+def test_settings_come_from_prefixed_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUANZHI_ISSUES_ENVIRONMENT", "production")
+    with pytest.raises(ValidationError, match="HUANZHI_ISSUES_SIGNING_KEYS_DIR"):
+        IssuesSettings()
+    for name, value in PRODUCTION[IssuesSettings].items():
+        monkeypatch.setenv(f"HUANZHI_ISSUES_{name.upper()}", value)
+    settings = IssuesSettings()
+    assert settings.signing_keys_dir == Path("/run/secrets/huanzhi-keys")
+    assert settings.scoring_client_secret.get_secret_value() == "s" * 32
+    # Another service's prefix is not ours.
+    monkeypatch.setenv("HUANZHI_SCORING_DATABASE_URL", PG.format("scoring"))
+    assert ScoringSettings().database_url == PG.format("scoring")
+    assert IssuesSettings().database_url == PG.format("issues")
+
+
+def test_secrets_do_not_show_in_the_settings_repr() -> None:
+    settings = IssuesSettings(environment="production", **PRODUCTION[IssuesSettings])
+    assert "s" * 32 not in repr(settings) and "m" * 32 not in repr(settings)

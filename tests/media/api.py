@@ -1,0 +1,92 @@
+"""Helpers for the media API tests: regions, uploading, reading problems, following signed links."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import httpx
+from PIL import Image
+
+COUNTY = "370282"
+TOWN = "370282103"  # 蓝村街道
+OTHER_TOWN = "370282104"  # 移风店镇
+VILLAGE = "370282103201"
+NEIGHBOUR = "370282103202"  # another village of the same town
+FAR_VILLAGE = "370282104201"  # a village of the other town
+ATTACHER = {"role": "service", "region": "*", "subject": "client:svc-issues"}
+
+LOCAL_BASE = "http://media.test"
+
+
+async def upload(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    data: bytes,
+    *,
+    filename: str = "photo.jpg",
+    content_type: str = "image/jpeg",
+    **fields: str,
+) -> httpx.Response:
+    """POST /v1/photos the way wx.uploadFile does: the file in `file`, other fields beside it."""
+    return await client.post(
+        "/v1/photos", headers=headers, files={"file": (filename, data, content_type)}, data=fields
+    )
+
+
+async def uploaded(
+    client: httpx.AsyncClient, headers: dict[str, str], data: bytes, **fields: str
+) -> dict[str, Any]:
+    """Upload and return the 201 body (failing the test otherwise)."""
+    r = await upload(client, headers, data, **fields)
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status and stable `code`; returns its body."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers["content-type"]
+    body: dict[str, Any] = r.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    return body
+
+
+def flags(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A photo's flags by code."""
+    return {f["code"]: f for f in body["flags"]}
+
+
+def spooled(data_dir: Path) -> list[Path]:
+    """Files the service left in its spool folder (every request must clean up after itself)."""
+    folder = data_dir / "tmp"
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+async def follow(client: httpx.AsyncClient, url: str) -> httpx.Response:
+    """GET a signed link: local-store links through the media app, S3 links straight from the store."""
+    if url.startswith(LOCAL_BASE):
+        return await client.get(url)
+    async with httpx.AsyncClient(timeout=10) as plain:
+        return await plain.get(url)
+
+
+async def variant(
+    client: httpx.AsyncClient, headers: dict[str, str], photo_id: str, name: str
+) -> tuple[str, httpx.Response]:
+    """Ask for a variant's link (307) and fetch it: (the signed URL, the store's answer)."""
+    r = await client.get(f"/v1/photos/{photo_id}/content", params={"variant": name}, headers=headers)
+    assert r.status_code == 307, r.text
+    assert r.headers["cache-control"] == "no-store"
+    url = r.headers["location"]
+    return url, await follow(client, url)
+
+
+def picture(data: bytes) -> Image.Image:
+    """Decoded bytes (loaded, so the buffer can go)."""
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
