@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/bootstrap.sh
 started=$(date +%s)
-echo "== ruff";  uv run --frozen ruff check services tests bench
-echo "== ruff format"; uv run --frozen ruff format --check services tests bench
+echo "== ruff";  uv run --frozen ruff check services tests bench alembic
+echo "== ruff format"; uv run --frozen ruff format --check services tests bench alembic
 echo "== mypy (strict)"; uv run --frozen mypy services
 echo "== alembic check (models match migrations)"
 scratch=$(mktemp -d)

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from alembic import command, context
 from services.kit.db import ensure_sqlite_folder
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"

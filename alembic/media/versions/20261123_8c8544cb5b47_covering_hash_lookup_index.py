@@ -7,15 +7,12 @@ Create Date: 2026-11-23 19:46:49.850778
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 import sqlmodel  # noqa: F401 - generated columns may name sqlmodel types
 from alembic import op
 
 
-import services.kit.db
-
-revision: str = '8c8544cb5b47'
-down_revision: str | None = 'f449a043167c'
+revision: str = "8c8544cb5b47"
+down_revision: str | None = "f449a043167c"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -26,7 +23,9 @@ def upgrade() -> None:
         return
     op.drop_index("ix_photo_hashes_lookup", table_name="photo_hashes")
     op.create_index(
-        "ix_photo_hashes_lookup", "photo_hashes", ["reuse_scope", "band", "value"],
+        "ix_photo_hashes_lookup",
+        "photo_hashes",
+        ["reuse_scope", "band", "value"],
         postgresql_include=["photo_id", "full_hash"],
     )
 

@@ -7,12 +7,8 @@ Create Date: 2026-11-23 18:25:00.228876
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 import sqlmodel  # noqa: F401 - generated columns may name sqlmodel types
-from alembic import op
 
-
-import services.kit.db
 
 revision: str = "af45acefa1d2"
 down_revision: str | None = None

@@ -7,12 +7,8 @@ Create Date: 2026-11-23 18:24:58.358817
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 import sqlmodel  # noqa: F401 - generated columns may name sqlmodel types
-from alembic import op
 
-
-import services.kit.db
 
 revision: str = "e277448df02b"
 down_revision: str | None = None
