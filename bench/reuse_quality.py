@@ -3,8 +3,8 @@
     uv run python -m bench.reuse_quality [--originals 200] [--scenes 300] [--workers 2]
 
 Positives: every original (a 1600x1200 camera JPEG) reused in every way of `tests.media.photos.REUSE_RANGES`,
-with random parameters; "found" means the band lookup would return it (some query/stored hash pair within
-PROBE_GUARANTEE bits) and candidate_distance <= CANDIDATE_MAX_DISTANCE; "flagged" means found and confirmed.
+with random parameters; "found" means the band lookup would return it (`lookup_distance`, the database's
+probe modelled on one stored photo, <= CANDIDATE_MAX_DISTANCE); "flagged" means found and confirmed.
 The reverse direction (the reused copy stored first, the original uploaded later) is measured too.
 
 Negatives: all ordered pairs of distinct scenes, near-miss scenes (same palette and layout family), pairs of
@@ -30,10 +30,12 @@ import numpy as np
 from services.media.reuse import (
     CANDIDATE_MAX_DISTANCE,
     PROBE_GUARANTEE,
+    PROBE_RADIUS,
     Fingerprint,
     candidate_distance,
     confirm,
     fingerprint,
+    lookup_distance,
     probe_keys,
 )
 from tests.media import photos
@@ -66,8 +68,8 @@ def positives_for(seed: int) -> tuple[list[Positive], list[float], list[float], 
     for k, kind in enumerate(photos.REUSE_RANGES):
         copy = photos.reuse(kind, original, seed * 100 + k)
         new = fingerprint(copy)
-        d = candidate_distance(new, stored.index_hashes)
-        rd = candidate_distance(stored, new.index_hashes)
+        d = lookup_distance(new, stored.index_hashes)
+        rd = lookup_distance(stored, new.index_hashes)
         t = time.perf_counter()
         match = confirm(new, stored)
         confirm_times.append(time.perf_counter() - t)
@@ -170,10 +172,10 @@ def main() -> None:
         f"Reuse detection on {args.originals} originals (1600x1200 camera JPEG) x {len(by_kind)} kinds of reuse"
     )
     print(
-        f"found: some query/stored hash pair within {PROBE_GUARANTEE} bits (what the band lookup returns) and "
-        f"candidate_distance <= {CANDIDATE_MAX_DISTANCE}; flagged: found and confirmed.\n"
-        "rev: the altered copy was stored first and the original is the new upload; "
-        "dist: candidate_distance, both ways.\n"
+        f"found: the band lookup (radius {PROBE_RADIUS}, sure within {PROBE_GUARANTEE} bits) fetches a stored "
+        f"hash within {CANDIDATE_MAX_DISTANCE} bits of a query hash (lookup_distance); flagged: found and "
+        "confirmed.\nrev: the altered copy was stored first and the original is the new upload; "
+        "dist: lookup_distance, both ways.\n"
     )
     header = (
         f"{'kind of reuse':34} {'found':>7} {'flagged':>8} {'rev found':>10} {'rev flagged':>12} "
@@ -285,7 +287,7 @@ def main() -> None:
 
 
 def probe_keys_all(fp: Fingerprint) -> list[tuple[int, int]]:
-    return [key for h in fp.query_hashes for key in probe_keys(h, 1)]
+    return [key for h in fp.query_hashes for key in probe_keys(h, PROBE_RADIUS)]
 
 
 if __name__ == "__main__":

@@ -13,12 +13,12 @@ Stored hashes are random: `balanced` (the default) has exactly 32 of the 64 bits
 has (each bit says "above the median coefficient"); `uniform` is any 64-bit pattern. Balanced hashes share
 band values more often (a band's value has about 8 bits set), so they are the harder, more honest case.
 
-At each size, `Intake.candidates` (the service's own lookup: probe each band of each query hash within one
-bit, fetch the matching rows, Hamming distances in Python) is timed for:
+At each size, `Intake.candidates` (the service's own lookup: probe each band of each query hash within
+`--radius` bits, default the service's 0, fetch the matching rows, Hamming distances in Python) is timed for:
 - new photos: the real fingerprints of distinct photo-like pictures that match nothing stored — the everyday
   upload, whose cost is the rows that share a band value by chance;
-- near: the same with one query hash replaced by a stored hash with 3–7 bits flipped, to check each is
-  found (the band index guarantees every stored hash within 7 bits).
+- near: the same with one query hash replaced by a stored hash with a few bits flipped, up to what the
+  probe guarantees (3 bits at radius 0, 7 at radius 1), to check each is found.
 Half the queries are of each kind, alternating, until `--queries` are done or `--seconds` have passed. The
 time is split into the SQL round trip (statement and fetching its rows, from SQLAlchemy's cursor events)
 and the rest (building the statement, ORM rows, distances and sorting in Python). `--sql-filter` also times
@@ -51,7 +51,16 @@ from bench._util import machine, percentile, table
 from services.kit.db import Database
 from services.kit.migrations import upgrade
 from services.media.photos.service import Intake
-from services.media.reuse import BANDS, PROBE_GUARANTEE, Fingerprint, band_keys, fingerprint, probe_keys
+from services.media.reuse import (
+    BANDS,
+    CANDIDATE_MAX_DISTANCE,
+    PROBE_RADIUS,
+    Fingerprint,
+    band_keys,
+    fingerprint,
+    probe_guarantee,
+    probe_keys,
+)
 from services.media.settings import MediaSettings
 from services.media.storage import ObjectStore
 from tests.media import images
@@ -77,7 +86,15 @@ PHOTO_COLUMNS = [
     "created_at",
 ]
 HASH_COLUMNS = ["photo_id", "reuse_scope", "band", "value", "full_hash"]
-NEAR_FLIPS = (3, 4, 5, 6, 7)
+RADIUS = PROBE_RADIUS  # set from --radius
+
+
+def near_flips() -> tuple[int, ...]:
+    """Bits flipped in the "near" queries: from 1 (or 3 at radius 1) up to what the probe guarantees."""
+    top = probe_guarantee(RADIUS)
+    return tuple(range(max(1, top - 4), top + 1))
+
+
 WARM_UP = 10
 
 
@@ -236,7 +253,7 @@ def make_queries(archive: Archive, photos: list[Fingerprint], seed: int) -> list
         if i % 2 == 0:
             queries.append(Query(fp))
             continue
-        flips = NEAR_FLIPS[(i // 2) % len(NEAR_FLIPS)]
+        flips = near_flips()[(i // 2) % len(near_flips())]
         k = rng.randrange(len(archive.ids))
         stored = flip(int(archive.hashes[k, rng.randrange(archive.per_photo)]), flips, rng)
         hashes = list(fp.query_hashes)
@@ -248,7 +265,7 @@ def make_queries(archive: Archive, photos: list[Fingerprint], seed: int) -> list
 def probe(fp: Fingerprint) -> dict[int, set[int]]:
     wanted: dict[int, set[int]] = {b: set() for b in range(BANDS)}
     for q in fp.query_hashes:
-        for band, value in probe_keys(q, 1):
+        for band, value in probe_keys(q, RADIUS):
             wanted[band].add(value)
     return wanted
 
@@ -285,7 +302,7 @@ async def time_lookups(
 ) -> list[Timing]:
     """`Intake.candidates` on each query, in one session, until the queries or `seconds` run out."""
     database = Database(url)
-    intake = Intake(cast(ObjectStore, object()), MediaSettings(environment="test"))
+    intake = Intake(cast(ObjectStore, object()), MediaSettings(environment="test", reuse_probe_radius=RADIUS))
     sql_ms = 0.0
     started = 0.0
 
@@ -353,7 +370,7 @@ async def time_sql_filter(dsn: str, queries: list[Query], archive: Archive, seco
                 SCOPE,
                 *(sorted(wanted[b]) for b in range(BANDS)),
                 list(fp.query_hashes),
-                PROBE_GUARANTEE,
+                CANDIDATE_MAX_DISTANCE,
                 40,
             )
             return [(r["photo_id"], r["distance"]) for r in rows]
@@ -399,6 +416,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="queries per size, half of each kind")
     parser.add_argument("--seconds", type=float, default=60.0, help="stop querying a size after this long")
     parser.add_argument("--hash-model", choices=["balanced", "uniform"], default="balanced")
+    parser.add_argument("--radius", type=int, choices=[0, 1], default=PROBE_RADIUS, help="band probe radius")
     parser.add_argument("--no-sqlite", action="store_true", help="skip SQLite at the first size")
     parser.add_argument(
         "--sql-filter",
@@ -406,6 +424,8 @@ def main() -> None:
         help="also time an alternative lookup (not the service's): probe keys as arrays, distances in SQL",
     )
     args = parser.parse_args()
+    global RADIUS
+    RADIUS = args.radius
     started = time.perf_counter()
 
     photos_fp = new_photo_fingerprints(args.queries + WARM_UP)
@@ -530,8 +550,8 @@ def main() -> None:
         )
     )
     print(
-        f"\nnear: one query hash is a stored hash with {NEAR_FLIPS[0]}–{NEAR_FLIPS[-1]} bits flipped (the index "
-        f"guarantees ≤ {PROBE_GUARANTEE}). probe keys: distinct (band, value) pairs looked up; hashes "
+        f"\nprobe radius {RADIUS}. near: one query hash is a stored hash with {near_flips()[0]}–{near_flips()[-1]} "
+        f"bits flipped (the probe guarantees ≤ {probe_guarantee(RADIUS)}). probe keys: distinct (band, value) pairs looked up; hashes "
         f"fetched: stored hashes sharing one (counted in numpy, new-photo queries)\ntotal "
         f"{time.perf_counter() - started:.0f} s"
     )

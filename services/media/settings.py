@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.kit.settings import DEV_SERVICE_SECRET, ServiceSettings
@@ -53,6 +53,9 @@ class MediaSettings(ServiceSettings):
     # (/province/city/county/ = 3: the county's archive).
     reuse_scope_depth: int = 3
     reuse_max_candidates: int = 40
+    # Bits within which each 16-bit band of a query hash is probed: 0 (4 keys a hash) or 1 (68 keys a
+    # hash: every hash within 7 bits is found for sure, at 17 times the rows read per upload).
+    reuse_probe_radius: int = Field(default=0, ge=0, le=1)  # reuse.PROBE_RADIUS
 
     @property
     def objects_dir(self) -> Path:

@@ -19,7 +19,7 @@ from PIL import Image
 
 from services.media.reuse import (
     CANDIDATE_MAX_DISTANCE,
-    PROBE_GUARANTEE,
+    PROBE_RADIUS,
     Fingerprint,
     band_keys,
     candidate_distance,
@@ -27,10 +27,13 @@ from services.media.reuse import (
     fingerprint,
     from_signed,
     hamming,
+    lookup_distance,
+    probe_guarantee,
     probe_keys,
     to_signed,
     trim_box,
 )
+from services.media.settings import MediaSettings
 from tests.media import photos
 
 ORIGINAL = 11
@@ -55,9 +58,7 @@ def _reused(kind: str) -> Fingerprint:
 
 def _band_lookup_finds(new: Fingerprint, stored: Fingerprint) -> bool:
     """What the database does: probe the band index with the query hashes, keep hashes within the bound."""
-    index = {key: h for h in stored.index_hashes for key in band_keys(h)}
-    hits = {index[key] for q in new.query_hashes for key in probe_keys(q, 1) if key in index}
-    return any(candidate_distance(new, [h]) <= CANDIDATE_MAX_DISTANCE for h in hits)
+    return lookup_distance(new, stored.index_hashes) <= CANDIDATE_MAX_DISTANCE
 
 
 @pytest.mark.parametrize("kind", list(photos.REUSE_KINDS))
@@ -65,7 +66,7 @@ def test_each_kind_of_reuse_is_found_by_the_band_lookup_and_confirmed(kind: str)
     new, old = _reused(kind), _stored()
 
     distance = candidate_distance(new, old.index_hashes)
-    assert distance <= CANDIDATE_MAX_DISTANCE <= PROBE_GUARANTEE
+    assert distance <= CANDIDATE_MAX_DISTANCE
     assert _band_lookup_finds(new, old)
     match = confirm(new, Fingerprint(index_hashes=(), query_hashes=(), features=old.features))
     assert match is not None, kind
@@ -205,13 +206,51 @@ def test_photos_with_a_smooth_sky_are_not_trimmed(seed: int) -> None:
 # ---- hashes and band keys ---------------------------------------------------------------------------
 
 
-@given(u64, st.sets(st.integers(min_value=0, max_value=63), max_size=PROBE_GUARANTEE))
-def test_probe_keys_reach_every_hash_within_the_guarantee(h: int, flips: set[int]) -> None:
+@pytest.mark.parametrize("radius", [0, 1])
+@given(h=u64, flips=st.sets(st.integers(min_value=0, max_value=63), max_size=7))
+def test_probe_keys_reach_every_hash_within_the_guarantee(radius: int, h: int, flips: set[int]) -> None:
+    flips = set(sorted(flips)[: probe_guarantee(radius)])
     g = h
     for bit in flips:
         g ^= 1 << bit
     assert hamming(h, g) == len(flips)
-    assert set(probe_keys(to_signed(h), 1)) & set(band_keys(to_signed(g)))
+    assert set(probe_keys(to_signed(h), radius)) & set(band_keys(to_signed(g)))
+
+
+@pytest.mark.parametrize("radius", [0, 1])
+@given(
+    queries=st.lists(u64, min_size=1, max_size=8),
+    stored=st.lists(u64, min_size=1, max_size=6),
+    flips=st.lists(st.integers(min_value=0, max_value=63), max_size=9),
+)
+def test_the_band_lookup_sees_no_nearer_than_the_full_comparison_and_misses_nothing_within_its_guarantee(
+    radius: int, queries: list[int], stored: list[int], flips: list[int]
+) -> None:
+    near = stored[0]
+    for bit in flips:
+        near ^= 1 << bit
+    new = Fingerprint(index_hashes=(), query_hashes=(*map(to_signed, queries), to_signed(near)), features=b"")
+    stored_signed = [to_signed(s) for s in stored]
+
+    full, looked_up = candidate_distance(new, stored_signed), lookup_distance(new, stored_signed, radius)
+    assert looked_up >= full
+    if full <= probe_guarantee(radius):
+        assert looked_up == full
+
+
+def test_the_service_probes_with_the_radius_the_detector_was_measured_with() -> None:
+    assert MediaSettings(environment="test").reuse_probe_radius == PROBE_RADIUS
+
+
+def test_the_guarantee_is_tight() -> None:
+    """Two flipped bits in each band escape a radius-1 probe: 8 bits, one past its guarantee of 7."""
+    h = 0
+    g = sum(0b11 << (16 * band) for band in range(4))
+    assert hamming(h, g) == probe_guarantee(1) + 1
+    assert not set(probe_keys(h, 1)) & set(band_keys(g))
+    one_per_band = sum(1 << (16 * band) for band in range(4))
+    assert hamming(h, one_per_band) == probe_guarantee(0) + 1
+    assert not set(probe_keys(h, 0)) & set(band_keys(one_per_band))
 
 
 @given(u64)

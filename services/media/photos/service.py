@@ -215,12 +215,13 @@ class Intake:
     ) -> list[tuple[str, int]]:
         """(photo id, hash distance) of stored photos whose hashes lie near the new one's, nearest first.
 
-        Each stored 64-bit hash is indexed as four 16-bit bands; probing every band value within one bit
-        finds every stored hash within 7 bits of a query hash (pigeonhole), with exact index lookups only.
+        Each stored 64-bit hash is indexed as four 16-bit bands; each band of each query hash is looked up
+        (within `reuse_probe_radius` bits) with exact index lookups, and what they fetch is kept when it
+        lies within CANDIDATE_MAX_DISTANCE bits of some query hash.
         """
         wanted: dict[int, set[int]] = defaultdict(set)
         for query_hash in fp.query_hashes:
-            for band, value in probe_keys(query_hash, 1):
+            for band, value in probe_keys(query_hash, self.settings.reuse_probe_radius):
                 wanted[band].add(value)
         if not wanted:
             return []

@@ -7,8 +7,9 @@ a whole county's archive, so the work is split:
 - **Find** (`fingerprint`, `band_keys`, `probe_keys`, `candidate_distance`): after trimming uniform
   borders (`trim.py`), 64-bit DCT hashes of several windows of the picture (`hashes.py`): a few stored per
   photo, more (with the mirror image's) queried by a new one. Each stored hash is indexed as four 16-bit
-  bands; probing every band within one bit finds every stored hash within PROBE_GUARANTEE (7) bits with
-  exact index lookups, and every kind of reuse above leaves some queried/stored pair within that.
+  bands, and each band of each query hash is looked up exactly (PROBE_RADIUS 0): that finds every stored
+  hash within 3 bits for sure, and a reused picture leaves dozens of query/stored pairs within a few bits,
+  so some pair nearly always shares a whole band; hashes fetched are kept within CANDIDATE_MAX_DISTANCE.
 - **Confirm** (`confirm`, `features.py`): ORB keypoints, a RANSAC similarity fit, and agreement of the
   aligned thumbnails, so two photos that merely look alike or share a printed sign are not accused.
 
@@ -29,6 +30,7 @@ from services.media.reuse.hashes import (
     BANDS,
     HASH_BASE,
     PROBE_GUARANTEE,
+    PROBE_RADIUS,
     STORED_KEEP,
     WHOLE,
     band_keys,
@@ -37,6 +39,7 @@ from services.media.reuse.hashes import (
     dct_hash,
     from_signed,
     hamming,
+    probe_guarantee,
     probe_keys,
     query_hashes,
     stored_hashes,
@@ -48,6 +51,7 @@ __all__ = [
     "BANDS",
     "CANDIDATE_MAX_DISTANCE",
     "PROBE_GUARANTEE",
+    "PROBE_RADIUS",
     "Fingerprint",
     "Match",
     "band_keys",
@@ -56,14 +60,16 @@ __all__ = [
     "fingerprint",
     "from_signed",
     "hamming",
+    "lookup_distance",
+    "probe_guarantee",
     "probe_keys",
     "to_signed",
     "trim_box",
 ]
 
 # Candidates with candidate_distance <= this go on to confirm(). Every kind of reuse measured within 6
-# bits; different photos, 8 and more (bench/reuse_quality.py). The band lookup guarantees no more than 7.
-CANDIDATE_MAX_DISTANCE = PROBE_GUARANTEE
+# bits; different photos, 8 and more (bench/reuse_quality.py).
+CANDIDATE_MAX_DISTANCE = 7
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,19 @@ def candidate_distance(query: Fingerprint, stored_index_hashes: Sequence[int]) -
         for s in stored_index_hashes:
             best = min(best, hamming(q, s))
     return best
+
+
+def lookup_distance(
+    query: Fingerprint, stored_index_hashes: Sequence[int], radius: int = PROBE_RADIUS
+) -> int:
+    """What the band index gives for one stored photo: the smallest distance between a query hash and a
+    stored hash that the probe fetches (one sharing a probed band key), 65 if it fetches none.
+
+    The database does the same for the whole archive at once (`Intake.candidates`).
+    """
+    probed = {key for q in query.query_hashes for key in probe_keys(q, radius)}
+    fetched = [s for s in stored_index_hashes if probed.intersection(band_keys(s))]
+    return candidate_distance(query, fetched)
 
 
 def confirm(new: Fingerprint, old: Fingerprint) -> Match | None:

@@ -17,9 +17,19 @@ from numpy.typing import NDArray
 
 BANDS = 4
 BAND_BITS = 16
-# Probing each band within one bit finds every hash within 2 * BANDS - 1 bits: if all four bands
-# differed in two bits or more, the hashes would differ in at least eight.
-PROBE_GUARANTEE = 2 * BANDS - 1
+# The lookup probes each band of each query hash exactly (radius 0): 4 keys a hash, each fetching about
+# 1/65,536 of the archive. Radius 1 (4 x 17 keys) would guarantee every hash within 7 bits, but fetches 17
+# times the rows, and a reused picture has dozens of near query/stored pairs, one of which nearly always
+# shares a whole band (bench/reuse_quality.py: the found rates per kind of reuse).
+PROBE_RADIUS = 0
+
+
+def probe_guarantee(radius: int) -> int:
+    """Probing each band within `radius` bits finds every hash within this many bits (pigeonhole)."""
+    return BANDS * (radius + 1) - 1
+
+
+PROBE_GUARANTEE = probe_guarantee(PROBE_RADIUS)
 
 STORED_KEEP = 0.8
 QUERY_KEEPS = (0.8, 0.83, 0.86, 0.9, 0.93, 0.96)  # steps of 3-4 %: a hash shifts ~2 bits per 1 %
@@ -58,7 +68,8 @@ def band_keys(h: int) -> list[tuple[int, int]]:
 def probe_keys(h: int, radius: int = 1) -> list[tuple[int, int]]:
     """Band keys of `h` and of every value within `radius` bits of each band: what to look up for `h`.
 
-    Radius 1 gives 4 x 17 keys and finds every stored hash within PROBE_GUARANTEE (7) bits.
+    Radius 0 gives the 4 band keys themselves, radius 1 4 x 17 keys; either finds every stored hash within
+    `probe_guarantee(radius)` bits (3 and 7).
     """
     if radius < 0:
         raise ValueError("radius must be >= 0")
