@@ -238,6 +238,30 @@ async def test_staff_redaction_changes_the_display_copy_and_never_the_original(
 
 @sqlite_only
 @local_store
+async def test_a_second_redaction_adds_to_the_first_and_never_uncovers_it(
+    media_client: httpx.AsyncClient, media_auth: Auth, stored_objects: Callable[[], list[str]]
+) -> None:
+    officer = media_auth("officer", TOWN)
+    photo = await uploaded(media_client, media_auth("village", VILLAGE), _sample(60))
+    path = f"/v1/photos/{photo['id']}/redactions"
+    second = {"x": 400, "y": 300, "width": 120, "height": 100}
+    assert (await media_client.post(path, headers=officer, json={"boxes": [BOX]})).status_code == 200
+    objects = stored_objects()
+    assert (await media_client.post(path, headers=officer, json={"boxes": [second]})).status_code == 200
+
+    assert stored_objects() == objects  # the redacted copies are replaced, not multiplied
+    _, display = await variant(media_client, officer, photo["id"], "display")
+    shown = _pixels(display.content)
+    for box in (BOX, second):
+        inside = (
+            slice(box["y"] + 2, box["y"] + box["height"] - 2),
+            slice(box["x"] + 2, box["x"] + box["width"] - 2),
+        )
+        assert shown[inside].mean() < 8
+
+
+@sqlite_only
+@local_store
 async def test_village_and_citizen_may_not_redact(
     media_client: httpx.AsyncClient, media_auth: Auth, stored_objects: Callable[[], list[str]]
 ) -> None:

@@ -314,7 +314,8 @@ class Intake:
         photo = await get_visible(session, caller, photo_id)  # first: outside the caller's region is 404
         if caller.role not in REDACTOR_ROLES:
             raise Forbidden("only staff may redact photos", code="redaction_not_allowed")
-        display = await self.store.get_bytes(keys.display_key(photo.sha256))
+        # Boxes add up: a later redaction starts from the redacted copy, so nothing hidden comes back.
+        display = await self.store.get_bytes(photo.redacted_key or keys.display_key(photo.sha256))
         redacted, thumb = await asyncio.to_thread(redact_with_thumb, display, boxes)
         key = keys.redacted_key(photo.id)
         # The thumbnail first: once redacted_key is set, both variants must hide what was covered.
