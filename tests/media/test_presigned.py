@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +24,7 @@ from sqlalchemy import select, update
 from sqlmodel import col
 
 from services.kit.db import utcnow
+from services.media.app import build_store
 from services.media.photos import keys
 from services.media.photos.models import Photo
 from services.media.settings import MediaSettings
@@ -30,7 +32,8 @@ from services.media.uploads.models import Upload
 from services.media.uploads.service import sweep_expired
 from tests.media.api import LOCAL_BASE, NEIGHBOUR, VILLAGE, assert_problem, flags, spooled, uploaded
 from tests.media.images import jpeg
-from tests.media.s3_server import ACCESS_KEY, REGION, S3Server
+from tests.media.s3_server import ACCESS_KEY, REGION, S3Server, closed_port
+from tests.media.test_photos_refusals import REFUSALS
 
 Auth = Callable[..., dict[str, str]]
 SMALL_LIMIT = 200_000
@@ -361,3 +364,67 @@ async def test_local_slot_links_are_signed_and_refuse_tampering(
     elsewhere = slot["put_url"].replace(f"incoming/{slot['id']}", "originals/ab/cd/" + "ab" * 32)
     assert_problem(await put_bytes(media_client, elsewhere, _sample()), 403, "bad_signature")
     assert stored_objects() == []
+
+
+async def test_store_down_at_completion_answers_503_keeps_no_photo_and_the_slot_for_a_retry(
+    media_app: FastAPI,
+    media_client: httpx.AsyncClient,
+    media_auth: Auth,
+    media_rows: Any,
+    media_settings: MediaSettings,
+    tmp_path: Path,
+) -> None:
+    village = media_auth("village", VILLAGE)
+    slot = await open_slot(media_client, village)
+    await put_bytes(media_client, slot["put_url"], _sample(23))
+    blocker = tmp_path / "a-file-not-a-folder"
+    blocker.write_bytes(b"")
+    down = build_store(
+        media_settings.model_copy(
+            update={"s3_endpoint": f"127.0.0.1:{closed_port()}", "local_store_dir": blocker / "objects"}
+        )
+    )
+    intake = media_app.state.intake
+    working, intake.store = intake.store, down
+    try:
+        r = await complete(media_client, village, slot["id"])
+    finally:
+        intake.store = working
+
+    assert_problem(r, 503, "store_unavailable")
+    assert int(r.headers["retry-after"]) > 0
+    assert await media_rows(Photo) == 0
+    assert spooled(media_settings.data_dir) == []
+    state = await media_client.get(f"/v1/uploads/{slot['id']}", headers=village)
+    assert state.json()["status"] == "pending"  # not refused: the client may simply try again
+
+    retried = await complete(media_client, village, slot["id"])
+    assert retried.status_code == 201, retried.text
+    assert await media_rows(Photo) == 1
+
+
+@pytest.mark.parametrize(("build", "filename", "status", "code"), REFUSALS)
+async def test_bad_image_through_a_slot_is_refused_and_nothing_is_kept(
+    media_client: httpx.AsyncClient,
+    media_auth: Auth,
+    media_rows: Any,
+    stored_objects: Callable[[], list[str]],
+    media_settings: MediaSettings,
+    build: Callable[[], bytes],
+    filename: str,
+    status: int,
+    code: str,
+) -> None:
+    village = media_auth("village", VILLAGE)
+    slot = await open_slot(media_client, village)
+    data = build()
+    if data:
+        await put_bytes(media_client, slot["put_url"], data)
+        body = assert_problem(await complete(media_client, village, slot["id"]), status, code)
+        assert body["upload_id"] == slot["id"]
+    else:  # an empty PUT stores an empty object; completing it is refused like the empty multipart file
+        await put_bytes(media_client, slot["put_url"], data)
+        assert_problem(await complete(media_client, village, slot["id"]), status, code)
+    assert await media_rows(Photo) == 0
+    assert stored_objects() == []
+    assert spooled(media_settings.data_dir) == []

@@ -162,9 +162,16 @@ class LocalStore:
         """The file that holds `key` (which is checked first, so it cannot leave `root`)."""
         return self.root / check_key(key)
 
-    async def _run(self, call: Callable[[], T]) -> T:
+    async def _run(self, call: Callable[[], T], *, prepared: bool = True) -> T:
+        """`call` in a worker thread; OS errors, and a folder gone since start (unmounted), are a store down."""
+
+        def guarded() -> T:
+            if prepared and not self._tmp.is_dir():
+                raise StoreUnavailable("the local object store's folder is missing: unmounted or removed?")
+            return call()
+
         try:
-            return await anyio.to_thread.run_sync(call)
+            return await anyio.to_thread.run_sync(guarded)
         except OSError as exc:
             raise StoreUnavailable(f"the local object store failed: {exc.strerror or exc}") from exc
 
@@ -175,7 +182,7 @@ class LocalStore:
             self._tmp.mkdir(parents=True, exist_ok=True)
             self._meta.mkdir(parents=True, exist_ok=True)
 
-        await self._run(prepare)
+        await self._run(prepare, prepared=False)
 
     def _open(self, max_bytes: int | None) -> _TempObject:
         return _TempObject(self._tmp, max_bytes)
