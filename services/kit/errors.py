@@ -102,6 +102,10 @@ class PayloadTooLarge(Problem):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
 
+class UnsupportedMediaType(Problem):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
 class UnprocessableEntity(Problem):
     status, code, title = 422, "validation_failed", "Validation failed"
 
@@ -246,7 +250,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _on_unhandled)
 
 
-def _problem_doc(description: str, code: str, status: int) -> dict[str, Any]:
+def problem_doc(description: str, code: str, status: int) -> dict[str, Any]:
+    """The OpenAPI entry of one problem response, with an example body."""
     return {
         "description": description,
         "model": ProblemDetail,
@@ -267,12 +272,18 @@ def _problem_doc(description: str, code: str, status: int) -> dict[str, Any]:
 
 # Documented on every operation; routes add their own where they answer more.
 COMMON_PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _problem_doc("Malformed request (e.g. invalid JSON)", "malformed_json", 400),
-    401: _problem_doc("Missing, invalid or expired token", "unauthorized", 401),
-    404: _problem_doc("Not found, or outside the caller's region", "not_found", 404),
-    413: _problem_doc("Request body too large", "payload_too_large", 413),
-    422: _problem_doc("Validation failed; see `errors`", "validation_failed", 422),
-    500: _problem_doc("Unexpected error", "internal_error", 500),
+    400: problem_doc("Malformed request (e.g. invalid JSON)", "malformed_json", 400),
+    401: problem_doc("Missing, invalid or expired token", "unauthorized", 401),
+    404: problem_doc("Not found, or outside the caller's region", "not_found", 404),
+    405: problem_doc("Method not allowed on this path; see Allow", "method_not_allowed", 405),
+    413: problem_doc("Request body too large", "payload_too_large", 413),
+    422: problem_doc("Validation failed; see `errors`", "validation_failed", 422),
+    500: problem_doc("Unexpected error", "internal_error", 500),
+    503: problem_doc(
+        "The token issuer's keys or a dependency cannot be reached; see Retry-After",
+        "service_unavailable",
+        503,
+    ),
 }
 
 
@@ -304,4 +315,4 @@ def problem_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
         503: ("A peer or store is unavailable; see Retry-After", "service_unavailable"),
         504: ("A peer did not answer in time", "gateway_timeout"),
     }
-    return {s: _problem_doc(names[s][0], names[s][1], s) for s in statuses}
+    return {s: problem_doc(names[s][0], names[s][1], s) for s in statuses}

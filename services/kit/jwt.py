@@ -2,7 +2,8 @@
 
 Algorithms are pinned, `exp`/`iss`/`aud` always checked, keys found by `kid` in a JWKS that is cached
 and refreshed when an unknown `kid` appears. Every python-jose failure (its base `JOSEError`, which
-covers `JWKError` from an HS256-with-the-public-key forgery) becomes `Unauthorized`, never a 500.
+covers `JWKError` from an HS256-with-the-public-key forgery) becomes `Unauthorized`, never a 500. An issuer
+whose keys cannot be fetched (and none are cached) is `ServiceUnavailable`: the token may well be good.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import httpx
 from jose import jwk, jwt
 from jose.exceptions import JOSEError
 
-from services.kit.errors import Unauthorized
+from services.kit.errors import ServiceUnavailable, Unauthorized
 
 ALGORITHM = "ES256"
 ALLOWED_ALGORITHMS = [ALGORITHM]
@@ -59,7 +60,12 @@ class JWKSCache:
         if due and now - self._attempted_at >= self._min_refresh:
             await self._refresh(now)
         if not self._keys and self._fetched_at == float("-inf"):
-            raise Unauthorized("the token issuer's keys could not be fetched", code="jwks_unavailable")
+            # Not the caller's fault: its token may be fine, so 503 (try again), not 401 (get a new token).
+            raise ServiceUnavailable(
+                "the token issuer's keys could not be fetched",
+                code="jwks_unavailable",
+                headers={"Retry-After": "5"},
+            )
         return self._keys.get(kid)
 
     async def _refresh(self, asked_at: float) -> None:

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kit.context import request_id_var
-from services.kit.errors import internal_error_response, problem_response
+from services.kit.errors import internal_error_response, problem_doc, problem_response
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 access_log = logging.getLogger("huanzhi.access")
@@ -122,8 +122,9 @@ class RequestContextMiddleware:
         self.body_limits = body_limits or {}
 
     def _limit_for(self, path: str) -> int:
-        for prefix, limit in self.body_limits.items():
-            if path.startswith(prefix):
+        """The limit for `path`: a key ending in "/" covers everything below it, any other key that path alone."""
+        for key, limit in self.body_limits.items():
+            if path == key or (key.endswith("/") and path.startswith(key)):
                 return limit
         return self.max_body_bytes
 
@@ -227,7 +228,9 @@ def health_router(service: str, checks: Callable[[Request], dict[str, ReadinessC
     @router.get(
         "/readyz",
         summary="Readiness: the database and peers answer",
-        responses={503: {"description": "A dependency does not answer"}},
+        responses={
+            503: problem_doc("A dependency does not answer; see `checks` and Retry-After", "not_ready", 503)
+        },
     )
     async def readyz(request: Request) -> Response:
         results: dict[str, str] = {}

@@ -102,7 +102,7 @@ def create_app(
         peers=peers,
         idempotency=idempotency_keys,
         jwks_cache=jwks_cache,
-        body_limits={"/v1/photos": upload_limit, "/v1/media/objects": upload_limit},
+        body_limits={"/v1/photos": upload_limit, "/v1/media/objects/": upload_limit},
         openapi_tags=TAGS,
     )
 

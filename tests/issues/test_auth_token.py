@@ -242,7 +242,7 @@ async def test_a_token_request_in_another_format_is_refused(
     users_before = await count_rows(User)
     headers = {"content-type": content_type} if content_type else {}
     r = await client.post(TOKEN, content=content, headers=headers)
-    assert_problem(r, 400, "unsupported_media_type")
+    assert_problem(r, 415, "unsupported_media_type")
     assert await count_rows(User) == users_before
 
 

@@ -111,7 +111,7 @@ async def test_a_body_just_under_the_limit_is_read(client: httpx.AsyncClient) ->
             {"data": {"grant_type": "password", "username": "a", "password": "b"}},
             401,
         ),
-        ("POST", "/v1/auth/token", {"content": b"x", "headers": {"content-type": "text/plain"}}, 400),
+        ("POST", "/v1/auth/token", {"content": b"x", "headers": {"content-type": "text/plain"}}, 415),
     ],
 )
 async def test_every_problem_has_the_standard_members_and_the_request_id(

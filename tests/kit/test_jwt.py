@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.kit.errors import Unauthorized
+from services.kit.errors import ServiceUnavailable, Unauthorized
 from services.kit.jwt import JWKSCache, TokenVerifier, public_jwk, sign
 
 ISSUER = "http://issues.test"
@@ -202,9 +202,10 @@ async def test_simultaneous_unknown_kids_share_one_fetch(issuer: FakeIssuer) -> 
 
 async def test_without_cached_keys_a_failing_issuer_is_jwks_unavailable(issuer: FakeIssuer) -> None:
     issuer.failing = True
-    with pytest.raises(Unauthorized) as caught:
+    with pytest.raises(ServiceUnavailable) as caught:
         await verifier_for(issuer).verify(sign(claims(), PRIVATE, KID))
     assert caught.value.instance_code == "jwks_unavailable"
+    assert caught.value.status == 503 and caught.value.headers["Retry-After"]
 
 
 @pytest.mark.parametrize("document", [[], {"keys": 3}, {"keys": "abc"}, "text"])
@@ -213,7 +214,7 @@ async def test_a_fetch_that_is_not_a_jwks_is_jwks_unavailable(document: Any) -> 
         return document
 
     verifier = TokenVerifier(JWKSCache(fetch), issuer=ISSUER, audience=AUDIENCE)
-    with pytest.raises(Unauthorized) as caught:
+    with pytest.raises(ServiceUnavailable) as caught:
         await verifier.verify(sign(claims(), PRIVATE, KID))
     assert caught.value.instance_code == "jwks_unavailable"
 

@@ -6,6 +6,7 @@ Runs on both stores and both databases: a refusal must leave no row, no object a
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from minio import Minio
 from services.media.photos.models import Photo
 from services.media.rules import CHINA_TIME
 from services.media.settings import MediaSettings
-from tests.media.api import VILLAGE, assert_problem, flags, spooled, upload, uploaded
+from tests.media.api import TOWN, VILLAGE, assert_problem, flags, spooled, upload, uploaded
 from tests.media.images import (
     encode,
     exif_block,
@@ -376,3 +377,23 @@ async def test_capture_time_far_from_the_claimed_time_is_flagged(
     assert set(flags(body)) == {"claimed_time_mismatch"}
     assert flags(body)["claimed_time_mismatch"]["figures"]["hours_apart"] == pytest.approx(5)
     assert datetime.fromisoformat(body["claims"]["taken_at"]) == taken + timedelta(hours=5)
+
+
+async def test_json_routes_under_photos_keep_the_1_mib_json_limit(
+    media_client: httpx.AsyncClient, media_auth: Auth, stored_objects: Callable[[], list[str]]
+) -> None:
+    """Only the upload itself may be 20 MB; a 2 MB redaction request is refused before it is read."""
+    photo = await uploaded(media_client, media_auth("village", VILLAGE), _sample())
+    objects = stored_objects()
+    box = {"x": 1, "y": 1, "width": 1, "height": 1}
+    huge = json.dumps({"boxes": [box] * 40_000}).encode()
+    assert len(huge) > 1_048_576 * 1.5
+    officer = media_auth("officer", TOWN)
+    r = await media_client.post(
+        f"/v1/photos/{photo['id']}/redactions",
+        headers={**officer, "content-type": "application/json"},
+        content=huge,
+    )
+    assert_problem(r, 413, "payload_too_large")
+    assert stored_objects() == objects
+    assert (await media_client.get(f"/v1/photos/{photo['id']}", headers=officer)).json()["redacted"] is False

@@ -24,45 +24,33 @@ from services.issues.auth.throttle import FailureThrottle
 from services.issues.auth.wechat import openid_for_code
 from services.issues.settings import IssuesSettings
 from services.kit.db import SessionDep
-from services.kit.errors import BadRequest, TooManyRequests, problem_docs
+from services.kit.errors import BadRequest, TooManyRequests, UnsupportedMediaType, problem_docs
 
 router = APIRouter(tags=["auth"])
 # RFC 6749 §5.1: a response carrying a token must not be cached.
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _token_request = TypeAdapter[PasswordGrant | ClientCredentialsGrant](TokenRequest)
 
+# Inline schema: neither grant is a route's body model, so neither is in components.
+_TOKEN_BODY_SCHEMA = {
+    "oneOf": [PasswordGrant.model_json_schema(), ClientCredentialsGrant.model_json_schema()]
+}
+_TOKEN_BODY_EXAMPLES = {
+    "password": {"value": {"grant_type": "password", "username": "admin", "password": "huanzhi-demo-2026"}},
+    "client_credentials": {
+        "value": {
+            "grant_type": "client_credentials",
+            "client_id": "cli_7f3a9c2e1b4d5a60",
+            "client_secret": "…",
+        }
+    },
+}
 _TOKEN_BODY_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    # Inline: neither grant is a route's body model, so neither is in components.
-                    "oneOf": [PasswordGrant.model_json_schema(), ClientCredentialsGrant.model_json_schema()]
-                },
-                "examples": {
-                    "password": {
-                        "value": {
-                            "grant_type": "password",
-                            "username": "admin",
-                            "password": "huanzhi-demo-2026",
-                        }
-                    },
-                    "client_credentials": {
-                        "value": {
-                            "grant_type": "client_credentials",
-                            "client_id": "cli_7f3a9c2e1b4d5a60",
-                            "client_secret": "…",
-                        }
-                    },
-                },
-            },
-            "application/json": {
-                "schema": {
-                    # Inline: neither grant is a route's body model, so neither is in components.
-                    "oneOf": [PasswordGrant.model_json_schema(), ClientCredentialsGrant.model_json_schema()]
-                },
-            },
+            media_type: {"schema": _TOKEN_BODY_SCHEMA, "examples": _TOKEN_BODY_EXAMPLES}
+            for media_type in ("application/x-www-form-urlencoded", "application/json")
         },
     }
 }
@@ -79,7 +67,7 @@ async def _read_token_request(request: Request) -> PasswordGrant | ClientCredent
         except ValueError as exc:
             raise BadRequest("the request body is not valid JSON", code="malformed_json") from exc
     else:
-        raise BadRequest("send the token request as form data or JSON", code="unsupported_media_type")
+        raise UnsupportedMediaType("send the token request as form data or JSON")
     try:
         return _token_request.validate_python(raw)
     except ValidationError as exc:
@@ -101,7 +89,7 @@ async def _read_token_request(request: Request) -> PasswordGrant | ClientCredent
     "other services with `grant_type=client_credentials`. A wrong user and a wrong password get the same "
     "answer; repeated failures for one username, client or address answer 429 with `Retry-After`.",
     openapi_extra=_TOKEN_BODY_DOC,
-    responses=problem_docs(429),
+    responses=problem_docs(415, 429),
 )
 async def token(request: Request, response: Response, session: SessionDep) -> TokenResponse:
     grant = await _read_token_request(request)

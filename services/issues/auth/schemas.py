@@ -45,6 +45,8 @@ class TokenResponse(BaseModel):
 
 
 class WeChatLogin(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "0a3Xk3000abcDE1xyzAb2pQr0a3Xk30B"}]})
+
     code: str = Field(
         min_length=1,
         max_length=128,

@@ -13,7 +13,7 @@ from services.issues.regions.rules import CODE_PATTERN
 from services.issues.regions.schemas import RegionCreate, RegionImportReport, RegionPublic, RegionUpdate
 from services.kit.auth import Caller, require_scope
 from services.kit.db import SessionDep
-from services.kit.errors import BadRequest, Problem, ProblemDetail, problem_docs
+from services.kit.errors import BadRequest, UnsupportedMediaType, problem_docs
 from services.kit.pagination import Page, PageDep
 
 router = APIRouter(tags=["regions"])
@@ -21,10 +21,6 @@ router = APIRouter(tags=["regions"])
 Reader = Annotated[Caller, Depends(require_scope("regions:read"))]
 Writer = Annotated[Caller, Depends(require_scope("regions:write"))]
 LevelFilter = Annotated[Level | None, Query(description="Only regions of this level.")]
-
-
-class UnsupportedMediaType(Problem):
-    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
 @router.post(
@@ -101,10 +97,7 @@ _IMPORT_BODY_DOC: dict[str, Any] = {
     "good rows; `dry_run=true` stores nothing and only reports. Header problems answer 400 "
     "(`bad_csv_header`, `invalid_encoding`, `malformed_csv`), more than 20,000 rows 413 `too_many_rows`.",
     openapi_extra=_IMPORT_BODY_DOC,
-    responses={
-        **problem_docs(403, 409),
-        415: {"description": "Send text/csv or multipart/form-data", "model": ProblemDetail},
-    },
+    responses=problem_docs(403, 409, 415),
 )
 async def import_regions(
     request: Request,

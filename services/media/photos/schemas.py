@@ -141,6 +141,20 @@ class PhotoBatch(BaseModel):
 
 
 class AttachRequest(BaseModel):
+    """The issue a photo now belongs to, and that issue's region (the photo's scope from then on)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "issue_id": "370282-2026-001104",
+                    "region_code": "370282103201",
+                    "region_path": "/37/3702/370282/370282103/370282103201/",
+                }
+            ]
+        }
+    )
+
     issue_id: str = Field(min_length=1, max_length=64, examples=["370282-2026-001104"])
     region_code: str = Field(min_length=1, max_length=32, examples=["370282103201"])
     region_path: str = Field(
@@ -163,6 +177,12 @@ class RedactionBox(BaseModel):
 
 
 class RedactRequest(BaseModel):
+    """Rectangles to black out of the display copy (and thumbnail); they add to any earlier ones."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"boxes": [{"x": 120, "y": 80, "width": 200, "height": 60}]}]}
+    )
+
     boxes: list[RedactionBox] = Field(
         min_length=1, max_length=50, examples=[[{"x": 120, "y": 80, "width": 200, "height": 60}]]
     )
