@@ -17,6 +17,7 @@ from services.kit.observability import ReadinessCheck
 from services.kit.peers import Peer
 from services.media.db import idempotency_keys
 from services.media.objects_routes import router as objects_router
+from services.media.photos import keys
 from services.media.photos.routes import router as photos_router
 from services.media.photos.service import Intake
 from services.media.settings import MediaSettings
@@ -47,6 +48,7 @@ def build_store(settings: MediaSettings) -> ObjectStore:
             if settings.s3_public_secure is None
             else settings.s3_public_secure,
             create_bucket=settings.s3_create_bucket,
+            temporary_prefix=keys.INCOMING_PREFIX,
         )
     return LocalStore(
         settings.objects_dir,

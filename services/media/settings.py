@@ -45,6 +45,9 @@ class MediaSettings(ServiceSettings):
     upload_url_seconds: int = 900
     download_url_seconds: int = 300
     sweep_interval_seconds: float = 60.0
+    # A slot's bytes are removed this long after it expired: a PUT begun just before expiry may still be
+    # arriving over a slow line. The S3 store also gets a one-day lifecycle rule on incoming/ as a backstop.
+    sweep_grace_seconds: float = 900.0
 
     # Checks (flags, never refusals).
     max_distance_m: float = 500.0

@@ -199,7 +199,8 @@ async def test_list_filters_by_level_parent_and_name(client: httpx.AsyncClient, 
         "370282103201-W01",
         "370282103201-W02",
     ]
-    assert await walk(client, "/v1/regions", headers, parent_code="nowhere") == []
+    r = await client.get("/v1/regions", headers=headers, params={"parent_code": "nowhere"})
+    assert_problem(r, 404, "region_not_found")
 
 
 async def test_list_rejects_an_unknown_level(client: httpx.AsyncClient, auth: Auth) -> None:
@@ -215,7 +216,12 @@ async def test_town_officer_cannot_see_outside_its_town(
     client: httpx.AsyncClient, auth: Auth, count_rows: Callable[..., Any], code: str
 ) -> None:
     headers = auth("officer", "370282103")
-    for url in (f"/v1/regions/{code}", f"/v1/regions/{code}/children", f"/v1/regions/{code}/subtree"):
+    for url in (
+        f"/v1/regions/{code}",
+        f"/v1/regions/{code}/children",
+        f"/v1/regions/{code}/subtree",
+        f"/v1/regions?parent_code={code}",
+    ):
         body = assert_problem(await client.get(url, headers=headers), 404, "region_not_found")
         assert body["detail"] == f"region {code} not found"
     r = await client.patch(f"/v1/regions/{code}", json={"name": "改名"}, headers=headers)

@@ -216,6 +216,7 @@ async def test_officer_cannot_see_or_touch_users_of_another_town(
         "user_not_found",
     )
     assert_problem(await client.post(f"/v1/users/{other}/disable", headers=officer), 404, "user_not_found")
+    assert_problem(await client.post(f"/v1/users/{other}/enable", headers=officer), 404, "user_not_found")
     stored = await stored_user(issues_app, "officer2")
     assert stored is not None and stored.display_name == "移风店镇 干部" and not stored.disabled
 

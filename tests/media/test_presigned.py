@@ -7,13 +7,16 @@ expiry nor POST policies, so the S3-only tests assert what we issue.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,6 +31,7 @@ from services.media.app import build_store
 from services.media.photos import keys
 from services.media.photos.models import Photo
 from services.media.settings import MediaSettings
+from services.media.storage import local as local_store
 from services.media.uploads.models import Upload
 from services.media.uploads.service import sweep_expired
 from tests.media.api import LOCAL_BASE, NEIGHBOUR, VILLAGE, assert_problem, flags, spooled, uploaded
@@ -41,8 +45,14 @@ SMALL_LIMIT = 200_000
 
 @pytest.fixture
 def media_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """`small_limit`: photos (and presigned objects) of at most 200 kB."""
-    return {"max_upload_bytes": SMALL_LIMIT} if getattr(request, "param", None) == "small_limit" else {}
+    """`small_limit`: photos (and presigned objects) of at most 200 kB; `sweeping`: the app's own sweeper
+    runs every 50 ms with no grace."""
+    wanted = getattr(request, "param", None)
+    if wanted == "small_limit":
+        return {"max_upload_bytes": SMALL_LIMIT}
+    if wanted == "sweeping":
+        return {"sweep_interval_seconds": 0.05, "sweep_grace_seconds": 0}
+    return {}
 
 
 @functools.cache
@@ -186,6 +196,8 @@ async def test_someone_elses_upload_is_not_found(
     for other in (
         media_auth("village", VILLAGE, subject="user:someone-else"),
         media_auth("officer", "370282103"),
+        media_auth("village", NEIGHBOUR),  # another village, and another town: outside the region
+        media_auth("officer", "370282104"),
     ):
         assert_problem(await complete(media_client, other, slot["id"]), 404, "upload_not_found")
         r = await media_client.get(f"/v1/uploads/{slot['id']}", headers=other)
@@ -243,12 +255,14 @@ async def test_object_over_the_size_limit_never_becomes_a_photo(
     assert stored_objects() == []
 
 
-async def expire(app: FastAPI, upload_id: str) -> None:
+async def expire(app: FastAPI, upload_id: str, ago: float | None = None) -> None:
+    """Let the slot's expiry lie `ago` seconds back (default: past the sweeper's grace)."""
+    grace = app.state.intake.settings.sweep_grace_seconds
     async with app.state.database.sessionmaker() as session, session.begin():
         await session.execute(
             update(Upload)
             .where(col(Upload.id) == upload_id)
-            .values(expires_at=utcnow() - timedelta(seconds=5))
+            .values(expires_at=utcnow() - timedelta(seconds=grace + 5 if ago is None else ago))
         )
 
 
@@ -263,22 +277,32 @@ async def test_expired_slot_is_refused_410_and_swept_with_its_object(
     stale = await open_slot(media_client, village)
     fresh = await open_slot(media_client, village)
     never_sent = await open_slot(media_client, village)
-    for slot in (stale, fresh):
+    just_expired = await open_slot(media_client, village)
+    for slot in (stale, fresh, just_expired):
         await put_bytes(media_client, slot["put_url"], _sample())
     await expire(media_app, stale["id"])
     await expire(media_app, never_sent["id"])
+    await expire(media_app, just_expired["id"], ago=5)  # its last bytes may still be arriving
 
-    assert_problem(await complete(media_client, village, stale["id"]), 410, "upload_expired")
+    for slot in (stale, just_expired):
+        assert_problem(await complete(media_client, village, slot["id"]), 410, "upload_expired")
+        seen = (await media_client.get(f"/v1/uploads/{slot['id']}", headers=village)).json()
+        assert (seen["status"], seen["put_url"], seen["post"]) == ("expired", None, None)
     assert await media_rows(Photo) == 0
 
     async with media_app.state.database.sessionmaker() as session, session.begin():
         assert await sweep_expired(session, media_app.state.intake) == 2
-    assert stored_objects() == [f"incoming/{fresh['id']}"]
+    assert stored_objects() == sorted([f"incoming/{fresh['id']}", f"incoming/{just_expired['id']}"])
     async with media_app.state.database.sessionmaker() as session:
         statuses = {
             i: s for i, s in (await session.execute(select(col(Upload.id), col(Upload.status)))).all()
         }
-    assert statuses == {stale["id"]: "expired", fresh["id"]: "pending", never_sent["id"]: "expired"}
+    assert statuses == {
+        stale["id"]: "expired",
+        fresh["id"]: "pending",
+        never_sent["id"]: "expired",
+        just_expired["id"]: "pending",  # swept once the grace has passed
+    }
     # Swept or not, an expired slot answers the same.
     assert_problem(await complete(media_client, village, stale["id"]), 410, "upload_expired")
     seen = (await media_client.get(f"/v1/uploads/{stale['id']}", headers=village)).json()
@@ -428,3 +452,42 @@ async def test_bad_image_through_a_slot_is_refused_and_nothing_is_kept(
     assert await media_rows(Photo) == 0
     assert stored_objects() == []
     assert spooled(media_settings.data_dir) == []
+
+
+@pytest.mark.parametrize("media_overrides", ["sweeping"], indirect=True)
+async def test_the_running_service_sweeps_expired_slots_by_itself(
+    media_client: httpx.AsyncClient,
+    media_app: FastAPI,
+    media_auth: Auth,
+    stored_objects: Callable[[], list[str]],
+) -> None:
+    village = media_auth("village", VILLAGE)
+    slot = await open_slot(media_client, village)
+    await put_bytes(media_client, slot["put_url"], _sample())
+    assert stored_objects() == [f"incoming/{slot['id']}"]
+    await expire(media_app, slot["id"], ago=1)
+    for _ in range(100):  # up to 5 s; the sweeper comes by every 50 ms
+        if not stored_objects():
+            break
+        await asyncio.sleep(0.05)
+    assert stored_objects() == []
+    seen = (await media_client.get(f"/v1/uploads/{slot['id']}", headers=village)).json()
+    assert seen["status"] == "expired"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("store_kind", ["local"], indirect=True)
+async def test_local_slot_links_are_refused_once_expired(
+    media_client: httpx.AsyncClient,
+    media_auth: Auth,
+    stored_objects: Callable[[], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slot = await open_slot(media_client, media_auth("village", VILLAGE))
+    lifetime = (datetime.fromisoformat(slot["expires_at"]) - datetime.now(UTC)).total_seconds()
+    later = time.time() + lifetime + 60
+    monkeypatch.setattr(local_store, "time", SimpleNamespace(time=lambda: later))
+
+    assert_problem(await put_bytes(media_client, slot["put_url"], _sample()), 403, "link_expired")
+    assert_problem(await post_form(media_client, slot["post"], _sample()), 403, "link_expired")
+    assert stored_objects() == []

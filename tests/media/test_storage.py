@@ -19,6 +19,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 from fastapi import FastAPI
+from minio import Minio
+from minio.commonconfig import ENABLED, Filter
+from minio.lifecycleconfig import Expiration, LifecycleConfig, Rule
 
 from services.kit.errors import Problem, install_problem_handlers
 from services.media.objects_routes import router as objects_router
@@ -388,6 +391,31 @@ async def test_s3_ensure_ready_creates_the_bucket(s3_server: S3Server) -> None:
     assert await store.healthy() is True
     await store.put_bytes(KEY, b"x", "image/jpeg")
     assert await store.get_bytes(KEY) == b"x"
+
+
+async def test_s3_ensure_ready_expires_temporary_objects_and_keeps_other_lifecycle_rules(
+    s3_server: S3Server,
+) -> None:
+    store = make_s3_store(s3_server, temporary_prefix="incoming/", temporary_days=1)
+    await store.ensure_ready()
+    real = Minio(
+        s3_server.endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False, region=REGION
+    )
+    theirs = Rule(
+        ENABLED, rule_filter=Filter(prefix="logs/"), rule_id="theirs", expiration=Expiration(days=30)
+    )
+    real.set_bucket_lifecycle(
+        store.bucket, LifecycleConfig([*real.get_bucket_lifecycle(store.bucket).rules, theirs])
+    )
+
+    await store.ensure_ready()  # a restart: sets ours again, leaves theirs
+
+    rules = {r.rule_id: r for r in real.get_bucket_lifecycle(store.bucket).rules}
+    assert set(rules) == {"huanzhi-expire-temporary", "theirs"}
+    ours = rules["huanzhi-expire-temporary"]
+    assert ours.rule_filter.prefix == "incoming/"
+    assert ours.expiration.days == 1
+    assert ours.status == ENABLED
 
 
 async def test_s3_ensure_ready_without_permission_to_create_refuses_a_missing_bucket(

@@ -47,8 +47,8 @@ async def create_region(
     response_model=Page[RegionPublic],
     summary="List regions in the caller's subtree",
     responses=problem_docs(403),
-    description="Ordered by code; filter by `level`, `parent_code` (direct children of it) and `q` "
-    "(a piece of the name).",
+    description="Ordered by code; filter by `level`, `parent_code` (direct children of it; a parent outside "
+    "the caller's subtree answers 404 `region_not_found`) and `q` (a piece of the name).",
 )
 async def list_regions(
     session: SessionDep,

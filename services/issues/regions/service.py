@@ -223,12 +223,9 @@ async def list_regions(
     if level is not None:
         statement = statement.where(col(Region.level) == level)
     if parent_code is not None:
-        parent_id = (
-            await session.execute(select(col(Region.id)).where(col(Region.code) == parent_code))
-        ).scalar_one_or_none()
-        if parent_id is None:
-            return Page(items=[], next_cursor=None, limit=page.limit)
-        statement = statement.where(col(Region.parent_id) == parent_id)
+        # Like every other lookup: a parent outside the subtree (or nowhere) is 404, as for users' region_code.
+        parent = await get_visible(session, caller, parent_code)
+        statement = statement.where(col(Region.parent_id) == parent.id)
     if q:
         statement = statement.where(col(Region.name).icontains(q, autoescape=True))
     return await _page_by_code(session, statement, page)

@@ -27,8 +27,11 @@ def redacted_thumb_key(photo_id: str) -> str:
     return f"redacted/{photo_id[:2]}/{photo_id}-thumb.jpg"
 
 
+INCOMING_PREFIX = "incoming/"  # presigned uploads not yet completed: temporary by nature
+
+
 def incoming_key(upload_id: str) -> str:
-    return f"incoming/{upload_id}"
+    return f"{INCOMING_PREFIX}{upload_id}"
 
 
 def content_keys(sha256: str) -> list[str]:

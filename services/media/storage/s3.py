@@ -14,8 +14,10 @@ from urllib.parse import quote, urlsplit
 import anyio.to_thread
 import urllib3
 from minio import Minio
+from minio.commonconfig import ENABLED, Filter
 from minio.datatypes import PostPolicy
 from minio.error import MinioException, S3Error
+from minio.lifecycleconfig import Expiration, LifecycleConfig, Rule
 from urllib3.util import Retry, Timeout
 
 from services.media.storage.base import (
@@ -72,6 +74,8 @@ class S3Store:
         read_timeout: float = 20.0,
         retries: int = 1,
         part_size: int = 0,
+        temporary_prefix: str | None = None,
+        temporary_days: int = 1,
     ) -> None:
         host, host_secure = _split_endpoint(endpoint, secure)
         public_host, public_secure = _split_endpoint(
@@ -104,6 +108,8 @@ class S3Store:
         self.create_bucket = create_bucket
         self.public_bucket_url = f"{'https' if public_secure else 'http'}://{public_host}/{bucket}"
         self._part_size = part_size
+        self.temporary_prefix = temporary_prefix
+        self.temporary_days = temporary_days
 
     async def _run(self, call: Callable[[], T]) -> T:
         """Run a blocking minio call in a worker thread; network and server failures become 503."""
@@ -120,16 +126,39 @@ class S3Store:
         await self._run(self._ensure_bucket)
 
     def _ensure_bucket(self) -> None:
-        if self._client.bucket_exists(self.bucket):
-            return
-        if not self.create_bucket:
-            raise StoreUnavailable(f"bucket {self.bucket} does not exist and may not be created here")
+        if not self._client.bucket_exists(self.bucket):
+            if not self.create_bucket:
+                raise StoreUnavailable(f"bucket {self.bucket} does not exist and may not be created here")
+            try:
+                self._client.make_bucket(self.bucket, location=self.region)
+            except S3Error as exc:
+                # Another replica created it between our check and our request.
+                if exc.code != "BucketAlreadyOwnedByYou":
+                    raise
+        if self.temporary_prefix and self.create_bucket:
+            self._expire_temporary_objects()
+
+    def _expire_temporary_objects(self) -> None:
+        """A lifecycle rule removing objects under `temporary_prefix` after `temporary_days`: the store's
+        own backstop behind the sweeper, for bytes that arrive after their slot was swept."""
+        rule = Rule(
+            ENABLED,
+            rule_filter=Filter(prefix=self.temporary_prefix),
+            rule_id="huanzhi-expire-temporary",
+            expiration=Expiration(days=self.temporary_days),
+        )
         try:
-            self._client.make_bucket(self.bucket, location=self.region)
+            current = self._client.get_bucket_lifecycle(self.bucket)
         except S3Error as exc:
-            # Another replica created it between our check and our request.
-            if exc.code != "BucketAlreadyOwnedByYou":
+            if exc.code not in ("NoSuchLifecycleConfiguration", "NoSuchBucketLifecycle"):
                 raise
+            current = None
+        others = [r for r in (current.rules if current else []) if r.rule_id != rule.rule_id]
+        try:
+            self._client.set_bucket_lifecycle(self.bucket, LifecycleConfig([*others, rule]))
+        except S3Error as exc:
+            # Not ours to configure (a managed bucket): the sweeper still removes what it knows of.
+            logger.warning("could not set the lifecycle rule on %s: %s", self.bucket, exc.code)
 
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         check_key(key)

@@ -24,14 +24,15 @@ WriterDep = Annotated[Caller, Depends(require_scope("photos:write"))]
 def _public(upload: Upload, intake: Intake) -> UploadPublic:
     store, settings = intake.store, intake.settings
     put_url, post = None, None
-    if upload.status == "pending":
-        left = max(timedelta(seconds=1), upload.expires_at - utcnow())
+    left = upload.expires_at - utcnow()
+    shown = "expired" if upload.status == "pending" and left <= timedelta(0) else upload.status
+    if shown == "pending":
         put_url = store.presigned_put(upload.object_key, left)
         policy = store.presigned_post(upload.object_key, left, settings.max_upload_bytes)
         post = PostForm(url=policy.url, fields=policy.fields)
     return UploadPublic(
         id=upload.id,
-        status=upload.status,
+        status=shown,
         put_url=put_url,
         post=post,
         max_bytes=settings.max_upload_bytes,

@@ -114,12 +114,14 @@ async def complete(session: AsyncSession, intake: Intake, caller: Caller, upload
 
 
 async def sweep_expired(session: AsyncSession, intake: Intake) -> int:
-    """Remove the objects of slots that expired without completion; returns how many."""
-    now = utcnow()
+    """Remove the objects of slots that expired without completion (past the grace); returns how many."""
+    cutoff = utcnow() - timedelta(seconds=intake.settings.sweep_grace_seconds)
     expired = (
         (
             await session.execute(
-                select(Upload).where(col(Upload.status) == "pending", col(Upload.expires_at) < now).limit(500)
+                select(Upload)
+                .where(col(Upload.status) == "pending", col(Upload.expires_at) < cutoff)
+                .limit(500)
             )
         )
         .scalars()
