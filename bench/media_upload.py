@@ -2,8 +2,8 @@
 
 Run: `uv run python -m bench.media_upload [--uploads 40] [--concurrency 4] [--burst 32] [--stores local,s3]
 [--db sqlite|postgres]`. About a minute with the defaults (the first run also makes 114 test photos in
-~45 s, cached in the temp folder afterwards). The service inherits this process's environment, so
-`MALLOC_ARENA_MAX=2 uv run python -m bench.media_upload` measures it with that malloc setting.
+~45 s, cached in the temp folder afterwards). The service runs as the launcher and the image ship it, with
+`MALLOC_ARENA_MAX=2`; `--arena-max ""` measures it on glibc's default arenas.
 
 For each store (the local folder, and S3 through moto's server in its own process) it starts the media
 service for real — uvicorn in a subprocess on a loopback port, tokens verified against a JWKS served by a
@@ -158,10 +158,16 @@ class Service:
                 self.process.wait()
 
 
+ARENA_MAX = "2"  # as services/devserver.py and deploy/Dockerfile run the service; set from --arena-max
+
+
 def start_service(env_values: dict[str, str], log: Path) -> Service:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUANZHI_")}
     env.update({f"HUANZHI_MEDIA_{k.upper()}": v for k, v in env_values.items()})
+    env.pop("MALLOC_ARENA_MAX", None)
+    if ARENA_MAX:
+        env["MALLOC_ARENA_MAX"] = ARENA_MAX
     env["HUANZHI_MEDIA_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -481,7 +487,7 @@ def report(
 ) -> None:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
-        f"\n{machine()}; load average {load}; database {args.db}; {photo_mb:.2f} MB mean JPEG (4000×3000 q90)\n"
+        f"\n{machine()}; load average {load}; database {args.db}; MALLOC_ARENA_MAX={ARENA_MAX or 'default'}; {photo_mb:.2f} MB mean JPEG (4000×3000 q90)\n"
     )
     rows: list[list[object]] = []
     for r in results:
@@ -556,8 +562,13 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=32, help="uploads at once for the memory peak")
     parser.add_argument("--stores", default="local,s3")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--arena-max", default="2", help='MALLOC_ARENA_MAX for the service ("": glibc default)'
+    )
     parser.add_argument("--grain", type=float, default=6.0, help="sensor noise in levels (6: ~3.3 MB)")
     args = parser.parse_args()
+    global ARENA_MAX
+    ARENA_MAX = args.arena_max
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
 
     n, warm_n = args.uploads, 2
