@@ -40,7 +40,9 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
     async def extra(app: FastAPI) -> AsyncIterator[None]:
         app.state.keyring = keyring_from(settings)
         app.state.login_throttle = FailureThrottle(
-            settings.login_max_failures, settings.login_failure_window_seconds
+            settings.login_max_failures,
+            settings.login_failure_window_seconds,
+            limits={"addr": settings.login_max_failures_per_address},
         )
         if settings.seed_demo:
             async with app.state.database.sessionmaker() as session, session.begin():

@@ -26,8 +26,10 @@ class IssuesSettings(ServiceSettings):
     scoring_client_secret: SecretStr = SecretStr(DEV_SERVICE_SECRET)
     media_client_secret: SecretStr = SecretStr(DEV_SERVICE_SECRET)
 
-    # Password login: failures allowed per username (and per address) in a window before 429.
-    login_max_failures: int = 5
+    # Password and client-credentials login: failures allowed in a window before 429.
+    login_max_failures: int = 5  # per username or client id
+    # Per client address: higher, since a village's phones often share one address (carrier NAT).
+    login_max_failures_per_address: int = 30
     login_failure_window_seconds: int = 900
 
     # WeChat mini-program login (jscode2session).

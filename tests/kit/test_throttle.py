@@ -111,3 +111,40 @@ def test_blocked_exactly_when_the_window_holds_the_limit(
         assert wait - 1 <= oldest_that_counts + window - clock.now <= wait
     else:
         assert wait == 0
+
+
+def test_each_kind_of_key_has_its_own_limit() -> None:
+    clock = Clock()
+    t = FailureThrottle(5, 900, clock=clock, limits={"addr": 30})
+    for n in range(29):
+        t.fail(f"account:user{n % 6}", "addr:10.0.0.1")
+    assert t.retry_after("addr:10.0.0.1") == 0
+    assert t.retry_after("account:user0") > 0  # 5 failures of the 29
+    t.fail("account:other", "addr:10.0.0.1")
+    assert t.retry_after("addr:10.0.0.1") > 0
+
+
+def test_memory_is_bounded_by_forgetting_the_keys_longest_untouched() -> None:
+    clock = Clock()
+    t = FailureThrottle(2, 900, clock=clock, max_keys=100)
+    t.fail("account:target")
+    t.fail("account:target")
+    for n in range(99):
+        t.fail(f"addr:10.0.{n // 256}.{n % 256}")
+    assert len(t) == 100
+    assert t.retry_after("account:target") > 0
+    t.fail("addr:spray")  # one key too many: the oldest goes
+    assert len(t) == 100
+    assert t.retry_after("account:target") == 0
+    assert t.retry_after("addr:spray") == 0  # one failure of two allowed
+
+
+@given(st.lists(st.sampled_from(["account:a", "account:b", "addr:x"]), max_size=200))
+def test_a_key_never_holds_more_failures_than_its_limit(keys: list[str]) -> None:
+    clock = Clock()
+    t = FailureThrottle(3, 900, clock=clock, limits={"addr": 7})
+    for key in keys:
+        t.fail(key)
+        clock.now += 1
+    for key, entries in t._failures.items():
+        assert len(entries) <= t.limit_for(key)

@@ -1,6 +1,8 @@
 """Failed-login throttling: a sliding window of failures per key (username, client id, address).
 
-Kept in the process's memory: behind several replicas each counts its own failures, which still bounds
+Keys are `kind:value`; each kind has its own limit, so one address shared by a whole village (carrier NAT
+is the rule on rural mobile networks) tolerates more failures than one account. Kept in the process's
+memory, bounded in keys: behind several replicas each counts its own failures, which still bounds
 guessing to replicas × limit per window.
 """
 
@@ -8,17 +10,30 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
 class FailureThrottle:
     def __init__(
-        self, max_failures: int, window_seconds: float, clock: Callable[[], float] = time.monotonic
+        self,
+        max_failures: int,
+        window_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        limits: Mapping[str, int] | None = None,
+        max_keys: int = 100_000,
     ) -> None:
+        """`max_failures` for every kind of key not named in `limits`; at most `max_keys` keys remembered
+        (the longest untouched are forgotten first)."""
         self.max_failures = max_failures
+        self.limits = dict(limits or {})
         self.window = window_seconds
+        self.max_keys = max_keys
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
+
+    def limit_for(self, key: str) -> int:
+        return self.limits.get(key.partition(":")[0], self.max_failures)
 
     def _recent(self, key: str) -> deque[float]:
         now = self._clock()
@@ -36,15 +51,25 @@ class FailureThrottle:
         wait = 0.0
         for key in keys:
             entries = self._recent(key)
-            if len(entries) >= self.max_failures:
-                wait = max(wait, entries[-self.max_failures] + self.window - self._clock())
+            limit = self.limit_for(key)
+            if len(entries) >= limit:
+                wait = max(wait, entries[-limit] + self.window - self._clock())
         return int(wait) + 1 if wait > 0 else 0
 
     def fail(self, *keys: str) -> None:
         now = self._clock()
         for key in keys:
-            self._recent(key)
-            self._failures.setdefault(key, deque()).append(now)
+            entries = self._recent(key)
+            self._failures.pop(key, None)  # re-inserted last: the dict's order is least recently failed first
+            entries.append(now)
+            while len(entries) > self.limit_for(key):  # older ones no longer decide anything
+                entries.popleft()
+            self._failures[key] = entries
+        while len(self._failures) > self.max_keys:
+            del self._failures[next(iter(self._failures))]
 
     def succeed(self, key: str) -> None:
         self._failures.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._failures)
