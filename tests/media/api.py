@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 from PIL import Image
 
+from tests.media.s3_server import closed_port
+
 COUNTY = "370282"
 TOWN = "370282103"  # 蓝村街道
 OTHER_TOWN = "370282104"  # 移风店镇
@@ -90,3 +92,10 @@ def picture(data: bytes) -> Image.Image:
     img = Image.open(io.BytesIO(data))
     img.load()
     return img
+
+
+def unreachable_store(tmp_path: Path) -> dict[str, Any]:
+    """Media settings under which neither store answers: S3 on a closed port, the local folder under a file."""
+    blocker = tmp_path / "a-file-not-a-folder"
+    blocker.write_bytes(b"")
+    return {"s3_endpoint": f"127.0.0.1:{closed_port()}", "local_store_dir": blocker / "objects"}

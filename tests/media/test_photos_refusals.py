@@ -20,7 +20,7 @@ from minio import Minio
 from services.media.photos.models import Photo
 from services.media.rules import CHINA_TIME
 from services.media.settings import MediaSettings
-from tests.media.api import TOWN, VILLAGE, assert_problem, flags, spooled, upload, uploaded
+from tests.media.api import TOWN, VILLAGE, assert_problem, flags, spooled, unreachable_store, upload, uploaded
 from tests.media.images import (
     encode,
     exif_block,
@@ -31,7 +31,7 @@ from tests.media.images import (
     with_app1,
     with_declared_size,
 )
-from tests.media.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, closed_port
+from tests.media.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 Auth = Callable[..., dict[str, str]]
 PHOTO_LIMIT = 200_000
@@ -44,9 +44,7 @@ def media_overrides(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str,
     if wanted == "small_limit":
         return {"max_upload_bytes": PHOTO_LIMIT}
     if wanted == "store_down":
-        blocker = tmp_path / "a-file-not-a-folder"
-        blocker.write_bytes(b"")
-        return {"s3_endpoint": f"127.0.0.1:{closed_port()}", "local_store_dir": blocker / "objects"}
+        return unreachable_store(tmp_path)
     return {}
 
 

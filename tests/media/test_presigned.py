@@ -34,9 +34,18 @@ from services.media.settings import MediaSettings
 from services.media.storage import local as local_store
 from services.media.uploads.models import Upload
 from services.media.uploads.service import sweep_expired
-from tests.media.api import LOCAL_BASE, NEIGHBOUR, VILLAGE, assert_problem, flags, spooled, uploaded
+from tests.media.api import (
+    LOCAL_BASE,
+    NEIGHBOUR,
+    VILLAGE,
+    assert_problem,
+    flags,
+    spooled,
+    unreachable_store,
+    uploaded,
+)
 from tests.media.images import jpeg
-from tests.media.s3_server import ACCESS_KEY, REGION, S3Server, closed_port
+from tests.media.s3_server import ACCESS_KEY, REGION, S3Server
 from tests.media.test_photos_refusals import REFUSALS
 
 Auth = Callable[..., dict[str, str]]
@@ -401,13 +410,7 @@ async def test_store_down_at_completion_answers_503_keeps_no_photo_and_the_slot_
     village = media_auth("village", VILLAGE)
     slot = await open_slot(media_client, village)
     await put_bytes(media_client, slot["put_url"], _sample(23))
-    blocker = tmp_path / "a-file-not-a-folder"
-    blocker.write_bytes(b"")
-    down = build_store(
-        media_settings.model_copy(
-            update={"s3_endpoint": f"127.0.0.1:{closed_port()}", "local_store_dir": blocker / "objects"}
-        )
-    )
+    down = build_store(media_settings.model_copy(update=unreachable_store(tmp_path)))
     intake = media_app.state.intake
     working, intake.store = intake.store, down
     try:
@@ -441,14 +444,9 @@ async def test_bad_image_through_a_slot_is_refused_and_nothing_is_kept(
 ) -> None:
     village = media_auth("village", VILLAGE)
     slot = await open_slot(media_client, village)
-    data = build()
-    if data:
-        await put_bytes(media_client, slot["put_url"], data)
-        body = assert_problem(await complete(media_client, village, slot["id"]), status, code)
-        assert body["upload_id"] == slot["id"]
-    else:  # an empty PUT stores an empty object; completing it is refused like the empty multipart file
-        await put_bytes(media_client, slot["put_url"], data)
-        assert_problem(await complete(media_client, village, slot["id"]), status, code)
+    await put_bytes(media_client, slot["put_url"], build())
+    body = assert_problem(await complete(media_client, village, slot["id"]), status, code)
+    assert body["upload_id"] == slot["id"]
     assert await media_rows(Photo) == 0
     assert stored_objects() == []
     assert spooled(media_settings.data_dir) == []
