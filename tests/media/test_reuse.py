@@ -11,6 +11,7 @@ import functools
 import itertools
 import random
 
+import imagehash
 import numpy as np
 import pytest
 from hypothesis import given
@@ -33,6 +34,7 @@ from services.media.reuse import (
     to_signed,
     trim_box,
 )
+from services.media.reuse.hashes import dct_hash
 from services.media.settings import MediaSettings
 from tests.media import photos
 
@@ -204,6 +206,18 @@ def test_photos_with_a_smooth_sky_are_not_trimmed(seed: int) -> None:
 
 
 # ---- hashes and band keys ---------------------------------------------------------------------------
+
+
+def test_the_window_hash_is_imagehashs_phash() -> None:
+    """dct_hash is the perceptual hash of imagehash (DCT of a 32x32 grey copy, 8x8 lowest frequencies
+    against their median), computed with OpenCV; only the resize filter differs."""
+    distances = []
+    for seed in range(8):
+        grey = photos.camera(seed).convert("L")
+        ours = from_signed(dct_hash(np.asarray(grey, dtype=np.float32)))
+        distances.append(hamming(ours, int(str(imagehash.phash(grey)), 16)))
+    assert max(distances) <= 4
+    assert sum(distances) <= 8
 
 
 @pytest.mark.parametrize("radius", [0, 1])
