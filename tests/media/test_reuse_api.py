@@ -2,7 +2,7 @@
 
 The detector itself is tested in depth on its own; here a few representative kinds of reuse go through
 the whole upload path. Photo-like scenes come from tests/media/photos.py. Reuse does not depend on the
-object store or the database engine, so these run on one combination.
+object store, so these run on the local one, but the lookup is SQL of its own on PostgreSQL: both databases.
 """
 
 from __future__ import annotations
@@ -26,10 +26,7 @@ from tests.media.api import COUNTY, FAR_VILLAGE, VILLAGE, flags, uploaded
 
 Auth = Callable[..., dict[str, str]]
 
-pytestmark = [
-    pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
-    pytest.mark.parametrize("store_kind", ["local"], indirect=True),
-]
+pytestmark = pytest.mark.parametrize("store_kind", ["local"], indirect=True)
 
 SIZE = (1280, 960)
 SCENE = 101

@@ -63,6 +63,7 @@ __all__ = [
     "lookup_distance",
     "probe_guarantee",
     "probe_keys",
+    "probes",
     "to_signed",
     "trim_box",
 ]
@@ -137,17 +138,32 @@ def candidate_distance(query: Fingerprint, stored_index_hashes: Sequence[int]) -
     return best
 
 
+def probes(query: Fingerprint, radius: int = PROBE_RADIUS) -> dict[tuple[int, int], tuple[int, ...]]:
+    """The band keys to look up for `query`, each with the query hashes that probe it."""
+    by_key: dict[tuple[int, int], list[int]] = {}
+    for q in query.query_hashes:
+        for key in probe_keys(q, radius):
+            hashes = by_key.setdefault(key, [])
+            if q not in hashes:
+                hashes.append(q)
+    return {key: tuple(hashes) for key, hashes in by_key.items()}
+
+
 def lookup_distance(
     query: Fingerprint, stored_index_hashes: Sequence[int], radius: int = PROBE_RADIUS
 ) -> int:
-    """What the band index gives for one stored photo: the smallest distance between a query hash and a
-    stored hash that the probe fetches (one sharing a probed band key), 65 if it fetches none.
+    """What the band index gives for one stored photo: the smallest distance between a stored hash and a
+    query hash that probed one of its band keys, 65 if no key is shared.
 
     The database does the same for the whole archive at once (`Intake.candidates`).
     """
-    probed = {key for q in query.query_hashes for key in probe_keys(q, radius)}
-    fetched = [s for s in stored_index_hashes if probed.intersection(band_keys(s))]
-    return candidate_distance(query, fetched)
+    keys = probes(query, radius)
+    best = 65
+    for s in stored_index_hashes:
+        for key in band_keys(s):
+            for q in keys.get(key, ()):
+                best = min(best, hamming(q, s))
+    return best
 
 
 def confirm(new: Fingerprint, old: Fingerprint) -> Match | None:
