@@ -246,7 +246,7 @@ async def test_a_failed_fetch_is_retried_after_the_interval(issuer: FakeIssuer) 
     verifier = verifier_for(issuer, min_refresh_interval=0.2)
     issuer.failing = True
     for _ in range(3):
-        with pytest.raises(Unauthorized, match="could not be fetched"):
+        with pytest.raises(ServiceUnavailable, match="could not be fetched"):
             await verifier.verify(sign(claims(), PRIVATE, KID))
     assert issuer.fetches == 1
     issuer.failing = False
