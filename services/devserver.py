@@ -160,6 +160,10 @@ def running_stack(data_dir: Path, ports: Mapping[str, int], **kwargs: object) ->
         stop_stack(stack)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     from services.issues.demo import DEMO_PASSWORD, DEMO_USERS
 
@@ -171,6 +175,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
     ports = {s: args.port_base + i for i, s in enumerate(SERVICES)}
+    # Ctrl-C, and a supervisor's SIGTERM, stop all three, even when started where SIGINT was ignored
+    # (a background job of a non-interactive shell).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     stack = start_stack(args.data_dir, ports, host=args.host)
     print(f"\nHuanzhi is up in {time.monotonic() - started:.1f} s (data in {args.data_dir.resolve()}):")
