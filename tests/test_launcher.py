@@ -13,10 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.crossservice.conftest import HOST
+pytestmark = pytest.mark.crossservice  # it starts the three services; on the embedded defaults (SQLite)
 
-# The launcher runs the embedded defaults (SQLite) whatever the backend of the other cross-service tests.
-pytestmark = [pytest.mark.crossservice, pytest.mark.parametrize("backend", ["sqlite"], indirect=True)]
+HOST = "127.0.0.1"
 
 ROOT = Path(__file__).resolve().parents[2]
 
