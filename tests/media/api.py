@@ -99,3 +99,23 @@ def unreachable_store(tmp_path: Path) -> dict[str, Any]:
     blocker = tmp_path / "a-file-not-a-folder"
     blocker.write_bytes(b"")
     return {"s3_endpoint": f"127.0.0.1:{closed_port()}", "local_store_dir": blocker / "objects"}
+
+
+async def open_slot(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    r = await client.post("/v1/uploads", headers=headers, json=body)
+    assert r.status_code == 201, r.text
+    slot: dict[str, Any] = r.json()
+    return slot
+
+
+async def put_bytes(client: httpx.AsyncClient, url: str, data: bytes) -> httpx.Response:
+    """PUT to a slot's URL the way a client would: to the service (local store) or to the store (S3)."""
+    headers = {"Content-Type": "image/jpeg"}
+    if url.startswith(LOCAL_BASE):
+        return await client.put(url, content=data, headers=headers)
+    async with httpx.AsyncClient(timeout=10) as plain:
+        return await plain.put(url, content=data, headers=headers)
+
+
+async def complete(client: httpx.AsyncClient, headers: dict[str, str], upload_id: str) -> httpx.Response:
+    return await client.post(f"/v1/uploads/{upload_id}/complete", headers=headers)

@@ -20,7 +20,19 @@ from minio import Minio
 from services.media.photos.models import Photo
 from services.media.rules import CHINA_TIME
 from services.media.settings import MediaSettings
-from tests.media.api import TOWN, VILLAGE, assert_problem, flags, spooled, unreachable_store, upload, uploaded
+from tests.media.api import (
+    TOWN,
+    VILLAGE,
+    assert_problem,
+    complete,
+    flags,
+    open_slot,
+    put_bytes,
+    spooled,
+    unreachable_store,
+    upload,
+    uploaded,
+)
 from tests.media.images import (
     encode,
     exif_block,
@@ -83,6 +95,7 @@ REFUSALS = [
 ]
 
 
+@pytest.mark.parametrize("way", ["multipart", "presigned"])
 @pytest.mark.parametrize(("build", "filename", "status", "code"), REFUSALS)
 async def test_bad_image_is_refused_and_nothing_is_kept(
     media_client: httpx.AsyncClient,
@@ -94,9 +107,17 @@ async def test_bad_image_is_refused_and_nothing_is_kept(
     filename: str,
     status: int,
     code: str,
+    way: str,
 ) -> None:
+    village = media_auth("village", VILLAGE)
     objects = stored_objects()
-    r = await upload(media_client, media_auth("village", VILLAGE), build(), filename=filename)
+    if way == "multipart":
+        r = await upload(media_client, village, build(), filename=filename)
+    else:  # the bytes go straight to the store; completing the slot refuses them and removes them
+        slot = await open_slot(media_client, village)
+        await put_bytes(media_client, slot["put_url"], build())
+        r = await complete(media_client, village, slot["id"])
+        assert r.json()["upload_id"] == slot["id"]
     assert_problem(r, status, code)
     assert await media_rows(Photo) == 0
     assert stored_objects() == objects

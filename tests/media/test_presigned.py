@@ -39,14 +39,16 @@ from tests.media.api import (
     NEIGHBOUR,
     VILLAGE,
     assert_problem,
+    complete,
     flags,
+    open_slot,
+    put_bytes,
     spooled,
     unreachable_store,
     uploaded,
 )
 from tests.media.images import jpeg
 from tests.media.s3_server import ACCESS_KEY, REGION, S3Server
-from tests.media.test_photos_refusals import REFUSALS
 
 Auth = Callable[..., dict[str, str]]
 SMALL_LIMIT = 200_000
@@ -69,22 +71,6 @@ def _sample(seed: int = 21) -> bytes:
     return jpeg(640, 480, seed=seed)
 
 
-async def open_slot(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
-    r = await client.post("/v1/uploads", headers=headers, json=body)
-    assert r.status_code == 201, r.text
-    slot: dict[str, Any] = r.json()
-    return slot
-
-
-async def put_bytes(client: httpx.AsyncClient, url: str, data: bytes) -> httpx.Response:
-    """PUT to a slot's URL the way a client would: to the service (local store) or to the store (S3)."""
-    headers = {"Content-Type": "image/jpeg"}
-    if url.startswith(LOCAL_BASE):
-        return await client.put(url, content=data, headers=headers)
-    async with httpx.AsyncClient(timeout=10) as plain:
-        return await plain.put(url, content=data, headers=headers)
-
-
 async def post_form(client: httpx.AsyncClient, post: dict[str, Any], data: bytes) -> httpx.Response:
     """POST a slot's form fields, a Content-Type field and the file (last), as a browser form upload does."""
     fields = {**post["fields"], "Content-Type": "image/jpeg"}
@@ -93,10 +79,6 @@ async def post_form(client: httpx.AsyncClient, post: dict[str, Any], data: bytes
         return await client.post(post["url"], data=fields, files=files)
     async with httpx.AsyncClient(timeout=10) as plain:
         return await plain.post(post["url"], data=fields, files=files)
-
-
-async def complete(client: httpx.AsyncClient, headers: dict[str, str], upload_id: str) -> httpx.Response:
-    return await client.post(f"/v1/uploads/{upload_id}/complete", headers=headers)
 
 
 async def test_presigned_put_then_complete_takes_the_photo_in_like_multipart(
@@ -428,28 +410,6 @@ async def test_store_down_at_completion_answers_503_keeps_no_photo_and_the_slot_
     retried = await complete(media_client, village, slot["id"])
     assert retried.status_code == 201, retried.text
     assert await media_rows(Photo) == 1
-
-
-@pytest.mark.parametrize(("build", "filename", "status", "code"), REFUSALS)
-async def test_bad_image_through_a_slot_is_refused_and_nothing_is_kept(
-    media_client: httpx.AsyncClient,
-    media_auth: Auth,
-    media_rows: Any,
-    stored_objects: Callable[[], list[str]],
-    media_settings: MediaSettings,
-    build: Callable[[], bytes],
-    filename: str,
-    status: int,
-    code: str,
-) -> None:
-    village = media_auth("village", VILLAGE)
-    slot = await open_slot(media_client, village)
-    await put_bytes(media_client, slot["put_url"], build())
-    body = assert_problem(await complete(media_client, village, slot["id"]), status, code)
-    assert body["upload_id"] == slot["id"]
-    assert await media_rows(Photo) == 0
-    assert stored_objects() == []
-    assert spooled(media_settings.data_dir) == []
 
 
 @pytest.mark.parametrize("media_overrides", ["sweeping"], indirect=True)
