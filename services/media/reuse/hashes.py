@@ -88,10 +88,8 @@ def dct_hash(grey: NDArray[np.float32]) -> int:
     """The 64-bit perceptual hash of a grey picture, as a signed int64."""
     small = cv2.resize(grey, (HASH_SIZE, HASH_SIZE), interpolation=cv2.INTER_AREA)
     low = cv2.dct(small)[:8, :8].flatten()
-    value = 0
-    for bit in low > np.median(low):
-        value = (value << 1) | int(bit)
-    return to_signed(value)
+    # Row-major bits, most significant first, as imagehash's phash orders them.
+    return to_signed(int.from_bytes(np.packbits(low > np.median(low)).tobytes(), "big"))
 
 
 def centre(keep: float) -> Box:
