@@ -85,9 +85,11 @@ def start_stack(
     env = stack_environment(data_dir, ports, host, extra_env)
     migrate_all(env)
     urls = {s: f"http://{host}:{ports[s]}" for s in SERVICES}
-    processes = {s: spawn_service(s, host, ports[s], env, quiet=quiet) for s in SERVICES}
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     stack = Stack(urls, processes, data_dir)
     try:
+        for service in SERVICES:  # filled in place: an interrupt while spawning still stops what started
+            processes[service] = spawn_service(service, host, ports[service], env, quiet=quiet)
         wait_ready(stack, ready_timeout)
     except BaseException:
         stop_stack(stack)
@@ -180,19 +182,19 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
-    stack = start_stack(args.data_dir, ports, host=args.host)
-    print(f"\nHuanzhi is up in {time.monotonic() - started:.1f} s (data in {args.data_dir.resolve()}):")
-    for service, url in stack.urls.items():
-        print(f"  {service:<8} {url}   docs {url}/docs")
-    print(f"\nDemo users (password {DEMO_PASSWORD}):")
-    for username, display_name, role, region in DEMO_USERS:
-        print(f"  {username:<10} {role:<10} {region:<18} {display_name}")
-    print(
-        f"\nTry: curl -s -d grant_type=password -d username=admin -d password={DEMO_PASSWORD} "
-        f"{stack.urls['issues']}/v1/auth/token\nCtrl-C stops all three.",
-        flush=True,
-    )
+    stack = start_stack(args.data_dir, ports, host=args.host)  # stops what it started if interrupted
     try:
+        print(f"\nHuanzhi is up in {time.monotonic() - started:.1f} s (data in {args.data_dir.resolve()}):")
+        for service, url in stack.urls.items():
+            print(f"  {service:<8} {url}   docs {url}/docs")
+        print(f"\nDemo users (password {DEMO_PASSWORD}):")
+        for username, display_name, role, region in DEMO_USERS:
+            print(f"  {username:<10} {role:<10} {region:<18} {display_name}")
+        print(
+            f"\nTry: curl -s -d grant_type=password -d username=admin -d password={DEMO_PASSWORD} "
+            f"{stack.urls['issues']}/v1/auth/token\nCtrl-C stops all three.",
+            flush=True,
+        )
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(0.5)
         dead = [s for s, p in stack.processes.items() if p.poll() is not None]
@@ -200,6 +202,9 @@ def main() -> None:
     except KeyboardInterrupt:
         print("\nstopping…")
     finally:
+        # A second Ctrl-C must not cut the stopping short and leave services running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_stack(stack)
 
 

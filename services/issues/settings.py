@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.kit.settings import DEV_SERVICE_SECRET, ServiceSettings
@@ -27,9 +27,9 @@ class IssuesSettings(ServiceSettings):
     media_client_secret: SecretStr = SecretStr(DEV_SERVICE_SECRET)
 
     # Password and client-credentials login: failures allowed in a window before 429.
-    login_max_failures: int = 5  # per username or client id
+    login_max_failures: int = Field(default=5, ge=1)  # per username or client id
     # Per client address: higher, since a village's phones often share one address (carrier NAT).
-    login_max_failures_per_address: int = 30
+    login_max_failures_per_address: int = Field(default=30, ge=1)
     login_failure_window_seconds: int = 900
 
     # WeChat mini-program login (jscode2session).

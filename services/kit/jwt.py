@@ -57,7 +57,10 @@ class JWKSCache:
     async def key(self, kid: str) -> dict[str, Any] | None:
         now = time.monotonic()
         due = now - self._fetched_at > self._ttl or kid not in self._keys
-        if due and now - self._attempted_at >= self._min_refresh:
+        if due and self._lock.locked():
+            async with self._lock:  # a fetch is in flight: wait for its keys rather than answer without
+                pass
+        elif due and now - self._attempted_at >= self._min_refresh:
             await self._refresh(now)
         if not self._keys and self._fetched_at == float("-inf"):
             # Not the caller's fault: its token may be fine, so 503 (try again), not 401 (get a new token).

@@ -124,7 +124,7 @@ class RequestContextMiddleware:
     def _limit_for(self, path: str) -> int:
         """The limit for `path`: a key ending in "/" covers everything below it, any other key that path alone."""
         for key, limit in self.body_limits.items():
-            if path == key or (key.endswith("/") and path.startswith(key)):
+            if path.rstrip("/") == key.rstrip("/") or (key.endswith("/") and path.startswith(key)):
                 return limit
         return self.max_body_bytes
 

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.kit.errors import ServiceUnavailable, Unauthorized
+from services.kit.errors import Problem, ServiceUnavailable, Unauthorized
 from services.kit.jwt import JWKSCache, TokenVerifier, public_jwk, sign
 
 ISSUER = "http://issues.test"
@@ -371,3 +371,24 @@ async def test_no_bearer_token_is_missing_token(client: httpx.AsyncClient, heade
 )
 async def test_the_app_answers_401_for_malformed_tokens(client: httpx.AsyncClient, case: str) -> None:
     _assert_401(await _caller(client, BAD_TOKENS[case]))
+
+
+async def test_requests_arriving_during_the_first_fetch_wait_for_its_keys(issuer: FakeIssuer) -> None:
+    """A cold verifier under load: every request waits for the one fetch in flight, none answers 503."""
+
+    async def slow_fetch() -> dict[str, Any]:
+        await asyncio.sleep(0.2)
+        return await issuer.fetch()
+
+    verifier = TokenVerifier(JWKSCache(slow_fetch), issuer=ISSUER, audience=AUDIENCE)
+    good, bogus = sign(claims(), PRIVATE, KID), sign(claims(), PRIVATE, "bogus")
+
+    async def outcome(token: str) -> str:
+        try:
+            return str((await verifier.verify(token))["sub"])
+        except Problem as problem:
+            return f"{problem.status} {problem.instance_code}"
+
+    results = await asyncio.gather(outcome(good), outcome(good), outcome(bogus), outcome(good))
+    assert results == ["user:4", "user:4", "401 invalid_token", "user:4"]
+    assert issuer.fetches == 1

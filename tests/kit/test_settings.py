@@ -126,3 +126,10 @@ def test_settings_come_from_prefixed_environment_variables(monkeypatch: pytest.M
 def test_secrets_do_not_show_in_the_settings_repr() -> None:
     settings = IssuesSettings(environment="production", **PRODUCTION[IssuesSettings])
     assert "s" * 32 not in repr(settings) and "m" * 32 not in repr(settings)
+
+
+@pytest.mark.parametrize("name", ["LOGIN_MAX_FAILURES", "LOGIN_MAX_FAILURES_PER_ADDRESS"])
+def test_a_login_limit_below_one_is_refused(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(f"HUANZHI_ISSUES_{name}", "0")
+    with pytest.raises(ValidationError):
+        IssuesSettings()

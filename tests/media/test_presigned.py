@@ -449,3 +449,15 @@ async def test_local_slot_links_are_refused_once_expired(
     assert_problem(await put_bytes(media_client, slot["put_url"], _sample()), 403, "link_expired")
     assert_problem(await post_form(media_client, slot["post"], _sample()), 403, "link_expired")
     assert stored_objects() == []
+
+
+async def test_a_slot_in_its_last_second_reads_as_expired_without_links(
+    media_client: httpx.AsyncClient, media_app: FastAPI, media_auth: Auth
+) -> None:
+    village = media_auth("village", VILLAGE)
+    slot = await open_slot(media_client, village)
+    await expire(media_app, slot["id"], ago=-0.5)  # half a second left: no link can be signed for that
+
+    r = await media_client.get(f"/v1/uploads/{slot['id']}", headers=village)
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["put_url"], r.json()["post"]) == ("expired", None, None)

@@ -393,29 +393,42 @@ async def test_s3_ensure_ready_creates_the_bucket(s3_server: S3Server) -> None:
     assert await store.get_bytes(KEY) == b"x"
 
 
-async def test_s3_ensure_ready_expires_temporary_objects_and_keeps_other_lifecycle_rules(
+async def test_s3_ensure_ready_expires_temporary_objects_on_a_bucket_without_lifecycle_rules(
     s3_server: S3Server,
 ) -> None:
     store = make_s3_store(s3_server, temporary_prefix="incoming/", temporary_days=1)
     await store.ensure_ready()
+    await store.ensure_ready()  # a restart finds its rule there and changes nothing
+
     real = Minio(
         s3_server.endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False, region=REGION
     )
-    theirs = Rule(
-        ENABLED, rule_filter=Filter(prefix="logs/"), rule_id="theirs", expiration=Expiration(days=30)
-    )
-    real.set_bucket_lifecycle(
-        store.bucket, LifecycleConfig([*real.get_bucket_lifecycle(store.bucket).rules, theirs])
-    )
-
-    await store.ensure_ready()  # a restart: sets ours again, leaves theirs
-
-    rules = {r.rule_id: r for r in real.get_bucket_lifecycle(store.bucket).rules}
-    assert set(rules) == {"huanzhi-expire-temporary", "theirs"}
-    ours = rules["huanzhi-expire-temporary"]
+    (ours,) = real.get_bucket_lifecycle(store.bucket).rules
+    assert ours.rule_id == "huanzhi-expire-temporary"
     assert ours.rule_filter.prefix == "incoming/"
     assert ours.expiration.days == 1
     assert ours.status == ENABLED
+
+
+async def test_s3_ensure_ready_leaves_a_lifecycle_configuration_of_someone_else_alone(
+    s3_server: S3Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    bucket = unique_bucket()
+    real = Minio(
+        s3_server.endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False, region=REGION
+    )
+    real.make_bucket(bucket)
+    theirs = Rule(
+        ENABLED, rule_filter=Filter(prefix="logs/"), rule_id="theirs", expiration=Expiration(days=30)
+    )
+    real.set_bucket_lifecycle(bucket, LifecycleConfig([theirs]))
+    store = make_s3_store(s3_server, bucket, temporary_prefix="incoming/")
+
+    await store.ensure_ready()
+
+    assert [r.rule_id for r in real.get_bucket_lifecycle(bucket).rules] == ["theirs"]
+    assert "add a rule expiring incoming/" in caplog.text
+    assert await store.healthy() is True
 
 
 async def test_s3_ensure_ready_without_permission_to_create_refuses_a_missing_bucket(

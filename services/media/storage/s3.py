@@ -140,22 +140,35 @@ class S3Store:
 
     def _expire_temporary_objects(self) -> None:
         """A lifecycle rule removing objects under `temporary_prefix` after `temporary_days`: the store's
-        own backstop behind the sweeper, for bytes that arrive after their slot was swept."""
+        own backstop behind the sweeper, for bytes that arrive after their slot was swept.
+
+        Set only on a bucket without a lifecycle configuration: minio-py cannot read every rule back
+        faithfully (bucket-wide filters, size conditions), so a configuration someone else wrote is left
+        alone, with a warning naming the rule to add. Never fatal: the sweeper still does the work.
+        """
+        rule_id = "huanzhi-expire-temporary"
+        try:
+            current = self._client.get_bucket_lifecycle(self.bucket)  # None when there is none
+        except (S3Error, ValueError) as exc:
+            logger.warning("could not read the lifecycle configuration of %s: %s", self.bucket, exc)
+            return
+        if current is not None:
+            if not any(r.rule_id == rule_id for r in current.rules):
+                logger.warning(
+                    "bucket %s has a lifecycle configuration of its own: add a rule expiring %s after %d day(s)",
+                    self.bucket,
+                    self.temporary_prefix,
+                    self.temporary_days,
+                )
+            return
         rule = Rule(
             ENABLED,
             rule_filter=Filter(prefix=self.temporary_prefix),
-            rule_id="huanzhi-expire-temporary",
+            rule_id=rule_id,
             expiration=Expiration(days=self.temporary_days),
         )
         try:
-            current = self._client.get_bucket_lifecycle(self.bucket)
-        except S3Error as exc:
-            if exc.code not in ("NoSuchLifecycleConfiguration", "NoSuchBucketLifecycle"):
-                raise
-            current = None
-        others = [r for r in (current.rules if current else []) if r.rule_id != rule.rule_id]
-        try:
-            self._client.set_bucket_lifecycle(self.bucket, LifecycleConfig([*others, rule]))
+            self._client.set_bucket_lifecycle(self.bucket, LifecycleConfig([rule]))
         except S3Error as exc:
             # Not ours to configure (a managed bucket): the sweeper still removes what it knows of.
             logger.warning("could not set the lifecycle rule on %s: %s", self.bucket, exc.code)

@@ -25,7 +25,8 @@ def _public(upload: Upload, intake: Intake) -> UploadPublic:
     store, settings = intake.store, intake.settings
     put_url, post = None, None
     left = upload.expires_at - utcnow()
-    shown = "expired" if upload.status == "pending" and left <= timedelta(0) else upload.status
+    # Links live whole seconds: a slot with less than one left is as good as expired.
+    shown = "expired" if upload.status == "pending" and left < timedelta(seconds=1) else upload.status
     if shown == "pending":
         put_url = store.presigned_put(upload.object_key, left)
         policy = store.presigned_post(upload.object_key, left, settings.max_upload_bytes)
