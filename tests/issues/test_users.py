@@ -456,3 +456,29 @@ async def test_writing_users_needs_the_users_write_scope(
     grid = auth("grid", "370282103201-W01")
     assert_problem(await client.get("/v1/users", headers=grid), 403, "insufficient_scope")
     assert await count_rows(User) == DEMO_USER_COUNT
+
+
+async def test_a_refused_change_keeps_none_of_the_changes_before_it(
+    client: httpx.AsyncClient, auth: Auth, issues_app: FastAPI
+) -> None:
+    """One transaction per request: the disable is applied (and flushed by the region lookup) before the
+    move is refused, and must not survive the refusal."""
+    village = await user_id(issues_app, "village")
+    before = await stored_user(issues_app, "village")
+    assert before is not None and not before.disabled
+    r = await client.patch(
+        f"/v1/users/{village}",
+        json={"disabled": True, "display_name": "改了", "region_code": "370282104201"},  # another town
+        headers=auth("officer", "370282103"),
+    )
+    assert_problem(r, 404, "region_not_found")
+    after = await stored_user(issues_app, "village")
+    assert after is not None
+    assert (after.disabled, after.display_name, after.region_id, after.updated_at) == (
+        False,
+        before.display_name,
+        before.region_id,
+        before.updated_at,
+    )
+    signed_in = await sign_in(client, "village", DEMO_PASSWORD)
+    assert signed_in.status_code == 200
