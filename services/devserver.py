@@ -44,6 +44,8 @@ def stack_environment(
         env[prefix + "JWKS_URL"] = f"{issuer}/.well-known/jwks.json"
         env[prefix + "ISSUES_URL"] = issuer
     env["HUANZHI_ISSUES_MEDIA_URL"] = f"http://{host}:{ports['media']}"
+    # Signed links of the local object store point at the media service where it really listens.
+    env["HUANZHI_MEDIA_PUBLIC_BASE_URL"] = f"http://{host}:{ports['media']}"
     env["HUANZHI_ISSUES_SEED_DEMO"] = "true"
     # glibc keeps a malloc arena per thread; image work in worker threads then holds on to freed memory.
     env.setdefault("MALLOC_ARENA_MAX", "2")

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.media.images import jpeg
+
 pytestmark = pytest.mark.crossservice  # it starts the three services; on the embedded defaults (SQLite)
 
 HOST = "127.0.0.1"
@@ -100,6 +102,23 @@ def test_the_launcher_serves_the_demo_county_and_stops_all_three(
         for port in (base + 1, base + 2):
             me = httpx.get(f"http://127.0.0.1:{port}/readyz")
             assert me.status_code == 200, me.text
+
+        # A photo in and its display copy out through the signed link, on these (not the default) ports.
+        village = httpx.post(
+            f"http://127.0.0.1:{base}/v1/auth/token",
+            data={"grant_type": "password", "username": "village", "password": "huanzhi-demo-2026"},
+        ).json()["access_token"]
+        media, bearer = f"http://127.0.0.1:{base + 2}", {"Authorization": f"Bearer {village}"}
+        photo = httpx.post(
+            f"{media}/v1/photos",
+            headers=bearer,
+            files={"file": ("a.jpg", jpeg(640, 480, seed=3), "image/jpeg")},
+        )
+        assert photo.status_code == 201, photo.text
+        link = httpx.get(f"{media}/v1/photos/{photo.json()['id']}/content?variant=display", headers=bearer)
+        assert link.status_code == 307 and link.headers["location"].startswith(f"{media}/")
+        display = httpx.get(link.headers["location"])
+        assert display.status_code == 200 and display.headers["content-type"] == "image/jpeg"
         services = _children(launcher.pid)
         assert len(services) == 3
 
