@@ -221,7 +221,11 @@ def health_router(service: str, checks: Callable[[Request], dict[str, ReadinessC
     """`/healthz` (alive), `/readyz` (database and peers answer), `/metrics` (Prometheus)."""
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz", summary="Liveness: the process answers")
+    @router.get(
+        "/healthz",
+        summary="Liveness: the process answers",
+        responses={200: {"content": {"application/json": {"example": {"status": "ok", "service": service}}}}},
+    )
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": service}
 
@@ -229,7 +233,15 @@ def health_router(service: str, checks: Callable[[Request], dict[str, ReadinessC
         "/readyz",
         summary="Readiness: the database and peers answer",
         responses={
-            503: problem_doc("A dependency does not answer; see `checks` and Retry-After", "not_ready", 503)
+            200: {
+                "description": "Every check answers",
+                "content": {
+                    "application/json": {
+                        "example": {"status": "ready", "service": service, "checks": {"database": "ok"}}
+                    }
+                },
+            },
+            503: problem_doc("A dependency does not answer; see `checks` and Retry-After", "not_ready", 503),
         },
     )
     async def readyz(request: Request) -> Response:

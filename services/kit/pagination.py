@@ -6,10 +6,10 @@ import base64
 import json
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, get_args
 
 from fastapi import Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
@@ -21,7 +21,32 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def model_example(model: object) -> Any:
+    """The example a model documents in its `json_schema_extra` (`example`, or the first of `examples`)."""
+    extra = getattr(model, "model_config", {}).get("json_schema_extra")
+    if not isinstance(extra, dict):
+        return None
+    if "example" in extra:
+        return extra["example"]
+    examples = extra.get("examples")
+    return examples[0] if isinstance(examples, list) and examples else None
+
+
+def envelope_example(**fields: Any) -> Callable[[dict[str, Any], type[BaseModel]], None]:
+    """A `json_schema_extra` that documents an envelope by one item of its `items` model, beside `fields`."""
+
+    def document(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+        item_types = get_args(cls.model_fields["items"].annotation)
+        item = model_example(item_types[0]) if item_types else None
+        if item is not None:
+            schema["examples"] = [{"items": [item], **fields}]
+
+    return document
+
+
 class Page(BaseModel, Generic[T]):
+    model_config = ConfigDict(json_schema_extra=envelope_example(next_cursor="WyIzNzAyODIxMDMiXQ", limit=50))
+
     items: list[T]
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page.",

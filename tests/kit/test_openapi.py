@@ -84,3 +84,31 @@ def test_json_request_bodies_carry_an_example(spec: dict[str, Any]) -> None:
         ):
             missing.append(f"{method.upper()} {path}")
     assert missing == []
+
+
+def test_json_responses_carry_an_example(spec: dict[str, Any]) -> None:
+    schemas = spec["components"]["schemas"]
+    missing = []
+    for path, method, op in _operations(spec):
+        for status, response in op["responses"].items():
+            media = response.get("content", {}).get("application/json")
+            if not status.startswith("2") or media is None:
+                continue
+            ref = media.get("schema", {}).get("$ref", "")
+            schema = schemas.get(ref.rsplit("/", 1)[-1], {}) if ref else media.get("schema", {})
+            if not (
+                media.get("example")
+                or media.get("examples")
+                or schema.get("examples")
+                or schema.get("example")
+            ):
+                missing.append(f"{method.upper()} {path} {status}")
+    assert missing == []
+
+
+def test_a_page_is_documented_by_an_example_of_its_items(tmp_path: Path) -> None:
+    spec = _app("issues", tmp_path).openapi()
+    schemas = spec["components"]["schemas"]
+    (page,) = schemas["Page_RegionPublic_"]["examples"]
+    assert page["items"] == [schemas["RegionPublic"]["example"]]
+    assert set(page) == {"items", "next_cursor", "limit"}

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.kit.pagination import envelope_example
+
 
 class Purpose(StrEnum):
     before = "before"
@@ -136,6 +138,10 @@ class PhotoPublic(BaseModel):
 
 
 class PhotoBatch(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra=envelope_example(missing=["0f3c9a1b2d4e5f60718293a4b5c6d7e8"])
+    )
+
     items: list[PhotoPublic]
     missing: list[str] = Field(description="Ids not found or outside the caller's region.")
 
@@ -213,4 +219,6 @@ class SimilarPhoto(BaseModel):
 
 
 class SimilarList(BaseModel):
+    model_config = ConfigDict(json_schema_extra=envelope_example())
+
     items: list[SimilarPhoto]
