@@ -461,3 +461,5 @@ async def test_a_slot_in_its_last_second_reads_as_expired_without_links(
     r = await media_client.get(f"/v1/uploads/{slot['id']}", headers=village)
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["put_url"], r.json()["post"]) == ("expired", None, None)
+    # ...and completing it is refused like any expired slot: what the slot says is what completion does.
+    assert_problem(await complete(media_client, village, slot["id"]), 410, "upload_expired")

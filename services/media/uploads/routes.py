@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
@@ -24,10 +23,9 @@ WriterDep = Annotated[Caller, Depends(require_scope("photos:write"))]
 def _public(upload: Upload, intake: Intake) -> UploadPublic:
     store, settings = intake.store, intake.settings
     put_url, post = None, None
-    left = upload.expires_at - utcnow()
-    # Links live whole seconds: a slot with less than one left is as good as expired.
-    shown = "expired" if upload.status == "pending" and left < timedelta(seconds=1) else upload.status
+    shown = service.status_of(upload)
     if shown == "pending":
+        left = max(service.LAST_USABLE, upload.expires_at - utcnow())  # the clock moved on since
         put_url = store.presigned_put(upload.object_key, left)
         policy = store.presigned_post(upload.object_key, left, settings.max_upload_bytes)
         post = PostForm(url=policy.url, fields=policy.fields)

@@ -61,6 +61,17 @@ async def own_upload(session: AsyncSession, caller: Caller, upload_id: str) -> U
     return upload
 
 
+# Links live whole seconds: a slot with less than one left can be given no link and is as good as expired.
+LAST_USABLE = timedelta(seconds=1)
+
+
+def status_of(upload: Upload) -> str:
+    """The slot's status as clients see it: a pending slot past its usable life is expired, swept or not."""
+    if upload.status == "pending" and upload.expires_at - utcnow() < LAST_USABLE:
+        return "expired"
+    return upload.status
+
+
 async def complete(session: AsyncSession, intake: Intake, caller: Caller, upload_id: str) -> Photo:
     """Validate and take in the uploaded bytes; a refused or missing object leaves no photo."""
     upload = await own_upload(session, caller, upload_id)
@@ -72,7 +83,7 @@ async def complete(session: AsyncSession, intake: Intake, caller: Caller, upload
             return photo  # completing twice answers the same photo
         raise Conflict("the photo of this upload was deleted", code="upload_photo_deleted")
     # Expired answers 410 whether or not the sweeper has been by yet.
-    if upload.status == "expired" or (upload.status == "pending" and upload.expires_at < utcnow()):
+    if status_of(upload) == "expired":
         raise UploadExpired("the upload slot has expired; ask for a new one")
     if upload.status != "pending":
         raise Conflict(f"this upload is {upload.status}", code=f"upload_{upload.status}")
