@@ -6,20 +6,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 
 from services.issues.auth.keys import KeyRing, keys_from_pem_bundle
 from services.issues.auth.routes import router as auth_router
 from services.issues.auth.throttle import FailureThrottle
+from services.issues.auth.tokens import mint_access_token
 from services.issues.clients.routes import router as clients_router
 from services.issues.db import idempotency_keys
 from services.issues.demo import seed_demo_data
+from services.issues.deps import IssuesState
 from services.issues.regions.routes import router as regions_router
 from services.issues.settings import IssuesSettings
 from services.issues.users.routes import router as users_router
-from services.kit.app import build_app
+from services.kit.app import ApiInfo, build_app
 from services.kit.auth import caller_router
-from services.kit.jwt import JWKSCache
+from services.kit.db import Database
+from services.kit.identity import ROLE_SCOPES, ROOT_PATH, Role, Subject, service_client_id
+from services.kit.jwt import JWKSCache, TokenVerifier
 from services.kit.peers import Peer, TokenSource
 
 TAGS = [
@@ -37,37 +42,45 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
     settings = settings or IssuesSettings()
 
     @asynccontextmanager
-    async def extra(app: FastAPI) -> AsyncIterator[None]:
-        app.state.keyring = keyring_from(settings)
-        app.state.login_throttle = FailureThrottle(
-            settings.login_max_failures,
-            settings.login_failure_window_seconds,
-            limits={"addr": settings.login_max_failures_per_address},
-        )
-        if settings.seed_demo:
-            async with app.state.database.sessionmaker() as session, session.begin():
-                await seed_demo_data(session)
-        yield
+    async def open_state(database: Database, http: httpx.AsyncClient) -> AsyncIterator[IssuesState]:
+        keyring = keyring_from(settings)
 
-    def own_keys(app: FastAPI) -> JWKSCache:
-        async def fetch() -> dict[str, Any]:
-            jwks: dict[str, Any] = app.state.keyring.jwks()
+        async def own_jwks() -> dict[str, Any]:
+            jwks: dict[str, Any] = keyring.jwks()
             return jwks
 
         # The issuer verifies with its own keys; refreshing re-reads them, no HTTP to itself.
-        return JWKSCache(fetch, ttl=settings.jwks_cache_seconds, min_refresh_interval=0)
-
-    def peers(app: FastAPI) -> dict[str, Peer]:
-        if not settings.media_url:
-            return {}
-        return {"media": Peer("media", settings.media_url, app.state.http, _self_minted(app, settings))}
+        keys = JWKSCache(own_jwks, ttl=settings.jwks_cache_seconds, min_refresh_interval=0)
+        media = (
+            Peer("media", settings.media_url, http, _self_minted(keyring, settings))
+            if settings.media_url
+            else None
+        )
+        if settings.seed_demo:
+            async with database.transaction() as session:
+                await seed_demo_data(session)
+        yield IssuesState(
+            settings=settings,
+            database=database,
+            http=http,
+            verifier=TokenVerifier(keys, issuer=settings.token_issuer, audience=settings.token_audience),
+            keyring=keyring,
+            login_throttle=FailureThrottle(
+                settings.login_max_failures,
+                settings.login_failure_window_seconds,
+                limits={"addr": settings.login_max_failures_per_address},
+            ),
+            media=media,
+        )
 
     return build_app(
         settings,
-        title="Huanzhi issues (问题)",
-        description="Identity and tokens, the region tree, issue intake and the whole lifecycle "
-        "(reported › assigned › submitted › closed), statistics, exports, webhooks and Open311.",
-        version="0.1.0",
+        api=ApiInfo(
+            title="Huanzhi issues (问题)",
+            description="Identity and tokens, the region tree, issue intake and the whole lifecycle "
+            "(reported › assigned › submitted › closed), statistics, exports, webhooks and Open311.",
+            tags=TAGS,
+        ),
         routers=[
             auth_router,
             caller_router("/v1/auth/caller", ["auth"]),
@@ -75,11 +88,8 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
             users_router,
             clients_router,
         ],
-        extra_lifespan=extra,
-        jwks_cache=own_keys,
-        peers=peers,
+        open_state=open_state,
         idempotency=idempotency_keys,
-        openapi_tags=TAGS,
         body_limits={"/v1/regions/import": 10 * 1_048_576},
     )
 
@@ -92,23 +102,22 @@ def keyring_from(settings: IssuesSettings) -> KeyRing:
     return KeyRing.from_folder(folder, generate_if_empty=settings.signing_keys_dir is None)
 
 
-def _self_minted(app: FastAPI, settings: IssuesSettings) -> TokenSource:
+def _self_minted(keyring: KeyRing, settings: IssuesSettings) -> TokenSource:
     """The issuer signs its own service token for calls to its peers."""
-    from services.issues.auth.rules import ROLE_SCOPES, Role
-    from services.issues.auth.tokens import mint_access_token
+    client_id = service_client_id(settings.service_name)
 
     async def token() -> str:
         return mint_access_token(
-            app.state.keyring,
+            keyring,
             issuer=settings.token_issuer,
             audience=settings.token_audience,
             lifetime_seconds=300,
-            subject="client:svc-issues",
+            subject=str(Subject.client(client_id)),
             role=Role.service,
             region="*",
-            region_path="/",
+            region_path=ROOT_PATH,
             scopes=ROLE_SCOPES[Role.service],
-            name="svc-issues",
+            name=client_id,
         ).access_token
 
     return token

@@ -6,10 +6,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.issues.auth.passwords import hash_secret
-from services.issues.auth.rules import Role
 from services.issues.regions.models import Level, Region
-from services.issues.regions.rules import child_path
 from services.issues.users.models import User
+from services.kit.identity import Role, child_path
 
 DEMO_PASSWORD = "huanzhi-demo-2026"
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import Table
 
@@ -17,125 +19,94 @@ from services.kit.errors import (
 )
 from services.kit.idempotency import IdempotencyMiddleware, document_idempotency
 from services.kit.jwt import JWKSCache, TokenVerifier, http_jwks_fetcher
-from services.kit.observability import (
-    Metrics,
-    ReadinessCheck,
-    RequestContextMiddleware,
-    configure_logging,
-    health_router,
-)
-from services.kit.peers import Peer, new_http_client
+from services.kit.observability import Metrics, RequestContextMiddleware, configure_logging, health_router
+from services.kit.peers import new_http_client
 from services.kit.settings import ServiceSettings
+from services.kit.state import ServiceState, state_of
 
-Extra = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+@dataclass(frozen=True)
+class ApiInfo:
+    """What the OpenAPI document says about a service."""
+
+    title: str
+    description: str
+    version: str = "0.1.0"
+    tags: list[dict[str, Any]] = field(default_factory=list)
+
+
+# Given the database and the HTTP client the kit built, a service opens its state (and closes what it
+# opened when the context ends).
+OpenState = Callable[[Database, httpx.AsyncClient], AbstractAsyncContextManager[ServiceState[Any]]]
 
 
 def build_app(
     settings: ServiceSettings,
     *,
-    title: str,
-    description: str,
-    version: str,
+    api: ApiInfo,
     routers: Sequence[APIRouter],
-    extra_lifespan: Extra | None = None,
-    jwks_cache: Callable[[FastAPI], JWKSCache] | None = None,
-    peers: Callable[[FastAPI], dict[str, Peer]] | None = None,
-    body_limits: dict[str, int] | None = None,
-    openapi_tags: list[dict[str, Any]] | None = None,
+    open_state: OpenState,
     idempotency: Table | None = None,
+    body_limits: dict[str, int] | None = None,
 ) -> FastAPI:
-    """A FastAPI app whose lifespan builds the database, HTTP client, token verifier and peers.
-
-    `jwks_cache` lets the issuer verify with its own keys instead of fetching its JWKS over HTTP.
-    """
+    """A FastAPI app whose lifespan builds the database and HTTP client, then the service's own state."""
     service = settings.service_name
     configure_logging(service, settings.log_level, settings.log_json)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.database = Database(settings.resolved_database_url, echo=settings.db_echo)
-        app.state.http = new_http_client(settings.peer_timeout_seconds)
-        keys = (
-            jwks_cache(app)
-            if jwks_cache
-            else JWKSCache(
-                http_jwks_fetcher(app.state.http, settings.jwks_url),
-                ttl=settings.jwks_cache_seconds,
-                min_refresh_interval=settings.jwks_min_refresh_seconds,
-            )
-        )
-        app.state.token_verifier = TokenVerifier(
-            keys, issuer=settings.token_issuer, audience=settings.token_audience
-        )
+        database = Database(settings.resolved_database_url, echo=settings.db_echo)
+        http = new_http_client(settings.peer_timeout_seconds)
         try:
-            if extra_lifespan is not None:
-                async with extra_lifespan(app):
-                    app.state.peers = peers(app) if peers else {}
-                    yield
-            else:
-                app.state.peers = peers(app) if peers else {}
+            async with open_state(database, http) as state:
+                app.state.service = state
                 yield
         finally:
-            await app.state.http.aclose()
-            await app.state.database.dispose()
+            await http.aclose()
+            await database.dispose()
 
     app = FastAPI(
-        title=title,
-        description=description,
-        version=version,
+        title=api.title,
+        description=api.description,
+        version=api.version,
         lifespan=lifespan,
         responses=COMMON_PROBLEM_RESPONSES,
-        openapi_tags=openapi_tags,
+        openapi_tags=api.tags or None,
     )
-    app.state.metrics = Metrics(service)
+    metrics = Metrics(service)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            document_problem_media_type(FastAPI.openapi(app))
-        return app.openapi_schema  # type: ignore[return-value]
+            schema = document_problem_media_type(FastAPI.openapi(app))
+            app.openapi_schema = document_idempotency(schema) if idempotency is not None else schema
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     install_problem_handlers(app)
     if idempotency is not None:
         # Inside the request-context middleware: replays carry a request id and respect the body limit.
         app.add_middleware(IdempotencyMiddleware, table=idempotency)
-        _document_idempotency(app)
     app.add_middleware(
         RequestContextMiddleware,
-        metrics=app.state.metrics,
+        metrics=metrics,
         max_body_bytes=settings.max_json_body_bytes,
         body_limits=body_limits,
     )
-    app.include_router(health_router(service, _readiness_checks))
+    app.include_router(health_router(service, metrics, _readiness_checks))
     for router in routers:
         app.include_router(router)
     return app
 
 
-def _document_idempotency(app: FastAPI) -> None:
-    plain_openapi = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = document_idempotency(plain_openapi())
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _readiness_checks(request: Request) -> dict[str, ReadinessCheck]:
-    app = request.app
-    checks: dict[str, ReadinessCheck] = {"database": app.state.database.ping}
-    for name, peer in app.state.peers.items():
-        checks[name] = _peer_check(peer)
-    checks.update(getattr(app.state, "readiness_extra", {}))
-    return checks
+def issuer_verifier(settings: ServiceSettings, http: httpx.AsyncClient) -> TokenVerifier:
+    """Verifies tokens with the issuer's keys, fetched from its JWKS and cached."""
+    keys = JWKSCache(
+        http_jwks_fetcher(http, settings.jwks_url),
+        ttl=settings.jwks_cache_seconds,
+        min_refresh_interval=settings.jwks_min_refresh_seconds,
+    )
+    return TokenVerifier(keys, issuer=settings.token_issuer, audience=settings.token_audience)
 
 
-def _peer_check(peer: Peer) -> ReadinessCheck:
-    async def check() -> None:
-        if not await peer.healthy():
-            raise ConnectionError(f"{peer.name} is not healthy")
-
-    return check
+def _readiness_checks(request: Request) -> dict[str, Any]:
+    return state_of(request.app).readiness_checks()

@@ -13,30 +13,30 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ColumnElement
 
 from services.kit.errors import Forbidden, Unauthorized
-from services.kit.jwt import TokenVerifier
+from services.kit.identity import ROOT_PATH, Role, Subject, parse_role
+from services.kit.state import state_of
 
 bearer = HTTPBearer(auto_error=False, description="An access token from `POST /v1/auth/token`.")
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    subject: str
-    role: str
+    """The caller as its verified token describes it."""
+
+    subject: Subject
+    role: Role
     region: str
     region_path: str
     scopes: frozenset[str]
     name: str | None = None
 
     @property
-    def is_client(self) -> bool:
-        return self.role in ("integration", "service")
+    def user_id(self) -> int | None:
+        """The user's id, or None for an API client or a service."""
+        return self.subject.user_id
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes
-
-    def covers(self, region_path: str) -> bool:
-        """True when `region_path` lies in the caller's subtree."""
-        return region_path.startswith(self.region_path)
 
 
 async def current_caller(
@@ -48,21 +48,34 @@ async def current_caller(
         raise Unauthorized(
             "a bearer token is required", code="missing_token", headers={"WWW-Authenticate": "Bearer"}
         )
-    verifier: TokenVerifier = request.app.state.token_verifier
-    claims = await verifier.verify(credentials.credentials)
+    verifier = state_of(request.app).verifier
+    return caller_from_claims(await verifier.verify(credentials.credentials))
+
+
+def caller_from_claims(claims: dict[str, Any]) -> Caller:
+    """The caller a verified token's claims describe; a subject or role this model does not know is a 401."""
     try:
-        caller = Caller(
-            subject=str(claims["sub"]),
-            role=str(claims["role"]),
-            region=str(claims["region"]),
-            region_path=str(claims["region_path"]),
-            scopes=frozenset(str(claims.get("scope", "")).split()),
-            name=claims.get("name"),
-        )
+        subject, role = Subject.parse(str(claims["sub"])), parse_role(claims["role"])
+        region, region_path, scope = claims["region"], claims["region_path"], claims.get("scope", "")
     except KeyError as exc:
         raise Unauthorized("token lacks a required claim", code="invalid_token") from exc
-    request.state.caller = caller
-    return caller
+    if subject is None:
+        raise Unauthorized("token subject not recognised", code="invalid_token")
+    if role is None:
+        raise Unauthorized("token role not recognised", code="invalid_token")
+    if not (isinstance(region, str) and isinstance(region_path, str) and isinstance(scope, str)):
+        raise Unauthorized("token claims malformed", code="invalid_token")
+    if not region_path.startswith(ROOT_PATH) or not region_path.endswith("/"):
+        raise Unauthorized("token region path malformed", code="invalid_token")
+    name = claims.get("name")
+    return Caller(
+        subject=subject,
+        role=role,
+        region=region,
+        region_path=region_path,
+        scopes=frozenset(scope.split()),
+        name=name if isinstance(name, str) else None,
+    )
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
@@ -117,7 +130,7 @@ def caller_router(path: str, tags: list[str | Enum]) -> APIRouter:
     @router.get(path, response_model=CallerPublic, summary="The caller as the token describes it")
     async def whoami(caller: CallerDep) -> CallerPublic:
         return CallerPublic(
-            subject=caller.subject,
+            subject=str(caller.subject),
             role=caller.role,
             region=caller.region,
             region_path=caller.region_path,

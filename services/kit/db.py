@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
 from sqlalchemy.types import TypeDecorator
+
+logger = logging.getLogger("huanzhi.db")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -68,12 +71,46 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction: committed when the block ends, rolled back if it raises.
+
+        Effects registered with `after_commit` run once the commit has succeeded, never after a rollback.
+        """
+        async with self.sessionmaker() as session:
+            async with session.begin():
+                yield session
+            await _run_after_commit(session)
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+Effect = Callable[[], Awaitable[None]]
+_AFTER_COMMIT = "huanzhi.after_commit"
+
+
+def after_commit(session: AsyncSession, effect: Effect) -> None:
+    """Run `effect` once the session's transaction has committed (a failed commit runs nothing).
+
+    For effects that may be lost if the process dies right after the commit (a cache nudge, a prompt
+    delivery attempt); what must happen at least once goes through an outbox (`services.kit.outbox`).
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(effect)
+
+
+async def _run_after_commit(session: AsyncSession) -> None:
+    effects: list[Effect] = session.info.pop(_AFTER_COMMIT, [])
+    for effect in effects:
+        try:
+            await effect()
+        except Exception:
+            # The transaction stands; an effect that must not be lost is in an outbox and is retried.
+            logger.warning("an after-commit effect failed", exc_info=True)
 
 
 def ensure_sqlite_folder(url: str) -> None:
@@ -88,14 +125,3 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=15000")
     cursor.close()
-
-
-async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the route returns, rolled back if it raises."""
-    database: Database = request.app.state.database
-    async with database.sessionmaker() as session, session.begin():
-        yield session
-
-
-# scope="function": the commit happens before the response is sent, so a failed commit is an error answer.
-SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]

@@ -32,9 +32,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.kit.db import Database, UTCDateTime, utcnow
+from services.kit.db import UTCDateTime, utcnow
 from services.kit.errors import Problem, problem_response
-from services.kit.jwt import TokenVerifier
+from services.kit.state import state_of
 
 HEADER = "Idempotency-Key"
 _RETRYABLE = frozenset({408, 409, 425, 429})
@@ -125,7 +125,7 @@ class IdempotencyMiddleware:
         if subject is None:  # no valid token: the route answers 401 itself
             await self.app(scope, receive, send)
             return
-        database: Database = scope["app"].state.database
+        database = state_of(scope["app"]).database
         t = self.table
         where = and_(t.c.subject == subject, t.c.key == key)
         async with database.sessionmaker() as session, session.begin():
@@ -159,7 +159,7 @@ class IdempotencyMiddleware:
         scheme, _, token = authorization.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return None
-        verifier: TokenVerifier = scope["app"].state.token_verifier
+        verifier = state_of(scope["app"]).verifier
         try:
             claims = await verifier.verify(token.strip())
         except Problem:
@@ -233,7 +233,7 @@ class IdempotencyMiddleware:
                 chunks.append(message.get("body", b""))
             await send(message)
 
-        database: Database = scope["app"].state.database
+        database = state_of(scope["app"]).database
         try:
             await self.app(scope, hashing_receive, capturing_send)
         finally:

@@ -217,8 +217,10 @@ class _BodyTooLarge(StarletteHTTPException):
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 
-def health_router(service: str, checks: Callable[[Request], dict[str, ReadinessCheck]]) -> APIRouter:
-    """`/healthz` (alive), `/readyz` (database and peers answer), `/metrics` (Prometheus)."""
+def health_router(
+    service: str, metrics: Metrics, checks: Callable[[Request], dict[str, ReadinessCheck]]
+) -> APIRouter:
+    """`/healthz` (alive), `/readyz` (this process's database and store answer), `/metrics` (Prometheus)."""
     router = APIRouter(tags=["health"])
 
     @router.get(
@@ -231,7 +233,9 @@ def health_router(service: str, checks: Callable[[Request], dict[str, ReadinessC
 
     @router.get(
         "/readyz",
-        summary="Readiness: the database and peers answer",
+        summary="Readiness: this service's own database (and object store) answer",
+        description="Peers are not checked: a service that is down shows in the 503s of the calls that "
+        "need it, so one service's outage never takes another out of a load balancer's rotation.",
         responses={
             200: {
                 "description": "Every check answers",
@@ -265,8 +269,7 @@ def health_router(service: str, checks: Callable[[Request], dict[str, ReadinessC
         )
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    async def metrics(request: Request) -> Response:
-        registry: CollectorRegistry = request.app.state.metrics.registry
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    async def exposition() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -5,24 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import cv2
+import httpx
 from fastapi import FastAPI
 
-from services.kit.app import build_app
+from services.kit.app import ApiInfo, build_app, issuer_verifier
 from services.kit.auth import caller_router
-from services.kit.jwt import JWKSCache
-from services.kit.observability import ReadinessCheck
-from services.kit.peers import Peer
-from services.media.db import idempotency_keys
-from services.media.objects_routes import router as objects_router
-from services.media.photos import keys
+from services.kit.db import Database
+from services.kit.jwt import TokenVerifier
+from services.kit.outbox import Outbox
+from services.media.db import idempotency_keys, outbox_rows
+from services.media.deps import MediaState
+from services.media.photos import contents, keys
 from services.media.photos.routes import router as photos_router
 from services.media.photos.service import Intake
 from services.media.settings import MediaSettings
 from services.media.storage import LocalStore, ObjectStore, S3Store
+from services.media.storage.routes import router as objects_router
 from services.media.uploads.routes import router as uploads_router
 from services.media.uploads.service import sweep_expired
 
@@ -61,71 +64,80 @@ def build_store(settings: MediaSettings) -> ObjectStore:
 
 def create_app(
     settings: MediaSettings | None = None,
+    *,
     store: ObjectStore | None = None,
-    jwks_cache: Callable[[FastAPI], JWKSCache] | None = None,
+    verifier: TokenVerifier | None = None,
 ) -> FastAPI:
-    """`store` and `jwks_cache` replace the configured ones (tests)."""
+    """`store` and `verifier` replace the configured ones (tests)."""
     settings = settings or MediaSettings()
 
     @asynccontextmanager
-    async def extra(app: FastAPI) -> AsyncIterator[None]:
+    async def open_state(database: Database, http: httpx.AsyncClient) -> AsyncIterator[MediaState]:
         # One picture per worker thread already: OpenCV's own thread pool would only add overhead
         # (~6 ms of CPU per fingerprint measured here) under concurrent uploads.
         cv2.setNumThreads(1)
-        app.state.store = store or build_store(settings)
-        app.state.intake = Intake(app.state.store, settings)
-        app.state.readiness_extra = {"object_store": _store_check(app.state.store)}
+        object_store = store or build_store(settings)
+        outbox = Outbox(
+            database,
+            outbox_rows,
+            {
+                contents.RELEASE: lambda p: _release(database, object_store, p),
+                contents.DELETE_OBJECTS: lambda p: contents.delete_objects(object_store, list(p["keys"])),
+            },
+        )
+        state = MediaState(
+            settings=settings,
+            database=database,
+            http=http,
+            verifier=verifier or issuer_verifier(settings, http),
+            store=object_store,
+            outbox=outbox,
+            intake=Intake(object_store, settings, outbox),
+        )
         try:
-            await app.state.store.ensure_ready()
+            await object_store.ensure_ready()
         except Exception:
             logger.warning("object store not ready at start", exc_info=True)
-        sweeper = asyncio.create_task(_sweep_forever(app, settings.sweep_interval_seconds))
+        sweeper = asyncio.create_task(_sweep_forever(state, settings.sweep_interval_seconds))
         try:
-            yield
+            yield state
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
 
-    def peers(app: FastAPI) -> dict[str, Peer]:
-        # The issuer is a readiness dependency: without its keys no token can be verified.
-        return {"issues": Peer("issues", settings.issues_url, app.state.http, token=None)}
-
     upload_limit = settings.max_upload_bytes + 256 * 1024  # the photo plus multipart framing and fields
     return build_app(
         settings,
-        title="Huanzhi media (照片存证)",
-        description="Evidence photos: upload, object store, variants, EXIF facts, reuse detection, "
-        "signed downloads. Tokens come from the issues service.",
-        version="0.1.0",
+        api=ApiInfo(
+            title="Huanzhi media (照片存证)",
+            description="Evidence photos: upload, object store, variants, EXIF facts, reuse detection, "
+            "signed downloads. Tokens come from the issues service.",
+            tags=TAGS,
+        ),
         routers=[
             caller_router("/v1/media/caller", ["caller"]),
             photos_router,
             uploads_router,
             objects_router,
         ],
-        extra_lifespan=extra,
-        peers=peers,
+        open_state=open_state,
         idempotency=idempotency_keys,
-        jwks_cache=jwks_cache,
         body_limits={"/v1/photos": upload_limit, "/v1/media/objects/": upload_limit},
-        openapi_tags=TAGS,
     )
 
 
-def _store_check(store: ObjectStore) -> ReadinessCheck:
-    async def check() -> None:
-        if not await store.healthy():
-            raise ConnectionError("object store unreachable")
-
-    return check
+async def _release(database: Database, store: ObjectStore, payload: dict[str, Any]) -> None:
+    await contents.release(database, store, str(payload["sha256"]))
 
 
-async def _sweep_forever(app: FastAPI, interval: float) -> None:
+async def _sweep_forever(state: MediaState, interval: float) -> None:
+    """Expired upload slots and effects still due in the outbox (a store that was down, a crash)."""
     while True:
         await asyncio.sleep(interval)
         try:
-            async with app.state.database.sessionmaker() as session, session.begin():
-                await sweep_expired(session, app.state.intake)
+            async with state.database.transaction() as session:
+                await sweep_expired(session, state.intake)
+            await state.outbox.run_due()
         except Exception:
-            logger.warning("sweeping expired uploads failed", exc_info=True)
+            logger.warning("sweeping failed", exc_info=True)

@@ -1,7 +1,7 @@
 """Every table of the media service, imported in one place for Alembic."""
 
 from services.media.db import metadata
-from services.media.photos.models import Photo, PhotoHash, PhotoMatch
+from services.media.photos.models import Content, Photo, PhotoHash, PhotoMatch
 from services.media.uploads.models import Upload
 
-__all__ = ["Photo", "PhotoHash", "PhotoMatch", "Upload", "metadata"]
+__all__ = ["Content", "Photo", "PhotoHash", "PhotoMatch", "Upload", "metadata"]

@@ -17,7 +17,8 @@ from PIL import ExifTags, Image, ImageCms, ImageFile
 from PIL.TiffImagePlugin import IFDRational
 
 from services.media import imaging
-from services.media.imaging import (
+from services.media.imaging.facts import CHINA_TIME, NO_EXIF
+from services.media.imaging.images import (
     BadRedactionBox,
     ImageCorrupt,
     ImageRefused,
@@ -25,7 +26,6 @@ from services.media.imaging import (
     NotAnImage,
     UnsupportedImageType,
 )
-from services.media.rules import CHINA_TIME, NO_EXIF
 from tests.media import images
 
 MAX_PIXELS = 50_000_000

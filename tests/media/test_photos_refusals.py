@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from minio import Minio
 
+from services.media.imaging.facts import CHINA_TIME
 from services.media.photos.models import Photo
-from services.media.rules import CHINA_TIME
 from services.media.settings import MediaSettings
 from tests.media.api import (
     TOWN,

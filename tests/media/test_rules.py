@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.media.rules import CHINA_TIME, NO_EXIF, ExifFacts, Flag, distance_m, photo_checks
+from services.media.imaging.facts import CHINA_TIME, NO_EXIF, ExifFacts
+from services.media.photos.rules import Flag, distance_m, photo_checks
 
 RECEIVED = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 China time
 JIMO = (36.39, 120.45)  # 即墨

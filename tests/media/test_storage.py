@@ -24,7 +24,6 @@ from minio.commonconfig import ENABLED, Filter
 from minio.lifecycleconfig import Expiration, LifecycleConfig, Rule
 
 from services.kit.errors import Problem, install_problem_handlers
-from services.media.objects_routes import router as objects_router
 from services.media.storage import (
     InvalidKey,
     LocalStore,
@@ -35,6 +34,7 @@ from services.media.storage import (
     sign_local,
     verify_local_signature,
 )
+from services.media.storage.routes import router as objects_router
 from tests.media.s3_server import (
     ACCESS_KEY,
     REGION,

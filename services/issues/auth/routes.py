@@ -10,8 +10,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
 from services.issues.auth import service
-from services.issues.auth.keys import KeyRing
-from services.issues.auth.rules import ROLE_SCOPES, Role
 from services.issues.auth.schemas import (
     ClientCredentialsGrant,
     PasswordGrant,
@@ -20,11 +18,10 @@ from services.issues.auth.schemas import (
     WeChatLogin,
     WeChatTokenResponse,
 )
-from services.issues.auth.throttle import FailureThrottle
 from services.issues.auth.wechat import openid_for_code
-from services.issues.settings import IssuesSettings
-from services.kit.db import SessionDep
+from services.issues.deps import HttpDep, KeyRingDep, LoginThrottleDep, SessionDep, SettingsDep
 from services.kit.errors import BadRequest, TooManyRequests, UnsupportedMediaType, problem_docs
+from services.kit.identity import ROLE_SCOPES, Role, Subject
 
 router = APIRouter(tags=["auth"])
 # RFC 6749 §5.1: a response carrying a token must not be cached.
@@ -91,10 +88,15 @@ async def _read_token_request(request: Request) -> PasswordGrant | ClientCredent
     openapi_extra=_TOKEN_BODY_DOC,
     responses=problem_docs(415, 429),
 )
-async def token(request: Request, response: Response, session: SessionDep) -> TokenResponse:
+async def token(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    keyring: KeyRingDep,
+    throttle: LoginThrottleDep,
+) -> TokenResponse:
     grant = await _read_token_request(request)
-    settings: IssuesSettings = request.app.state.settings
-    throttle: FailureThrottle = request.app.state.login_throttle
     account = grant.username.lower() if isinstance(grant, PasswordGrant) else grant.client_id
     keys = (f"account:{account}", f"addr:{request.client.host if request.client else '-'}")
     wait = throttle.retry_after(*keys)
@@ -116,9 +118,7 @@ async def token(request: Request, response: Response, session: SessionDep) -> To
         throttle.fail(*keys)
         raise
     throttle.succeed(keys[0])
-    issued = service.token_for(
-        request.app.state.keyring, settings, principal, service.narrow(principal.scopes, grant.scope)
-    )
+    issued = service.token_for(keyring, settings, principal, service.narrow(principal.scopes, grant.scope))
     response.headers.update(_NO_STORE)
     return TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope)
 
@@ -133,11 +133,15 @@ async def token(request: Request, response: Response, session: SessionDep) -> To
     responses=problem_docs(429, 502, 503, 504),
 )
 async def wechat_login(
-    body: WeChatLogin, request: Request, response: Response, session: SessionDep
+    body: WeChatLogin,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    keyring: KeyRingDep,
+    http: HttpDep,
 ) -> WeChatTokenResponse:
-    settings: IssuesSettings = request.app.state.settings
     openid, _unionid = await openid_for_code(
-        request.app.state.http,
+        http,
         base_url=settings.wechat_base_url,
         appid=settings.wechat_appid,
         secret=settings.wechat_secret.get_secret_value(),
@@ -146,7 +150,7 @@ async def wechat_login(
     )
     user, region, created = await service.citizen_for_openid(session, settings, openid)
     principal = service.Principal(
-        subject=f"user:{user.id}",
+        subject=str(Subject.user(user.id or 0)),
         role=user.role,
         region=region.code,
         region_path=region.path,
@@ -154,7 +158,7 @@ async def wechat_login(
         name=user.display_name,
         user_id=user.id,
     )
-    issued = service.token_for(request.app.state.keyring, settings, principal, principal.scopes)
+    issued = service.token_for(keyring, settings, principal, principal.scopes)
     response.headers.update(_NO_STORE)
     return WeChatTokenResponse(
         access_token=issued.access_token,
@@ -191,6 +195,5 @@ async def wechat_login(
         }
     },
 )
-async def jwks(request: Request) -> dict[str, Any]:
-    keyring: KeyRing = request.app.state.keyring
+async def jwks(keyring: KeyRingDep) -> dict[str, Any]:
     return keyring.jwks()

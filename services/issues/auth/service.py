@@ -13,7 +13,6 @@ from sqlmodel import col
 
 from services.issues.auth.keys import KeyRing
 from services.issues.auth.passwords import hash_secret, needs_rehash, verify_secret
-from services.issues.auth.rules import ROLE_SCOPES, Role
 from services.issues.auth.tokens import IssuedToken, mint_access_token
 from services.issues.clients.models import ApiClient
 from services.issues.regions.models import Region
@@ -21,6 +20,7 @@ from services.issues.settings import IssuesSettings
 from services.issues.users.models import User
 from services.kit.db import utcnow
 from services.kit.errors import NotFound, Problem, Unauthorized
+from services.kit.identity import ROLE_SCOPES, Role, Subject
 
 SERVICE_REGION, SERVICE_REGION_PATH = "*", "/"
 
@@ -58,7 +58,10 @@ def narrow(granted: frozenset[str], requested: str | None) -> frozenset[str]:
     return asked
 
 
-async def user_principal(session: AsyncSession, username: str, password: str) -> Principal:
+async def user_principal(
+    session: AsyncSession, username: str, password: str, settings: IssuesSettings | None = None
+) -> Principal:
+    """The user signing in; `settings` set the password-hash cost (default: from the environment)."""
     row = (
         await session.execute(
             select(User, Region)
@@ -68,13 +71,14 @@ async def user_principal(session: AsyncSession, username: str, password: str) ->
     ).first()
     user, region = (row[0], row[1]) if row else (None, None)
     # Argon2 costs tens of milliseconds of CPU: keep it off the event loop.
-    ok = await asyncio.to_thread(verify_secret, user.password_hash if user else None, password)
+    ok = await asyncio.to_thread(verify_secret, user.password_hash if user else None, password, settings)
     if not ok or user is None or region is None or user.disabled:
         raise InvalidCredentials("wrong username or password")
-    if user.password_hash and needs_rehash(user.password_hash):
-        user.password_hash = await asyncio.to_thread(hash_secret, password)
+    if user.password_hash and needs_rehash(user.password_hash, settings):
+        # Made at another cost than the settings now name: redone at this one while the password is here.
+        user.password_hash = await asyncio.to_thread(hash_secret, password, settings)
     return Principal(
-        subject=f"user:{user.id}",
+        subject=str(Subject.user(user.id or 0)),
         role=user.role,
         region=region.code,
         region_path=region.path,
@@ -87,15 +91,13 @@ async def user_principal(session: AsyncSession, username: str, password: str) ->
 async def client_principal(
     session: AsyncSession, settings: IssuesSettings, client_id: str, secret: str
 ) -> Principal:
-    service_secrets = {
-        "svc-scoring": settings.scoring_client_secret.get_secret_value(),
-        "svc-media": settings.media_client_secret.get_secret_value(),
-    }
+    # The services that call this one; media never does, so it has no credentials here.
+    service_secrets = {"svc-scoring": settings.scoring_client_secret.get_secret_value()}
     if client_id in service_secrets:
         if not hmac.compare_digest(service_secrets[client_id].encode(), secret.encode()):
             raise InvalidCredentials("wrong client id or secret")
         return Principal(
-            subject=f"client:{client_id}",
+            subject=str(Subject.client(client_id)),
             role=Role.service,
             region=SERVICE_REGION,
             region_path=SERVICE_REGION_PATH,
@@ -110,11 +112,11 @@ async def client_principal(
         )
     ).first()
     client, region = (row[0], row[1]) if row else (None, None)
-    ok = await asyncio.to_thread(verify_secret, client.secret_hash if client else None, secret)
+    ok = await asyncio.to_thread(verify_secret, client.secret_hash if client else None, secret, settings)
     if not ok or client is None or region is None or client.revoked_at is not None:
         raise InvalidCredentials("wrong client id or secret")
     return Principal(
-        subject=f"client:{client.client_id}",
+        subject=str(Subject.client(client.client_id)),
         role=client.role,
         region=region.code,
         region_path=region.path,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from services.issues.clients import service
 from services.issues.clients.schemas import ClientCreate, ClientCreated, ClientPublic
 from services.kit.auth import Caller, current_caller, require_scope
-from services.kit.db import SessionDep
+from services.kit.deps import SessionDep
 from services.kit.errors import problem_docs
 from services.kit.pagination import Page, PageDep
 

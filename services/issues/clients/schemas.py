@@ -7,11 +7,13 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from services.issues.auth.rules import ALL_SCOPES
+from services.kit.identity import Scope
+
+SCOPE_NAMES = sorted(scope.value for scope in Scope)
 
 
 def _known_scope(scope: str) -> str:
-    if scope not in ALL_SCOPES:
+    if scope not in SCOPE_NAMES:
         raise ValueError(f"unknown scope {scope}")
     return scope
 
@@ -24,7 +26,7 @@ KnownScope = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),
     AfterValidator(_known_scope),
-    Field(json_schema_extra={"enum": sorted(ALL_SCOPES)}),
+    Field(json_schema_extra={"enum": SCOPE_NAMES}),
 ]
 
 
@@ -45,7 +47,7 @@ class ClientCreate(BaseModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     scopes: Annotated[list[KnownScope], AfterValidator(_distinct)] = Field(
         min_length=1,
-        max_length=len(ALL_SCOPES),
+        max_length=len(SCOPE_NAMES),
         description="Each must be one the caller's token carries (else 403 `scope_not_grantable`).",
     )
     region_code: Annotated[str, StringConstraints(min_length=1, max_length=32)] = Field(

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.issues.auth.passwords import hash_secret
-from services.issues.auth.rules import Role, may_grant_scopes
+from services.issues.auth.rules import may_grant_scopes
 from services.issues.clients.models import ApiClient
 from services.issues.clients.schemas import ClientCreate, ClientPublic
 from services.issues.regions.models import Region
@@ -18,6 +18,7 @@ from services.issues.users.service import region_codes, region_in_scope
 from services.kit.auth import Caller, in_subtree
 from services.kit.db import utcnow
 from services.kit.errors import Forbidden, NotFound
+from services.kit.identity import Role
 from services.kit.pagination import Page, PageParams, paginate
 
 
@@ -53,7 +54,7 @@ async def create_client(
         role=Role.integration,
         scopes=" ".join(sorted(requested)),
         region_id=region.id,
-        created_by=caller.subject,
+        created_by=str(caller.subject),
     )
     session.add(client)
     await session.flush()

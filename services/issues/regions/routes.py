@@ -12,7 +12,7 @@ from services.issues.regions.models import Level
 from services.issues.regions.rules import CODE_PATTERN
 from services.issues.regions.schemas import RegionCreate, RegionImportReport, RegionPublic, RegionUpdate
 from services.kit.auth import Caller, require_scope
-from services.kit.db import SessionDep
+from services.kit.deps import SessionDep
 from services.kit.errors import BadRequest, UnsupportedMediaType, problem_docs
 from services.kit.pagination import Page, PageDep
 

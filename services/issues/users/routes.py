@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from services.issues.auth.rules import Role
 from services.issues.users import service
 from services.issues.users.schemas import UserCreate, UserPublic, UserUpdate
 from services.kit.auth import Caller, CallerDep, current_caller, require_scope
-from services.kit.db import SessionDep
+from services.kit.deps import SessionDep
 from services.kit.errors import problem_docs
+from services.kit.identity import Role
 from services.kit.pagination import Page, PageDep
 
 router = APIRouter(tags=["users"], dependencies=[Depends(current_caller)])

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from services.issues.auth.rules import USER_ROLES, Role
+from services.kit.identity import USER_ROLES, Role
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 PHONE_PATTERN = r"^\+?[0-9][0-9 -]{4,30}$"

@@ -10,13 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.issues.auth.passwords import hash_secret
-from services.issues.auth.rules import RANK, Role, may_grant_role
+from services.issues.auth.rules import may_grant_role
 from services.issues.regions.models import Region
 from services.issues.users.models import User
 from services.issues.users.schemas import UserCreate, UserPublic, UserUpdate
 from services.kit.auth import Caller, in_subtree
 from services.kit.db import utcnow
 from services.kit.errors import Conflict, Forbidden, NotFound
+from services.kit.identity import RANK, Role
 from services.kit.pagination import Page, PageParams, paginate
 
 
@@ -54,11 +55,6 @@ def _rank(role: str) -> int:
         return 0
 
 
-def _own_user_id(caller: Caller) -> int | None:
-    kind, _, ident = caller.subject.partition(":")
-    return int(ident) if kind == "user" and ident.isdigit() else None
-
-
 async def _hash(password: str) -> str:
     # Argon2 costs tens of milliseconds of CPU: keep it off the event loop.
     return await asyncio.to_thread(hash_secret, password)
@@ -87,7 +83,7 @@ async def create_user(session: AsyncSession, caller: Caller, body: UserCreate) -
         role=body.role,
         region_id=region.id,
         password_hash=await _hash(body.password),
-        created_by=caller.subject,
+        created_by=str(caller.subject),
         created_at=now,
         updated_at=now,
     )
@@ -117,7 +113,7 @@ async def get_user(session: AsyncSession, caller: Caller, user_id: int) -> tuple
 
 async def get_own_account(session: AsyncSession, caller: Caller) -> tuple[User, Region]:
     """The account behind a `user:<id>` token, wherever its home region now is."""
-    user_id = _own_user_id(caller)
+    user_id = caller.user_id
     row = (
         (
             await session.execute(
@@ -193,7 +189,7 @@ async def update_user(
         return user, region
     if _rank(user.role) > _rank(caller.role):
         raise Forbidden(f"user {user_id} outranks the caller", code="user_outranks_caller")
-    is_self = _own_user_id(caller) == user.id
+    is_self = caller.user_id == user.id
     before = (user.role, user.disabled, user.region_id, user.display_name, user.phone)
     if body.role is not None and body.role != user.role:
         if is_self:

@@ -111,3 +111,15 @@ class PhotoMatch(MediaTable, table=True):
     mirrored: bool = Field(sa_column=Column(Boolean, nullable=False))
     exact: bool = Field(sa_column=Column(Boolean, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Content(MediaTable, table=True):
+    """Stored bytes of one SHA-256 (original, variants, features), shared by every photo of those bytes.
+
+    Its row is the lock that keeps an upload relying on stored bytes and the sweep removing them apart.
+    """
+
+    __tablename__ = "contents"
+
+    sha256: str = Field(sa_column=Column(String(64), primary_key=True))
+    claimed_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))

@@ -8,21 +8,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from sqlmodel import col
 
 from services.kit.auth import Caller, require_scope
-from services.kit.db import SessionDep
 from services.kit.errors import BadRequest, PayloadTooLarge, problem_docs
+from services.kit.identity import Scope
+from services.media.deps import IntakeDep, SessionDep, SettingsDep, StoreDep
 from services.media.photos import keys
 from services.media.photos.models import Photo
 from services.media.photos.schemas import (
     AttachRequest,
     Claims,
-    Facts,
-    FlagPublic,
     PhotoBatch,
     PhotoPublic,
     Purpose,
@@ -30,62 +29,15 @@ from services.media.photos.schemas import (
     SimilarList,
     SimilarPhoto,
     Variant,
-    VariantUrls,
+    photo_public,
 )
-from services.media.photos.service import Intake, Owner, get_visible, similar, visible_to
-from services.media.settings import MediaSettings
-from services.media.storage import ObjectStore
+from services.media.photos.service import Owner, get_visible, similar, visible_to
 
 router = APIRouter(tags=["photos"])
 
-ReaderDep = Annotated[Caller, Depends(require_scope("photos:read"))]
-WriterDep = Annotated[Caller, Depends(require_scope("photos:write"))]
-AttacherDep = Annotated[Caller, Depends(require_scope("photos:attach"))]
-
-
-def _intake(request: Request) -> Intake:
-    intake: Intake = request.app.state.intake
-    return intake
-
-
-IntakeDep = Annotated[Intake, Depends(_intake)]
-
-
-def to_public(photo: Photo, caller: Caller) -> PhotoPublic:
-    base = f"/v1/photos/{photo.id}/content?variant="
-    return PhotoPublic(
-        id=photo.id,
-        sha256=photo.sha256,
-        mime=photo.mime,
-        width=photo.width,
-        height=photo.height,
-        size_bytes=photo.size_bytes,
-        purpose=Purpose(photo.purpose),
-        uploader=photo.uploader,
-        region_code=photo.region_code,
-        issue_id=photo.issue_id,
-        attached_at=photo.attached_at,
-        redacted=photo.redacted_key is not None,
-        facts=Facts(
-            has_exif=photo.has_exif,
-            taken_at=photo.exif_taken_at,
-            latitude=photo.exif_lat,
-            longitude=photo.exif_lon,
-            camera_make=photo.camera_make,
-            camera_model=photo.camera_model,
-            orientation=photo.orientation,
-        ),
-        claims=Claims(
-            latitude=photo.claimed_lat, longitude=photo.claimed_lon, taken_at=photo.claimed_taken_at
-        ),
-        flags=[FlagPublic.model_validate(f) for f in photo.flags],
-        urls=VariantUrls(
-            thumb=base + "thumb",
-            display=base + "display",
-            original=base + "original" if caller.has("photos:original") else None,
-        ),
-        created_at=photo.created_at,
-    )
+ReaderDep = Annotated[Caller, Depends(require_scope(Scope.photos_read))]
+WriterDep = Annotated[Caller, Depends(require_scope(Scope.photos_write))]
+AttacherDep = Annotated[Caller, Depends(require_scope(Scope.photos_attach))]
 
 
 def spool_to_disk(upload: UploadFile, folder: Path, limit: int) -> Path:
@@ -118,18 +70,17 @@ def spool_to_disk(upload: UploadFile, folder: Path, limit: int) -> Path:
     responses=problem_docs(403, 415, 503),
 )
 async def upload_photo(
-    request: Request,
     response: Response,
     session: SessionDep,
     caller: WriterDep,
     intake: IntakeDep,
+    settings: SettingsDep,
     file: Annotated[UploadFile, File(description="The image bytes.")],
     purpose: Annotated[Purpose, Form()] = Purpose.other,
     latitude: Annotated[float | None, Form(ge=-90, le=90)] = None,
     longitude: Annotated[float | None, Form(ge=-180, le=180)] = None,
     taken_at: Annotated[datetime | None, Form(description="Claimed capture time, RFC 3339.")] = None,
 ) -> PhotoPublic:
-    settings: MediaSettings = request.app.state.settings
     if (latitude is None) != (longitude is None):
         raise BadRequest("give both latitude and longitude, or neither", code="incomplete_position")
     path = await asyncio.to_thread(spool_to_disk, file, settings.data_dir / "tmp", settings.max_upload_bytes)
@@ -145,7 +96,7 @@ async def upload_photo(
     finally:
         path.unlink(missing_ok=True)
     response.headers["Location"] = f"/v1/photos/{photo.id}"
-    return to_public(photo, caller)
+    return photo_public(photo, caller)
 
 
 @router.get("/v1/photos", response_model=PhotoBatch, summary="Several photos by id (for the other services)")
@@ -164,7 +115,7 @@ async def batch(
     ).scalars()
     found = {p.id: p for p in rows}
     return PhotoBatch(
-        items=[to_public(found[i], caller) for i in wanted if i in found],
+        items=[photo_public(found[i], caller) for i in wanted if i in found],
         missing=[i for i in wanted if i not in found],
     )
 
@@ -173,7 +124,7 @@ async def batch(
     "/v1/photos/{photo_id}", response_model=PhotoPublic, summary="A photo's metadata, facts and flags"
 )
 async def read_photo(photo_id: str, session: SessionDep, caller: ReaderDep) -> PhotoPublic:
-    return to_public(await get_visible(session, caller, photo_id), caller)
+    return photo_public(await get_visible(session, caller, photo_id), caller)
 
 
 @router.get(
@@ -187,22 +138,21 @@ async def read_photo(photo_id: str, session: SessionDep, caller: ReaderDep) -> P
 )
 async def content(
     photo_id: str,
-    request: Request,
     session: SessionDep,
     caller: ReaderDep,
+    settings: SettingsDep,
+    store: StoreDep,
     variant: Variant = Variant.display,
 ) -> RedirectResponse:
     photo = await get_visible(session, caller, photo_id)
     if variant is Variant.original:
-        await require_scope("photos:original")(caller)
+        await require_scope(Scope.photos_original)(caller)
         key, content_type = keys.original_key(photo.sha256), photo.mime
     elif variant is Variant.thumb:
         thumb = keys.redacted_thumb_key(photo.id) if photo.redacted_key else keys.thumb_key(photo.sha256)
         key, content_type = thumb, "image/jpeg"
     else:
         key, content_type = photo.redacted_key or keys.display_key(photo.sha256), "image/jpeg"
-    settings: MediaSettings = request.app.state.settings
-    store: ObjectStore = request.app.state.store
     url = store.download_url(key, timedelta(seconds=settings.download_url_seconds), content_type=content_type)
     return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
 
@@ -219,7 +169,7 @@ async def attach(
     photo_id: str, body: AttachRequest, session: SessionDep, caller: AttacherDep, intake: IntakeDep
 ) -> PhotoPublic:
     photo = await intake.attach(session, photo_id, body.issue_id, body.region_code, body.region_path)
-    return to_public(photo, caller)
+    return photo_public(photo, caller)
 
 
 @router.post(
@@ -232,7 +182,7 @@ async def redact_photo(
     photo_id: str, body: RedactRequest, session: SessionDep, caller: WriterDep, intake: IntakeDep
 ) -> PhotoPublic:
     boxes = [(b.x, b.y, b.width, b.height) for b in body.boxes]
-    return to_public(await intake.redact(session, caller, photo_id, boxes), caller)
+    return photo_public(await intake.redact(session, caller, photo_id, boxes), caller)
 
 
 @router.delete(

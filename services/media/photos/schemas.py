@@ -8,7 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.kit.auth import Caller
+from services.kit.identity import Scope
 from services.kit.pagination import envelope_example
+from services.media.photos.models import Photo
 
 
 class Purpose(StrEnum):
@@ -222,3 +225,41 @@ class SimilarList(BaseModel):
     model_config = ConfigDict(json_schema_extra=envelope_example())
 
     items: list[SimilarPhoto]
+
+
+def photo_public(photo: Photo, caller: Caller) -> PhotoPublic:
+    """A photo as its caller may see it (the original's link only with the `photos:original` scope)."""
+    base = f"/v1/photos/{photo.id}/content?variant="
+    return PhotoPublic(
+        id=photo.id,
+        sha256=photo.sha256,
+        mime=photo.mime,
+        width=photo.width,
+        height=photo.height,
+        size_bytes=photo.size_bytes,
+        purpose=Purpose(photo.purpose),
+        uploader=photo.uploader,
+        region_code=photo.region_code,
+        issue_id=photo.issue_id,
+        attached_at=photo.attached_at,
+        redacted=photo.redacted_key is not None,
+        facts=Facts(
+            has_exif=photo.has_exif,
+            taken_at=photo.exif_taken_at,
+            latitude=photo.exif_lat,
+            longitude=photo.exif_lon,
+            camera_make=photo.camera_make,
+            camera_model=photo.camera_model,
+            orientation=photo.orientation,
+        ),
+        claims=Claims(
+            latitude=photo.claimed_lat, longitude=photo.claimed_lon, taken_at=photo.claimed_taken_at
+        ),
+        flags=[FlagPublic.model_validate(f) for f in photo.flags],
+        urls=VariantUrls(
+            thumb=base + "thumb",
+            display=base + "display",
+            original=base + "original" if caller.has(Scope.photos_original) else None,
+        ),
+        created_at=photo.created_at,
+    )

@@ -4,55 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.kit.auth import Caller, in_subtree
 from services.kit.db import utcnow
 from services.kit.errors import Conflict, Forbidden, NotFound
-from services.media.imaging import redact_with_thumb
-from services.media.photos import keys
+from services.kit.identity import SUPERVISOR_ROLES, Role, path_prefix
+from services.kit.outbox import Outbox
+from services.media.imaging.images import redact_with_thumb
+from services.media.imaging.pipeline import Processed, process
+from services.media.photos import contents, keys
+from services.media.photos.candidates import near_hashes
 from services.media.photos.models import Photo, PhotoHash, PhotoMatch
+from services.media.photos.rules import Flag, photo_checks
 from services.media.photos.schemas import Claims, Purpose
-from services.media.pipeline import Processed, process
 from services.media.reuse import (
-    CANDIDATE_MAX_DISTANCE,
     Fingerprint,
     Match,
     band_keys,
     confirm,
-    hamming,
     probes,
 )
-from services.media.rules import Flag, photo_checks
 from services.media.settings import MediaSettings
 from services.media.storage import ObjectStore
 
-# The band probe of `Intake.candidates` on PostgreSQL (bit_count: PostgreSQL 14 and later). One row per
-# (band, value, query hash); each stored hash found is measured against the query hash that probed it.
-_NEAR_IN_SQL = text(
-    """
-    SELECT h.photo_id, min(bit_count((h.full_hash # k.q)::bit(64))) AS distance
-    FROM unnest(
-        CAST(:bands AS smallint[]), CAST(:band_values AS integer[]), CAST(:query_hashes AS bigint[])
-    ) AS k(band, value, q)
-    JOIN photo_hashes AS h ON h.reuse_scope = :scope AND h.band = k.band AND h.value = k.value
-    WHERE h.photo_id <> ALL(CAST(:excluded AS varchar[]))
-    GROUP BY h.photo_id
-    HAVING min(bit_count((h.full_hash # k.q)::bit(64))) <= :max_distance
-    ORDER BY distance, h.photo_id
-    LIMIT :max_candidates
-    """
-)
-
 # Only these roles may redact display copies (faces, number plates).
-REDACTOR_ROLES = frozenset({"admin", "inspector", "officer"})
+REDACTOR_ROLES = SUPERVISOR_ROLES
 MAX_REUSE_FLAGS = 5
 
 
@@ -67,20 +50,19 @@ class Owner:
 
     @classmethod
     def of(cls, caller: Caller) -> Owner:
-        return cls(caller.subject, caller.role, caller.region, caller.region_path)
+        return cls(str(caller.subject), caller.role, caller.region, caller.region_path)
 
 
 def reuse_scope(region_path: str, depth: int) -> str:
     """The archive a photo is compared with: its region path cut to `depth` levels (the county)."""
-    parts = [p for p in region_path.split("/") if p][:depth]
-    return "/" + "".join(f"{p}/" for p in parts)
+    return path_prefix(region_path, depth)
 
 
 def visible_to(caller: Caller) -> ColumnElement[bool]:
     """Photos in the caller's subtree; a citizen sees only its own."""
     condition = in_subtree(col(Photo.region_path), caller)
-    if caller.role == "citizen":
-        condition = and_(condition, col(Photo.uploader) == caller.subject)
+    if caller.role == Role.citizen:
+        condition = and_(condition, col(Photo.uploader) == str(caller.subject))
     return condition
 
 
@@ -96,9 +78,12 @@ async def get_visible(session: AsyncSession, caller: Caller, photo_id: str) -> P
 class Intake:
     """Takes in photos for one app: bounds how many are decoded at once (memory) and talks to the store."""
 
-    def __init__(self, store: ObjectStore, settings: MediaSettings, concurrency: int = 2) -> None:
+    def __init__(
+        self, store: ObjectStore, settings: MediaSettings, outbox: Outbox, concurrency: int = 2
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.outbox = outbox
         self._decoding = asyncio.Semaphore(concurrency)
 
     async def ingest(
@@ -114,6 +99,7 @@ class Intake:
         """Check and store the image at `path` as a new photo; a refusal raises and stores nothing."""
         async with self._decoding:
             processed = await asyncio.to_thread(process, path, max_pixels=self.settings.max_pixels)
+        await contents.claim(session, processed.sha256)  # before looking: a release waits for this upload
         await self._store_content(path, processed)
         received_at = utcnow()
         facts = processed.inspected.facts
@@ -230,79 +216,14 @@ class Intake:
     async def candidates(
         self, session: AsyncSession, scope: str, fp: Fingerprint, exclude: set[str] | None = None
     ) -> list[tuple[str, int]]:
-        """(photo id, hash distance) of stored photos whose hashes lie near the new one's, nearest first.
-
-        Each stored 64-bit hash is indexed as four 16-bit bands; each band of each query hash is looked up
-        (within `reuse_probe_radius` bits) with exact index lookups, and a stored hash is kept when it lies
-        within CANDIDATE_MAX_DISTANCE bits of a query hash that probed it (`reuse.lookup_distance`).
-        """
-        keys = probes(fp, self.settings.reuse_probe_radius)
-        if not keys:
-            return []
-        excluded = sorted(exclude or ())
-        if session.get_bind().dialect.name == "postgresql":
-            near = await self._candidates_in_sql(session, scope, keys, excluded)
-        else:
-            near = await self._candidates_here(session, scope, keys, set(excluded))
-        return near[: self.settings.reuse_max_candidates]
-
-    async def _candidates_in_sql(
-        self,
-        session: AsyncSession,
-        scope: str,
-        keys: dict[tuple[int, int], tuple[int, ...]],
-        excluded: list[str],
-    ) -> list[tuple[str, int]]:
-        """PostgreSQL: the probes as rows joined to the band index, distances and ranking in the database.
-
-        At 10^6 photos in one county this takes ~90 ms against ~200 ms fetching the rows
-        (bench/similar_lookup.py), and none of it on the event loop.
-        """
-        probe_rows = [(band, value, q) for (band, value), hashes in keys.items() for q in hashes]
-        result = await session.execute(
-            _NEAR_IN_SQL,
-            {
-                "scope": scope,
-                "bands": [r[0] for r in probe_rows],
-                "band_values": [r[1] for r in probe_rows],
-                "query_hashes": [r[2] for r in probe_rows],
-                "excluded": excluded,
-                "max_distance": CANDIDATE_MAX_DISTANCE,
-                "max_candidates": self.settings.reuse_max_candidates,
-            },
+        """(photo id, hash distance) of stored photos near `fp` in `scope`, nearest first."""
+        return await near_hashes(
+            session,
+            scope,
+            probes(fp, self.settings.reuse_probe_radius),
+            exclude=exclude or set(),
+            limit=self.settings.reuse_max_candidates,
         )
-        return [(photo_id, int(distance)) for photo_id, distance in result.all()]
-
-    async def _candidates_here(
-        self,
-        session: AsyncSession,
-        scope: str,
-        keys: dict[tuple[int, int], tuple[int, ...]],
-        excluded: set[str],
-    ) -> list[tuple[str, int]]:
-        """Any database (SQLite, the embedded default): fetch the rows the probes hit, distances in Python."""
-        wanted: dict[int, list[int]] = defaultdict(list)
-        for band, value in keys:
-            wanted[band].append(value)
-        condition = or_(
-            *(
-                and_(col(PhotoHash.band) == band, col(PhotoHash.value).in_(sorted(values)))
-                for band, values in wanted.items()
-            )
-        )
-        rows = await session.execute(
-            select(
-                col(PhotoHash.photo_id), col(PhotoHash.full_hash), col(PhotoHash.band), col(PhotoHash.value)
-            ).where(col(PhotoHash.reuse_scope) == scope, condition)
-        )
-        best: dict[str, int] = {}
-        for photo_id, full_hash, band, value in rows:
-            if photo_id in excluded:
-                continue
-            distance = min(hamming(q, full_hash) for q in keys[(band, value)])
-            if distance <= CANDIDATE_MAX_DISTANCE and distance < best.get(photo_id, 65):
-                best[photo_id] = distance
-        return sorted(best.items(), key=lambda c: (c[1], c[0]))
 
     async def _features_of(self, session: AsyncSession, photo_ids: list[str]) -> dict[str, bytes]:
         result = await session.execute(
@@ -345,20 +266,18 @@ class Intake:
             raise Conflict(
                 "a photo pinned to an issue is evidence and can never be deleted", code="photo_pinned"
             )
-        if photo.uploader != caller.subject:
+        if photo.uploader != str(caller.subject):
             raise Forbidden("only the uploader may delete an unattached photo", code="not_uploader")
-        sha, redacted = photo.sha256, photo.redacted_key
         await session.delete(photo)
         await session.flush()
-        others = await session.execute(
-            select(func.count()).select_from(Photo).where(col(Photo.sha256) == sha)
-        )
-        if others.scalar_one() == 0:
-            for key in keys.content_keys(sha):
-                await self.store.delete(key)
-        if redacted:
-            await self.store.delete(redacted)
-            await self.store.delete(keys.redacted_thumb_key(photo_id))
+        # The bytes go after the commit, and only if no other photo shows them by then.
+        await self.outbox.enqueue(session, contents.RELEASE, {"sha256": photo.sha256})
+        if photo.redacted_key:
+            await self.outbox.enqueue(
+                session,
+                contents.DELETE_OBJECTS,
+                {"keys": [photo.redacted_key, keys.redacted_thumb_key(photo_id)]},
+            )
 
     async def redact(
         self, session: AsyncSession, caller: Caller, photo_id: str, boxes: list[tuple[int, int, int, int]]

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from services.kit.auth import Caller, require_scope
-from services.kit.db import SessionDep, utcnow
+from services.kit.db import utcnow
 from services.kit.errors import Problem, problem_docs
-from services.media.photos.routes import IntakeDep, to_public
-from services.media.photos.schemas import PhotoPublic
+from services.kit.identity import Scope
+from services.media.deps import IntakeDep, SessionDep, StateDep
+from services.media.photos.schemas import PhotoPublic, photo_public
 from services.media.photos.service import Intake
 from services.media.uploads import service
 from services.media.uploads.models import Upload
 from services.media.uploads.schemas import PostForm, UploadCreate, UploadPublic
 
 router = APIRouter(tags=["uploads"])
-WriterDep = Annotated[Caller, Depends(require_scope("photos:write"))]
+WriterDep = Annotated[Caller, Depends(require_scope(Scope.photos_write))]
 
 
 def _public(upload: Upload, intake: Intake) -> UploadPublic:
@@ -76,17 +77,17 @@ async def read_upload(
 )
 async def complete(
     upload_id: str,
-    request: Request,
     response: Response,
     session: SessionDep,
     caller: WriterDep,
-    intake: IntakeDep,
+    state: StateDep,
 ) -> PhotoPublic:
+    intake = state.intake
     try:
         photo = await service.complete(session, intake, caller, upload_id)
     except Problem as refusal:
         if refusal.extensions.get("upload_id") == upload_id:
-            await service.mark_refused(request.app.state.database, upload_id)
+            await service.mark_refused(state.database, intake, upload_id)
         raise
     response.headers["Location"] = f"/v1/photos/{photo.id}"
-    return to_public(photo, caller)
+    return photo_public(photo, caller)

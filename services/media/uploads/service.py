@@ -15,6 +15,7 @@ from sqlmodel import col
 from services.kit.auth import Caller
 from services.kit.db import Database, utcnow
 from services.kit.errors import BadRequest, Conflict, NotFound, Problem
+from services.media.photos.contents import DELETE_OBJECTS
 from services.media.photos.keys import incoming_key
 from services.media.photos.models import Photo
 from services.media.photos.schemas import Claims, Purpose
@@ -36,7 +37,7 @@ async def open_upload(session: AsyncSession, intake: Intake, caller: Caller, bod
         object_key=incoming_key(upload_id),
         status="pending",
         purpose=body.purpose,
-        uploader=caller.subject,
+        uploader=str(caller.subject),
         uploader_role=caller.role,
         region_code=caller.region,
         region_path=caller.region_path,
@@ -53,7 +54,7 @@ async def open_upload(session: AsyncSession, intake: Intake, caller: Caller, bod
 async def own_upload(session: AsyncSession, caller: Caller, upload_id: str) -> Upload:
     upload = (
         await session.execute(
-            select(Upload).where(col(Upload.id) == upload_id, col(Upload.uploader) == caller.subject)
+            select(Upload).where(col(Upload.id) == upload_id, col(Upload.uploader) == str(caller.subject))
         )
     ).scalar_one_or_none()
     if upload is None:
@@ -111,14 +112,15 @@ async def complete(session: AsyncSession, intake: Intake, caller: Caller, upload
             )
         except Problem as refusal:
             if refusal.status < 500:
-                # Nothing is kept on refusal: the bytes go; the route marks the slot in its own transaction.
-                await store.delete(upload.object_key)
+                # Nothing is kept on refusal: the route marks the slot, and removes its bytes, in a
+                # transaction of its own (this one is rolled back by the refusal).
                 refusal.extensions["upload_id"] = upload.id
             raise
         upload.status = "completed"
         upload.photo_id = photo.id
         await session.flush()
-        await store.delete(upload.object_key)
+        # After the commit: should the commit fail, the slot is still pending and its bytes still there.
+        await intake.outbox.enqueue(session, DELETE_OBJECTS, {"keys": [upload.object_key]})
         return photo
     finally:
         path.unlink(missing_ok=True)
@@ -147,11 +149,15 @@ async def sweep_expired(session: AsyncSession, intake: Intake) -> int:
     return len(expired)
 
 
-async def mark_refused(database: Database, upload_id: str) -> None:
-    """Record a refusal in a transaction of its own (the request's is rolled back by the refusal)."""
-    async with database.sessionmaker() as session, session.begin():
-        await session.execute(
+async def mark_refused(database: Database, intake: Intake, upload_id: str) -> None:
+    """Record a refusal and remove the refused bytes, in a transaction of its own (the request's is rolled
+    back by the refusal)."""
+    async with database.transaction() as session:
+        refused = await session.execute(
             update(Upload)
             .where(col(Upload.id) == upload_id, col(Upload.status) == "pending")
             .values(status="refused")
+            .returning(col(Upload.object_key))
         )
+        for object_key in refused.scalars():
+            await intake.outbox.enqueue(session, DELETE_OBJECTS, {"keys": [object_key]})

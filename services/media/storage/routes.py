@@ -10,13 +10,14 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from services.kit.errors import BadRequest, Forbidden, NotFound, problem_docs
+from services.media.deps import StoreDep
 from services.media.storage import InvalidKey, LocalStore, ObjectInfo, ObjectTooLarge, check_key
 from services.media.storage.local import OBJECTS_PATH
 
@@ -93,11 +94,13 @@ _FORM_BODY: dict[str, Any] = {
 }
 
 
-def _local_store(request: Request) -> LocalStore:
-    store = getattr(request.app.state, "store", None)
+def _local_store(store: StoreDep) -> LocalStore:
     if not isinstance(store, LocalStore):
         raise NotFound("objects are not served by this service", code="not_found")
     return store
+
+
+LocalStoreDep = Annotated[LocalStore, Depends(_local_store)]
 
 
 def _checked_key(key: str) -> str:
@@ -145,13 +148,12 @@ async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
 )
 async def get_object(
     key: str,
-    request: Request,
+    store: LocalStoreDep,
     exp: ExpQuery = None,
     sig: SigQuery = None,
     ct: TypeQuery = None,
     fn: NameQuery = None,
 ) -> FileResponse:
-    store = _local_store(request)
     key = _checked_key(key)
     expiry = store.verify("GET", key, exp, sig, content_type=ct, filename=fn)
     info = await store.stat(key)
@@ -178,11 +180,11 @@ async def get_object(
 async def put_object(
     key: str,
     request: Request,
+    store: LocalStoreDep,
     exp: ExpQuery = None,
     sig: SigQuery = None,
     ct: TypeQuery = None,
 ) -> StoredObject:
-    store = _local_store(request)
     key = _checked_key(key)
     store.verify("PUT", key, exp, sig, content_type=ct)
     sent_type = request.headers.get("content-type")
@@ -205,8 +207,7 @@ async def put_object(
     responses=problem_docs(403, 503),
     openapi_extra=_FORM_BODY,
 )
-async def post_object(key: str, request: Request) -> StoredObject:
-    store = _local_store(request)
+async def post_object(key: str, request: Request, store: LocalStoreDep) -> StoredObject:
     key = _checked_key(key)
     if _media_type(request.headers.get("content-type")) != "multipart/form-data":
         raise BadRequest("send the fields and the file as multipart/form-data", code="malformed_form")

@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.media.imaging import Inspected, Variants, inspect_and_make_variants
+from services.media.imaging.images import Inspected, Variants, inspect_and_make_variants
 from services.media.reuse import Fingerprint, fingerprint
 
 

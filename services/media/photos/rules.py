@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Protocol
 
-# EXIF times carry no zone unless OffsetTimeOriginal is set; phones in China write local time.
-# A fixed +08:00 (China has had no daylight saving time since 1991) needs no tz database.
-CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
+from services.media.imaging.facts import CHINA_TIME
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 
@@ -22,22 +20,6 @@ EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 CHINA_LAT = (3.5, 54.0)
 CHINA_LON = (73.0, 135.5)
 NULL_ISLAND_DEGREES = 1e-4  # (0, 0) is what broken GPS stacks write
-
-
-@dataclass(frozen=True)
-class ExifFacts:
-    """What a photo's EXIF says; `malformed` means EXIF is present but (partly) unreadable."""
-
-    has_exif: bool = False
-    taken_at: datetime | None = None
-    gps: tuple[float, float] | None = None
-    make: str | None = None
-    model: str | None = None
-    orientation: int | None = None
-    malformed: bool = False
-
-
-NO_EXIF = ExifFacts()
 
 
 class PhotoFacts(Protocol):

@@ -21,7 +21,7 @@ import pillow_heif
 from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError
 
 from services.kit.errors import Problem, UnprocessableEntity
-from services.media.rules import CHINA_TIME, NO_EXIF, ExifFacts
+from services.media.imaging.facts import CHINA_TIME, NO_EXIF, ExifFacts
 
 __all__ = [
     "ACCEPTED_TYPES",

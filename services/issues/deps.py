@@ -1,0 +1,62 @@
+"""The issues service's running state and the dependencies its routes declare."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Request
+
+from services.issues.auth.keys import KeyRing
+from services.issues.auth.throttle import FailureThrottle
+from services.issues.settings import IssuesSettings
+from services.kit.deps import SessionDep
+from services.kit.peers import Peer
+from services.kit.state import ServiceState, typed_state
+
+__all__ = [
+    "HttpDep",
+    "IssuesState",
+    "KeyRingDep",
+    "LoginThrottleDep",
+    "SessionDep",
+    "SettingsDep",
+    "StateDep",
+]
+
+
+@dataclass(kw_only=True)
+class IssuesState(ServiceState[IssuesSettings]):
+    keyring: KeyRing
+    login_throttle: FailureThrottle
+    media: Peer | None  # None where no media URL is configured
+
+
+def _state(request: Request) -> IssuesState:
+    return typed_state(request.app, IssuesState)
+
+
+StateDep = Annotated[IssuesState, Depends(_state)]
+
+
+def _settings(state: StateDep) -> IssuesSettings:
+    return state.settings
+
+
+def _keyring(state: StateDep) -> KeyRing:
+    return state.keyring
+
+
+def _login_throttle(state: StateDep) -> FailureThrottle:
+    return state.login_throttle
+
+
+def _http(state: StateDep) -> httpx.AsyncClient:
+    return state.http
+
+
+SettingsDep = Annotated[IssuesSettings, Depends(_settings)]
+KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
+LoginThrottleDep = Annotated[FailureThrottle, Depends(_login_throttle)]
+HttpDep = Annotated[httpx.AsyncClient, Depends(_http)]

@@ -1,0 +1,21 @@
+"""Dependencies every service's routes share; each service's own `deps.py` adds its parts beside these."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.state import state_of
+
+
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the route returns, rolled back if it raises."""
+    async with state_of(request.app).database.transaction() as session:
+        yield session
+
+
+# scope="function": the commit happens before the response is sent, so a failed commit is an error answer.
+SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]

@@ -1,0 +1,56 @@
+"""The media service's running state and the dependencies its routes declare."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from services.kit.deps import SessionDep
+from services.kit.observability import ReadinessCheck
+from services.kit.outbox import Outbox
+from services.kit.state import ServiceState, typed_state
+from services.media.photos.service import Intake
+from services.media.settings import MediaSettings
+from services.media.storage import ObjectStore
+
+__all__ = ["IntakeDep", "MediaState", "SessionDep", "SettingsDep", "StateDep", "StoreDep"]
+
+
+@dataclass(kw_only=True)
+class MediaState(ServiceState[MediaSettings]):
+    store: ObjectStore
+    outbox: Outbox
+    intake: Intake
+
+    def readiness_checks(self) -> dict[str, ReadinessCheck]:
+        return {**super().readiness_checks(), "object_store": self._store_answers}
+
+    async def _store_answers(self) -> None:
+        if not await self.store.healthy():
+            raise ConnectionError("object store unreachable")
+
+
+def _state(request: Request) -> MediaState:
+    return typed_state(request.app, MediaState)
+
+
+StateDep = Annotated[MediaState, Depends(_state)]
+
+
+def _settings(state: StateDep) -> MediaSettings:
+    return state.settings
+
+
+def _store(state: StateDep) -> ObjectStore:
+    return state.store
+
+
+def _intake(state: StateDep) -> Intake:
+    return state.intake
+
+
+SettingsDep = Annotated[MediaSettings, Depends(_settings)]
+StoreDep = Annotated[ObjectStore, Depends(_store)]
+IntakeDep = Annotated[Intake, Depends(_intake)]

@@ -1,0 +1,1 @@
+"""Reading pictures: type sniffing, decoding within limits, EXIF facts, variants, redaction."""

@@ -1,0 +1,39 @@
+"""The scoring service's running state and the dependencies its routes declare."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from services.kit.deps import SessionDep
+from services.kit.peers import Peer
+from services.kit.state import ServiceState, typed_state
+from services.scoring.settings import ScoringSettings
+
+__all__ = ["IssuesPeerDep", "ScoringState", "SessionDep", "SettingsDep", "StateDep"]
+
+
+@dataclass(kw_only=True)
+class ScoringState(ServiceState[ScoringSettings]):
+    issues: Peer  # regions and issue statistics, read with this service's own client credentials
+
+
+def _state(request: Request) -> ScoringState:
+    return typed_state(request.app, ScoringState)
+
+
+StateDep = Annotated[ScoringState, Depends(_state)]
+
+
+def _settings(state: StateDep) -> ScoringSettings:
+    return state.settings
+
+
+def _issues(state: StateDep) -> Peer:
+    return state.issues
+
+
+SettingsDep = Annotated[ScoringSettings, Depends(_settings)]
+IssuesPeerDep = Annotated[Peer, Depends(_issues)]
