@@ -8,14 +8,15 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.issues.clients import service
 from services.issues.clients.schemas import ClientCreate, ClientCreated, ClientPublic
+from services.issues.deps import SessionDep
 from services.kit.auth import Caller, current_caller, require_scope
-from services.kit.deps import SessionDep
 from services.kit.errors import problem_docs
+from services.kit.identity import Scope
 from services.kit.pagination import Page, PageDep
 
 router = APIRouter(tags=["clients"], dependencies=[Depends(current_caller)])
 
-ClientsWriter = Annotated[Caller, Depends(require_scope("clients:write"))]
+ClientsWriterDep = Annotated[Caller, Depends(require_scope(Scope.clients_write))]
 ClientId = Annotated[
     str, Path(min_length=1, max_length=64, description="The client's id.", examples=["cli_7f3a9c2e1b4d5a60"])
 ]
@@ -32,7 +33,7 @@ ClientId = Annotated[
     responses=problem_docs(403),
 )
 async def create_client(
-    body: ClientCreate, caller: ClientsWriter, session: SessionDep, response: Response
+    body: ClientCreate, caller: ClientsWriterDep, session: SessionDep, response: Response
 ) -> ClientCreated:
     client, region, secret = await service.create_client(session, caller, body)
     response.headers["Location"] = f"/v1/clients/{client.client_id}"
@@ -49,7 +50,7 @@ async def create_client(
     responses=problem_docs(403),
 )
 async def list_clients(
-    caller: ClientsWriter,
+    caller: ClientsWriterDep,
     session: SessionDep,
     page: PageDep,
     revoked: Annotated[bool | None, Query(description="Only revoked (or only active) clients.")] = None,
@@ -64,7 +65,7 @@ async def list_clients(
     description="404 `client_not_found` when it does not exist or lies outside the caller's subtree.",
     responses=problem_docs(403),
 )
-async def read_client(client_id: ClientId, caller: ClientsWriter, session: SessionDep) -> ClientPublic:
+async def read_client(client_id: ClientId, caller: ClientsWriterDep, session: SessionDep) -> ClientPublic:
     client, region = await service.get_client(session, caller, client_id)
     return service.public(client, region.code)
 
@@ -77,6 +78,6 @@ async def read_client(client_id: ClientId, caller: ClientsWriter, session: Sessi
     "Idempotent: revoking again keeps the first `revoked_at`.",
     responses=problem_docs(403),
 )
-async def revoke_client(client_id: ClientId, caller: ClientsWriter, session: SessionDep) -> ClientPublic:
+async def revoke_client(client_id: ClientId, caller: ClientsWriterDep, session: SessionDep) -> ClientPublic:
     client, region = await service.revoke_client(session, caller, client_id)
     return service.public(client, region.code)

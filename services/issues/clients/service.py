@@ -18,7 +18,7 @@ from services.issues.users.service import region_codes, region_in_scope
 from services.kit.auth import Caller, in_subtree
 from services.kit.db import utcnow
 from services.kit.errors import Forbidden, NotFound
-from services.kit.identity import Role
+from services.kit.identity import SERVICE_ONLY_SCOPES, Role
 from services.kit.pagination import Page, PageParams, paginate
 
 
@@ -42,7 +42,7 @@ async def create_client(
     region = await region_in_scope(session, caller, body.region_code)
     requested = frozenset(body.scopes)
     if not may_grant_scopes(caller.scopes, requested):
-        refused = sorted(requested - caller.scopes) or sorted(requested & {"photos:attach"})
+        refused = sorted(requested - caller.scopes) or sorted(requested & SERVICE_ONLY_SCOPES)
         raise Forbidden(f"may not grant: {' '.join(refused)}", code="scope_not_grantable")
     assert region.id is not None
     secret = secrets.token_urlsafe(32)

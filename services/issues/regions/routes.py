@@ -7,19 +7,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from starlette.datastructures import UploadFile
 
+from services.issues.deps import SessionDep
 from services.issues.regions import service
 from services.issues.regions.models import Level
 from services.issues.regions.rules import CODE_PATTERN
 from services.issues.regions.schemas import RegionCreate, RegionImportReport, RegionPublic, RegionUpdate
 from services.kit.auth import Caller, require_scope
-from services.kit.deps import SessionDep
 from services.kit.errors import BadRequest, UnsupportedMediaType, problem_docs
+from services.kit.identity import Scope
 from services.kit.pagination import Page, PageDep
 
 router = APIRouter(tags=["regions"])
 
-Reader = Annotated[Caller, Depends(require_scope("regions:read"))]
-Writer = Annotated[Caller, Depends(require_scope("regions:write"))]
+RegionsReaderDep = Annotated[Caller, Depends(require_scope(Scope.regions_read))]
+RegionsWriterDep = Annotated[Caller, Depends(require_scope(Scope.regions_write))]
 LevelFilter = Annotated[Level | None, Query(description="Only regions of this level.")]
 
 
@@ -35,7 +36,7 @@ LevelFilter = Annotated[Level | None, Query(description="Only regions of this le
     responses=problem_docs(403, 409),
 )
 async def create_region(
-    body: RegionCreate, session: SessionDep, caller: Writer, response: Response
+    body: RegionCreate, session: SessionDep, caller: RegionsWriterDep, response: Response
 ) -> RegionPublic:
     region = await service.create_region(session, caller, body)
     response.headers["Location"] = f"/v1/regions/{region.code}"
@@ -52,7 +53,7 @@ async def create_region(
 )
 async def list_regions(
     session: SessionDep,
-    caller: Reader,
+    caller: RegionsReaderDep,
     page: PageDep,
     level: LevelFilter = None,
     parent_code: Annotated[
@@ -102,7 +103,7 @@ _IMPORT_BODY_DOC: dict[str, Any] = {
 async def import_regions(
     request: Request,
     session: SessionDep,
-    caller: Writer,
+    caller: RegionsWriterDep,
     partial: Annotated[bool, Query(description="Store the good rows even if some are refused.")] = False,
     dry_run: Annotated[bool, Query(description="Check and report, store nothing.")] = False,
 ) -> RegionImportReport:
@@ -130,7 +131,7 @@ async def _import_file(request: Request) -> bytes:
     responses=problem_docs(403),
     description="404 `region_not_found` when the region does not exist or lies outside the caller's subtree.",
 )
-async def get_region(code: str, session: SessionDep, caller: Reader) -> RegionPublic:
+async def get_region(code: str, session: SessionDep, caller: RegionsReaderDep) -> RegionPublic:
     return service.region_public(await service.get_visible(session, caller, code))
 
 
@@ -144,7 +145,9 @@ async def get_region(code: str, session: SessionDep, caller: Reader) -> RegionPu
     "(`cannot_move_home_region`, 403).",
     responses=problem_docs(403),
 )
-async def update_region(code: str, body: RegionUpdate, session: SessionDep, caller: Writer) -> RegionPublic:
+async def update_region(
+    code: str, body: RegionUpdate, session: SessionDep, caller: RegionsWriterDep
+) -> RegionPublic:
     return service.region_public(await service.update_region(session, caller, code, body))
 
 
@@ -155,7 +158,9 @@ async def update_region(code: str, body: RegionUpdate, session: SessionDep, call
     responses=problem_docs(403),
     description="Ordered by code.",
 )
-async def list_children(code: str, session: SessionDep, caller: Reader, page: PageDep) -> Page[RegionPublic]:
+async def list_children(
+    code: str, session: SessionDep, caller: RegionsReaderDep, page: PageDep
+) -> Page[RegionPublic]:
     return await service.list_children(session, caller, code, page)
 
 
@@ -167,6 +172,6 @@ async def list_children(code: str, session: SessionDep, caller: Reader, page: Pa
     description="Ordered by path, so each region comes before its own children; the region itself is left out.",
 )
 async def list_subtree(
-    code: str, session: SessionDep, caller: Reader, page: PageDep, level: LevelFilter = None
+    code: str, session: SessionDep, caller: RegionsReaderDep, page: PageDep, level: LevelFilter = None
 ) -> Page[RegionPublic]:
     return await service.list_subtree(session, caller, code, page, level=level)

@@ -6,18 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
+from services.issues.deps import SessionDep
 from services.issues.users import service
 from services.issues.users.schemas import UserCreate, UserPublic, UserUpdate
 from services.kit.auth import Caller, CallerDep, current_caller, require_scope
-from services.kit.deps import SessionDep
 from services.kit.errors import problem_docs
-from services.kit.identity import Role
+from services.kit.identity import Role, Scope
 from services.kit.pagination import Page, PageDep
 
 router = APIRouter(tags=["users"], dependencies=[Depends(current_caller)])
 
-UsersReader = Annotated[Caller, Depends(require_scope("users:read"))]
-UsersWriter = Annotated[Caller, Depends(require_scope("users:write"))]
+UsersReaderDep = Annotated[Caller, Depends(require_scope(Scope.users_read))]
+UsersWriterDep = Annotated[Caller, Depends(require_scope(Scope.users_write))]
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The user's id.", examples=[12])]
 
 
@@ -43,7 +43,7 @@ async def read_me(caller: CallerDep, session: SessionDep) -> UserPublic:
     responses=problem_docs(403, 409),
 )
 async def create_user(
-    body: UserCreate, caller: UsersWriter, session: SessionDep, response: Response
+    body: UserCreate, caller: UsersWriterDep, session: SessionDep, response: Response
 ) -> UserPublic:
     user, region = await service.create_user(session, caller, body)
     response.headers["Location"] = f"/v1/users/{user.id}"
@@ -59,7 +59,7 @@ async def create_user(
     responses=problem_docs(403),
 )
 async def list_users(
-    caller: UsersReader,
+    caller: UsersReaderDep,
     session: SessionDep,
     page: PageDep,
     role: Annotated[Role | None, Query(description="Only users with this role.")] = None,
@@ -83,7 +83,7 @@ async def list_users(
     description="404 `user_not_found` when the user does not exist or is homed outside the caller's subtree.",
     responses=problem_docs(403),
 )
-async def read_user(user_id: UserId, caller: UsersReader, session: SessionDep) -> UserPublic:
+async def read_user(user_id: UserId, caller: UsersReaderDep, session: SessionDep) -> UserPublic:
     user, region = await service.get_user(session, caller, user_id)
     return service.public(user, region.code)
 
@@ -99,7 +99,7 @@ async def read_user(user_id: UserId, caller: UsersReader, session: SessionDep) -
     responses=problem_docs(403),
 )
 async def update_user(
-    user_id: UserId, body: UserUpdate, caller: UsersWriter, session: SessionDep
+    user_id: UserId, body: UserUpdate, caller: UsersWriterDep, session: SessionDep
 ) -> UserPublic:
     user, region = await service.update_user(session, caller, user_id, body)
     return service.public(user, region.code)
@@ -113,7 +113,7 @@ async def update_user(
     "they expire.",
     responses=problem_docs(403),
 )
-async def disable_user(user_id: UserId, caller: UsersWriter, session: SessionDep) -> UserPublic:
+async def disable_user(user_id: UserId, caller: UsersWriterDep, session: SessionDep) -> UserPublic:
     user, region = await service.update_user(session, caller, user_id, UserUpdate(disabled=True))
     return service.public(user, region.code)
 
@@ -125,6 +125,6 @@ async def disable_user(user_id: UserId, caller: UsersWriter, session: SessionDep
     description="The user may sign in again. Idempotent.",
     responses=problem_docs(403),
 )
-async def enable_user(user_id: UserId, caller: UsersWriter, session: SessionDep) -> UserPublic:
+async def enable_user(user_id: UserId, caller: UsersWriterDep, session: SessionDep) -> UserPublic:
     user, region = await service.update_user(session, caller, user_id, UserUpdate(disabled=False))
     return service.public(user, region.code)

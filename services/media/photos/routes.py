@@ -35,9 +35,9 @@ from services.media.photos.service import Owner, get_visible, similar, visible_t
 
 router = APIRouter(tags=["photos"])
 
-ReaderDep = Annotated[Caller, Depends(require_scope(Scope.photos_read))]
-WriterDep = Annotated[Caller, Depends(require_scope(Scope.photos_write))]
-AttacherDep = Annotated[Caller, Depends(require_scope(Scope.photos_attach))]
+PhotosReaderDep = Annotated[Caller, Depends(require_scope(Scope.photos_read))]
+PhotosWriterDep = Annotated[Caller, Depends(require_scope(Scope.photos_write))]
+PhotosAttacherDep = Annotated[Caller, Depends(require_scope(Scope.photos_attach))]
 
 
 def spool_to_disk(upload: UploadFile, folder: Path, limit: int) -> Path:
@@ -72,7 +72,7 @@ def spool_to_disk(upload: UploadFile, folder: Path, limit: int) -> Path:
 async def upload_photo(
     response: Response,
     session: SessionDep,
-    caller: WriterDep,
+    caller: PhotosWriterDep,
     intake: IntakeDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="The image bytes.")],
@@ -102,7 +102,7 @@ async def upload_photo(
 @router.get("/v1/photos", response_model=PhotoBatch, summary="Several photos by id (for the other services)")
 async def batch(
     session: SessionDep,
-    caller: ReaderDep,
+    caller: PhotosReaderDep,
     ids: Annotated[
         str, Query(description="Comma-separated photo ids, at most 100.", min_length=1, max_length=3400)
     ],
@@ -123,7 +123,7 @@ async def batch(
 @router.get(
     "/v1/photos/{photo_id}", response_model=PhotoPublic, summary="A photo's metadata, facts and flags"
 )
-async def read_photo(photo_id: str, session: SessionDep, caller: ReaderDep) -> PhotoPublic:
+async def read_photo(photo_id: str, session: SessionDep, caller: PhotosReaderDep) -> PhotoPublic:
     return photo_public(await get_visible(session, caller, photo_id), caller)
 
 
@@ -139,7 +139,7 @@ async def read_photo(photo_id: str, session: SessionDep, caller: ReaderDep) -> P
 async def content(
     photo_id: str,
     session: SessionDep,
-    caller: ReaderDep,
+    caller: PhotosReaderDep,
     settings: SettingsDep,
     store: StoreDep,
     variant: Variant = Variant.display,
@@ -166,7 +166,7 @@ async def content(
     responses=problem_docs(403, 409),
 )
 async def attach(
-    photo_id: str, body: AttachRequest, session: SessionDep, caller: AttacherDep, intake: IntakeDep
+    photo_id: str, body: AttachRequest, session: SessionDep, caller: PhotosAttacherDep, intake: IntakeDep
 ) -> PhotoPublic:
     photo = await intake.attach(session, photo_id, body.issue_id, body.region_code, body.region_path)
     return photo_public(photo, caller)
@@ -179,7 +179,7 @@ async def attach(
     responses=problem_docs(403),
 )
 async def redact_photo(
-    photo_id: str, body: RedactRequest, session: SessionDep, caller: WriterDep, intake: IntakeDep
+    photo_id: str, body: RedactRequest, session: SessionDep, caller: PhotosWriterDep, intake: IntakeDep
 ) -> PhotoPublic:
     boxes = [(b.x, b.y, b.width, b.height) for b in body.boxes]
     return photo_public(await intake.redact(session, caller, photo_id, boxes), caller)
@@ -191,7 +191,9 @@ async def redact_photo(
     summary="Delete an unattached photo (its uploader only)",
     responses=problem_docs(403, 409),
 )
-async def delete_photo(photo_id: str, session: SessionDep, caller: WriterDep, intake: IntakeDep) -> Response:
+async def delete_photo(
+    photo_id: str, session: SessionDep, caller: PhotosWriterDep, intake: IntakeDep
+) -> Response:
     await intake.delete(session, caller, photo_id)
     return Response(status_code=204)
 
@@ -201,7 +203,7 @@ async def delete_photo(photo_id: str, session: SessionDep, caller: WriterDep, in
     response_model=SimilarList,
     summary="Confirmed reuse matches of a photo, strongest first",
 )
-async def similar_photos(photo_id: str, session: SessionDep, caller: ReaderDep) -> SimilarList:
+async def similar_photos(photo_id: str, session: SessionDep, caller: PhotosReaderDep) -> SimilarList:
     rows = await similar(session, caller, photo_id)
     return SimilarList(
         items=[

@@ -18,7 +18,7 @@ from services.media.uploads.models import Upload
 from services.media.uploads.schemas import PostForm, UploadCreate, UploadPublic
 
 router = APIRouter(tags=["uploads"])
-WriterDep = Annotated[Caller, Depends(require_scope(Scope.photos_write))]
+PhotosWriterDep = Annotated[Caller, Depends(require_scope(Scope.photos_write))]
 
 
 def _public(upload: Upload, intake: Intake) -> UploadPublic:
@@ -52,7 +52,7 @@ def _public(upload: Upload, intake: Intake) -> UploadPublic:
     responses=problem_docs(403),
 )
 async def open_upload(
-    body: UploadCreate, session: SessionDep, caller: WriterDep, intake: IntakeDep
+    body: UploadCreate, session: SessionDep, caller: PhotosWriterDep, intake: IntakeDep
 ) -> UploadPublic:
     return _public(await service.open_upload(session, intake, caller, body), intake)
 
@@ -61,7 +61,7 @@ async def open_upload(
     "/v1/uploads/{upload_id}", response_model=UploadPublic, summary="An upload slot (its opener only)"
 )
 async def read_upload(
-    upload_id: str, session: SessionDep, caller: WriterDep, intake: IntakeDep
+    upload_id: str, session: SessionDep, caller: PhotosWriterDep, intake: IntakeDep
 ) -> UploadPublic:
     return _public(await service.own_upload(session, caller, upload_id), intake)
 
@@ -79,7 +79,7 @@ async def complete(
     upload_id: str,
     response: Response,
     session: SessionDep,
-    caller: WriterDep,
+    caller: PhotosWriterDep,
     state: StateDep,
 ) -> PhotoPublic:
     intake = state.intake
