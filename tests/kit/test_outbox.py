@@ -85,10 +85,13 @@ async def test_an_effect_never_runs_when_the_transaction_rolls_back(database: Da
     async def effect() -> None:
         seen.append("ran")
 
-    with pytest.raises(RuntimeError):
+    async def refused_request() -> None:
         async with database.transaction() as session:
             after_commit(session, effect)
             raise RuntimeError("the route refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        await refused_request()
     assert seen == []
 
 
@@ -122,10 +125,13 @@ async def test_an_enqueued_effect_is_carried_out_after_the_commit_and_forgotten(
 async def test_an_effect_of_a_rolled_back_transaction_never_exists(database: Database) -> None:
     handler = Recorder()
     outbox = Outbox(database, outbox_rows, {"delete": handler})
-    with pytest.raises(RuntimeError):
+    async def refused_request() -> None:
         async with database.transaction() as session:
             await outbox.enqueue(session, "delete", {"keys": ["a"]})
             raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        await refused_request()
     assert await outbox.run_due() == 0
     assert handler.done == [] and await rows(database) == []
 
@@ -153,7 +159,7 @@ async def test_a_failed_effect_stays_and_is_retried_when_due(database: Database)
 async def test_an_unknown_kind_is_refused_before_anything_is_written(database: Database) -> None:
     outbox = Outbox(database, outbox_rows, {"delete": Recorder()})
     async with database.transaction() as session:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="no outbox handler"):
             await outbox.enqueue(session, "launch_missiles", {})
     assert await rows(database) == []
 
