@@ -395,8 +395,6 @@ def run_store(
             "database_url": url,
             "token_issuer": jwks_base,
             "token_audience": AUDIENCE,
-            "jwks_url": f"{jwks_base}/.well-known/jwks.json",
-            "issues_url": jwks_base,
             "log_json": "false",
             "log_level": "WARNING",
             "sweep_interval_seconds": "3600",

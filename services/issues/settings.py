@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.kit.settings import DEV_SERVICE_SECRET, ServiceSettings
+
+# Argon2id cost under environment=test where not set explicitly: ~10 ms a hash instead of ~0.1 s.
+TEST_PASSWORD_HASH = {
+    "password_hash_time_cost": 1,
+    "password_hash_memory_kib": 8 * 1024,
+    "password_hash_parallelism": 1,
+}
 
 
 class IssuesSettings(ServiceSettings):
@@ -22,9 +29,17 @@ class IssuesSettings(ServiceSettings):
     signing_keys_pem: SecretStr | None = None
     access_token_seconds: int = 3600
 
-    # Credentials of the other services (client_credentials grant), created or refreshed at start.
+    # The scoring service's credentials (client_credentials grant as `svc-scoring`): the same secret as
+    # its HUANZHI_SCORING_SERVICE_CLIENT_SECRET. Media never calls this service, so it has none.
     scoring_client_secret: SecretStr = SecretStr(DEV_SERVICE_SECRET)
-    media_client_secret: SecretStr = SecretStr(DEV_SERVICE_SECRET)
+
+    # Argon2id cost of password and client-secret hashes: argon2-cffi's defaults (RFC 9106, low memory).
+    # Hashes carry their own parameters, so changing these keeps every stored hash verifiable; a user's
+    # hash is redone at the new cost on their next login. Under environment=test, unless set, they are
+    # the cheapest sound values (time 1, 8 MiB, 1 lane), so tests do not spend ~0.1 s per hash.
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65536, ge=8)
+    password_hash_parallelism: int = Field(default=4, ge=1)
 
     # Password and client-credentials login: failures allowed in a window before 429.
     login_max_failures: int = Field(default=5, ge=1)  # per username or client id
@@ -43,10 +58,18 @@ class IssuesSettings(ServiceSettings):
     media_url: str = "http://127.0.0.1:8003"
     seed_demo: bool = False
 
-    secret_defaults: ClassVar[dict[str, str]] = {
-        "scoring_client_secret": DEV_SERVICE_SECRET,
-        "media_client_secret": DEV_SERVICE_SECRET,
-    }
+    secret_defaults: ClassVar[dict[str, str]] = {"scoring_client_secret": DEV_SERVICE_SECRET}
+
+    @model_validator(mode="after")
+    def _cheap_password_hashes_in_test(self) -> Self:
+        if self.environment == "test":
+            for name, cheap in TEST_PASSWORD_HASH.items():
+                if name not in self.model_fields_set:
+                    # Straight into the values: a default swapped in here is still not "set".
+                    self.__dict__[name] = cheap
+        if self.password_hash_memory_kib < 8 * self.password_hash_parallelism:
+            raise ValueError("password_hash_memory_kib must be at least 8 × password_hash_parallelism")
+        return self
 
     def production_gaps(self) -> list[str]:
         gaps = super().production_gaps()

@@ -17,28 +17,31 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", env_file=None)
 
     service_name: ClassVar[str] = "service"
-    # Fields whose value must differ from this default in production.
-    secret_defaults: ClassVar[dict[str, str]] = {"service_client_secret": DEV_SERVICE_SECRET}
+    # Fields whose value must differ from this default in production; a subclass names its own.
+    secret_defaults: ClassVar[dict[str, str]] = {}
 
     environment: Literal["development", "test", "production"] = "development"
     data_dir: Path = Path(".data")
     database_url: str | None = None
     db_echo: bool = False
 
+    # The issues service's base URL as this service reaches it: the `iss` every token carries (and the
+    # issues service puts in the tokens it mints); its keys are fetched from `jwks_url` below it.
     token_issuer: str = "http://127.0.0.1:8001"
     token_audience: str = "huanzhi"
-    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     jwks_cache_seconds: int = 3600
     # An unknown kid refetches the JWKS at most this often (a rotated-in key is seen within a second).
     jwks_min_refresh_seconds: float = 1.0
-
-    service_client_id: str = ""
-    service_client_secret: SecretStr = SecretStr(DEV_SERVICE_SECRET)
 
     peer_timeout_seconds: float = 5.0
     max_json_body_bytes: int = 1_048_576
     log_level: str = "INFO"
     log_json: bool = True
+
+    @property
+    def jwks_url(self) -> str:
+        """Where the issuer publishes its public keys: always derived from `token_issuer`."""
+        return self.token_issuer.rstrip("/") + "/.well-known/jwks.json"
 
     @property
     def resolved_database_url(self) -> str:

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from services.kit.settings import DEV_SERVICE_SECRET, ServiceSettings
+from services.kit.settings import ServiceSettings
 
 DEV_LINK_SECRET = "dev-link-signing-secret-change-me"  # production refuses it
 
@@ -16,20 +16,17 @@ DEV_LINK_SECRET = "dev-link-signing-secret-change-me"  # production refuses it
 class MediaSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="HUANZHI_MEDIA_", extra="ignore")
     service_name: ClassVar[str] = "media"
-    secret_defaults: ClassVar[dict[str, str]] = {
-        "service_client_secret": DEV_SERVICE_SECRET,
-        "link_signing_secret": DEV_LINK_SECRET,
-    }
 
-    service_client_id: str = "svc-media"
-    issues_url: str = "http://127.0.0.1:8001"
+    # This service only answers: it verifies tokens against the issuer's keys (`token_issuer`) and
+    # never calls another service, so it has no service credentials of its own.
+
     # The base URL clients reach this service at; local-store signed links are made for it.
     public_base_url: str = "http://127.0.0.1:8003"
 
     # Object store: "local" (a folder, the embedded default) or "s3" (MinIO or any S3).
     store: Literal["local", "s3"] = "local"
     local_store_dir: Path | None = None  # default: data_dir/objects
-    link_signing_secret: SecretStr = SecretStr(DEV_LINK_SECRET)
+    link_signing_secret: SecretStr = SecretStr(DEV_LINK_SECRET)  # the local store's links (not S3's)
     s3_endpoint: str = "127.0.0.1:9000"  # the endpoint this service reaches
     s3_public_endpoint: str | None = None  # the endpoint signed URLs are made for (default: s3_endpoint)
     s3_access_key: str = ""
@@ -68,4 +65,7 @@ class MediaSettings(ServiceSettings):
         gaps = super().production_gaps()
         if self.store == "s3" and not (self.s3_access_key and self.s3_secret_key.get_secret_value()):
             gaps += ["s3_access_key", "s3_secret_key"]
+        # Only the local store signs its own links; on S3 the store signs them.
+        if self.store == "local" and self.link_signing_secret.get_secret_value() in ("", DEV_LINK_SECRET):
+            gaps.append("link_signing_secret")
         return gaps

@@ -53,7 +53,5 @@ def test_production_accepts_keys_from_the_environment(tmp_path: Path) -> None:
         database_url="postgresql+asyncpg://db/issues",
         signing_keys_pem=_pem(ec.generate_private_key(ec.SECP256R1())),
         scoring_client_secret="s" * 32,
-        media_client_secret="m" * 32,
-        service_client_secret="x" * 32,
     )
     assert settings.signing_keys_pem is not None
