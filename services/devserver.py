@@ -1,7 +1,15 @@
-"""Start the whole system on its embedded defaults: three processes on 127.0.0.1, SQLite files and a local
-object folder under one data folder, migrations applied, demo data on first start. Ctrl-C stops all three.
+"""Start the whole system on one machine: three processes on 127.0.0.1, migrations applied, demo data on
+first start; on the embedded defaults SQLite files and a local object folder under one data folder.
+Ctrl-C (or SIGTERM) stops all three.
 
-    python -m services.devserver [--data-dir .data] [--port-base 8001]
+    python -m services.devserver [--data-dir .data] [--port-base 8001] [--host 127.0.0.1]
+
+Configuration: every HUANZHI_* variable of the environment reaches the services, and so do the variables
+of `<data-dir>/.env` (KEY=VALUE lines; the environment wins over the file). The launcher decides only the
+stack's own wiring, whatever is given: each service's DATA_DIR (the data folder) and TOKEN_ISSUER (the
+issues service's URL), HUANZHI_ISSUES_MEDIA_URL and HUANZHI_MEDIA_PUBLIC_BASE_URL (the media service's
+URL). HUANZHI_ISSUES_SEED_DEMO defaults to true. So `HUANZHI_ISSUES_DATABASE_URL=postgresql+asyncpg://…`
+runs the issues service on PostgreSQL (migrated before it starts), `HUANZHI_MEDIA_STORE=s3` on MinIO.
 """
 
 from __future__ import annotations
@@ -12,16 +20,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from dotenv import dotenv_values
+from pydantic import TypeAdapter
 
 from services.kit.migrations import upgrade
 
 SERVICES = ("issues", "scoring", "media")
+ENV_FILE = ".env"
 
 
 @dataclass(frozen=True)
@@ -31,24 +41,44 @@ class Stack:
     data_dir: Path
 
 
+def env_file(data_dir: Path) -> Path:
+    """The launcher's configuration file: `.env` in the data folder."""
+    return data_dir / ENV_FILE
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables of a `.env` file (KEY=VALUE, `#` comments, quotes, `${VAR}`); none if it is missing."""
+    if not path.is_file():
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def launcher_wiring(data_dir: Path, ports: Mapping[str, int], host: str = "127.0.0.1") -> dict[str, str]:
+    """The variables the launcher decides, whatever the environment says: where each service is."""
+    issuer, media = f"http://{host}:{ports['issues']}", f"http://{host}:{ports['media']}"
+    wiring = {}
+    for service in SERVICES:
+        prefix = f"HUANZHI_{service.upper()}_"
+        wiring[prefix + "DATA_DIR"] = str(data_dir.resolve())
+        # The issuer's URL: the `iss` of its tokens, where the others fetch its keys and scoring calls it.
+        wiring[prefix + "TOKEN_ISSUER"] = issuer
+    wiring["HUANZHI_ISSUES_MEDIA_URL"] = media
+    # Signed links of the local object store point at the media service where it really listens.
+    wiring["HUANZHI_MEDIA_PUBLIC_BASE_URL"] = media
+    return wiring
+
+
 def stack_environment(
     data_dir: Path, ports: Mapping[str, int], host: str = "127.0.0.1", extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """The environment variables that make three services on `ports` trust one issuer."""
-    issuer = f"http://{host}:{ports['issues']}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUANZHI_")}
-    for service in SERVICES:
-        prefix = f"HUANZHI_{service.upper()}_"
-        env[prefix + "DATA_DIR"] = str(data_dir.resolve())
-        env[prefix + "TOKEN_ISSUER"] = issuer
-        env[prefix + "JWKS_URL"] = f"{issuer}/.well-known/jwks.json"
-        env[prefix + "ISSUES_URL"] = issuer
-    env["HUANZHI_ISSUES_MEDIA_URL"] = f"http://{host}:{ports['media']}"
-    # Signed links of the local object store point at the media service where it really listens.
-    env["HUANZHI_MEDIA_PUBLIC_BASE_URL"] = f"http://{host}:{ports['media']}"
-    env["HUANZHI_ISSUES_SEED_DEMO"] = "true"
+    """The three services' environment: `<data_dir>/.env` under this process's environment (which wins),
+    then the launcher's wiring over both, then `extra` (tests) over everything."""
+    env = read_env_file(env_file(data_dir))
+    env.update(os.environ)
+    env.setdefault("HUANZHI_ISSUES_SEED_DEMO", "true")
     # glibc keeps a malloc arena per thread; image work in worker threads then holds on to freed memory.
     env.setdefault("MALLOC_ARENA_MAX", "2")
+    env.update(launcher_wiring(data_dir, ports, host))
     env.update(extra or {})
     return env
 
@@ -155,15 +185,6 @@ def stop_stack(stack: Stack) -> None:
             process.kill()
 
 
-@contextmanager
-def running_stack(data_dir: Path, ports: Mapping[str, int], **kwargs: object) -> Iterator[Stack]:
-    stack = start_stack(data_dir, ports, **kwargs)  # type: ignore[arg-type]
-    try:
-        yield stack
-    finally:
-        stop_stack(stack)
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -179,6 +200,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
     ports = {s: args.port_base + i for i, s in enumerate(SERVICES)}
+    given = read_env_file(env_file(args.data_dir)) | dict(os.environ)
+    for name, value in launcher_wiring(args.data_dir, ports, args.host).items():
+        if name in given and given[name] != value:
+            print(f"note: the launcher sets {name}={value} (not {given[name]})", file=sys.stderr)
+    seeded = TypeAdapter(bool).validate_python(
+        stack_environment(args.data_dir, ports, args.host)["HUANZHI_ISSUES_SEED_DEMO"]
+    )
     # Ctrl-C, and a supervisor's SIGTERM, stop all three, even when started where SIGINT was ignored
     # (a background job of a non-interactive shell).
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -189,14 +217,15 @@ def main() -> None:
         print(f"\nHuanzhi is up in {time.monotonic() - started:.1f} s (data in {args.data_dir.resolve()}):")
         for service, url in stack.urls.items():
             print(f"  {service:<8} {url}   docs {url}/docs")
-        print(f"\nDemo users (password {DEMO_PASSWORD}):")
-        for username, display_name, role, region in DEMO_USERS:
-            print(f"  {username:<10} {role:<10} {region:<18} {display_name}")
-        print(
-            f"\nTry: curl -s -d grant_type=password -d username=admin -d password={DEMO_PASSWORD} "
-            f"{stack.urls['issues']}/v1/auth/token\nCtrl-C stops all three.",
-            flush=True,
-        )
+        if seeded:
+            print(f"\nDemo users (password {DEMO_PASSWORD}):")
+            for username, display_name, role, region in DEMO_USERS:
+                print(f"  {username:<10} {role:<10} {region:<18} {display_name}")
+            print(
+                f"\nTry: curl -s -d grant_type=password -d username=admin -d password={DEMO_PASSWORD} "
+                f"{stack.urls['issues']}/v1/auth/token"
+            )
+        print("Ctrl-C stops all three.", flush=True)
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(0.5)
         dead = [s for s, p in stack.processes.items() if p.poll() is not None]
