@@ -8,11 +8,24 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit.idempotency import REQUEST_FAILED, SHARED_SESSION
 from services.kit.state import state_of
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the route returns, rolled back if it raises."""
+    """One transaction per request: committed when the route returns, rolled back if it raises.
+
+    Under an `Idempotency-Key` the idempotency middleware owns the transaction (it stores the answer in
+    it too); the route then works in that session and a raised error marks it for rollback.
+    """
+    shared: AsyncSession | None = request.scope.get(SHARED_SESSION)
+    if shared is not None:
+        try:
+            yield shared
+        except BaseException:
+            shared.info[REQUEST_FAILED] = True
+            raise
+        return
     async with state_of(request.app).database.transaction() as session:
         yield session
 

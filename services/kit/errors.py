@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+import asyncpg  # type: ignore[import-untyped]
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -243,10 +245,73 @@ async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
     return internal_error_response(request.url.path)
 
 
+# What a lost or refused database connection raises, by driver: asyncpg while connecting or when the
+# server restarts under it, SQLAlchemy around both, the OS when nothing listens.
+_CONNECTION_ERRORS = (ConnectionError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+_CONNECTION_SQLSTATES = (
+    "08",
+    "57P",
+)  # connection exception; operator intervention (admin shutdown, starting up)
+DATABASE_RETRY_AFTER = "2"
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) says the database cannot be reached, not that a query was wrong."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+            return True
+        if isinstance(current, ConnectionError | TimeoutError) and _raised_by_database_driver(current):
+            return True
+        if isinstance(current, asyncpg.PostgresError) and str(getattr(current, "sqlstate", "")).startswith(
+            _CONNECTION_SQLSTATES
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _raised_by_database_driver(exc: BaseException) -> bool:
+    """A plain OSError or timeout counts only when the database driver raised it (not a store, not a peer)."""
+    frame = exc.__traceback__
+    while frame is not None:
+        module = frame.tb_frame.f_globals.get("__name__", "")
+        if module.startswith(("asyncpg", "sqlalchemy", "aiosqlite")):
+            return True
+        frame = frame.tb_next
+    return False
+
+
+def database_unavailable_response(instance: str) -> JSONResponse:
+    logger.warning("database unavailable", extra={"path": instance})
+    return problem_response(
+        503,
+        "database_unavailable",
+        "Service unavailable",
+        detail="the database cannot be reached right now; retry shortly",
+        headers={"Retry-After": DATABASE_RETRY_AFTER},
+        instance=instance,
+    )
+
+
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    if database_unavailable(exc):
+        return database_unavailable_response(request.url.path)
+    logger.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+    return internal_error_response(request.url.path)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    # Handled where the route runs (not re-raised to the server): an outage is one warning, not a traceback.
+    for kind in (sqlalchemy.exc.DBAPIError, *_CONNECTION_ERRORS, asyncpg.PostgresError):
+        app.add_exception_handler(kind, _on_database_error)
     app.add_exception_handler(Exception, _on_unhandled)
 
 
@@ -280,7 +345,7 @@ COMMON_PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: problem_doc("Validation failed; see `errors`", "validation_failed", 422),
     500: problem_doc("Unexpected error", "internal_error", 500),
     503: problem_doc(
-        "The token issuer's keys or a dependency cannot be reached; see Retry-After",
+        "The database, the token issuer's keys or another dependency cannot be reached; see Retry-After",
         "service_unavailable",
         503,
     ),

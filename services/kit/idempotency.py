@@ -9,6 +9,7 @@ commit and storing the answer leaves an in-flight record that lapses after `in_f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from datetime import timedelta
@@ -37,12 +38,17 @@ from services.kit.errors import Problem, problem_response
 from services.kit.state import state_of
 
 HEADER = "Idempotency-Key"
+# Where the middleware leaves the request's session for the session dependency, and how the dependency
+# tells the middleware that the route raised (its changes must not be committed).
+SHARED_SESSION = "huanzhi.idempotent_session"
+REQUEST_FAILED = "huanzhi.request_failed"
 _RETRYABLE = frozenset({408, 409, 425, 429})
 _KEPT_HEADERS = frozenset({"content-type", "location", "cache-control"})
 
 
 class BodyFingerprint:
-    """SHA-256 of a request body, blind to a multipart boundary (clients draw a new one for every retry)."""
+    """SHA-256 of a request body, blind to what a retry may change without changing the request: a
+    multipart boundary (clients draw a new one for every retry), and the spacing and key order of JSON."""
 
     _TOKEN = b"\x00boundary\x00"  # a boundary never holds NUL (RFC 2046), so this cannot recur
 
@@ -50,6 +56,11 @@ class BodyFingerprint:
         self._digest = hashlib.sha256()
         self._carry = b""
         media_type, _, params = content_type.decode("latin-1").partition(";")
+        media_type = media_type.strip().lower()
+        # JSON bodies are small (the JSON body limit): kept whole and hashed in canonical form.
+        self._json: bytearray | None = (
+            bytearray() if media_type == "application/json" or media_type.endswith("+json") else None
+        )
         boundary = None
         if media_type.strip().lower().startswith("multipart/"):
             for param in params.split(";"):
@@ -59,6 +70,9 @@ class BodyFingerprint:
         self._boundary = boundary
 
     def update(self, chunk: bytes) -> None:
+        if self._json is not None:
+            self._json += chunk
+            return
         if not self._boundary:
             self._digest.update(chunk)
             return
@@ -69,9 +83,22 @@ class BodyFingerprint:
         self._carry = data[cut:]
 
     def hexdigest(self) -> str:
+        if self._json is not None:
+            self._digest.update(_canonical_json(bytes(self._json)))
+            self._json = bytearray()
+            return self._digest.hexdigest()
         self._digest.update(self._carry)
         self._carry = b""
         return self._digest.hexdigest()
+
+
+def _canonical_json(body: bytes) -> bytes:
+    """The same JSON value gives the same bytes, whatever the spacing or key order; other bytes as they are."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return body
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def idempotency_table(metadata: MetaData) -> Table:
@@ -211,10 +238,13 @@ class IdempotencyMiddleware:
         await send({"type": "http.response.body", "body": row["body"] or b""})
 
     async def _first(self, scope: Scope, receive: Receive, send: Send, where: Any) -> None:
+        """Run the request in a transaction that also stores its answer, and send the answer only after
+        that commit: a retry arriving the moment the first answer does finds it stored, and a change is
+        never committed without the answer that a retry will replay."""
         digest = BodyFingerprint(dict(scope["headers"]).get(b"content-type", b""))
         status = 500
         kept: dict[str, str] = {}
-        chunks: list[bytes] = []
+        held: list[Message] = []
 
         async def hashing_receive() -> Message:
             message = await receive()
@@ -222,32 +252,47 @@ class IdempotencyMiddleware:
                 digest.update(message.get("body", b""))
             return message
 
-        async def capturing_send(message: Message) -> None:
+        async def holding_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 for name, value in message.get("headers", []):
                     if name.decode("latin-1").lower() in _KEPT_HEADERS:
                         kept[name.decode("latin-1").lower()] = value.decode("latin-1")
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-            await send(message)
+            held.append(message)
+
+        def answer() -> dict[str, Any]:
+            body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
+            return {"status": status, "headers": kept, "body": body, "fingerprint": digest.hexdigest()}
 
         database = state_of(scope["app"]).database
         try:
-            await self.app(scope, hashing_receive, capturing_send)
-        finally:
-            async with database.sessionmaker() as session, session.begin():
+            async with database.transaction() as session:
+                scope[SHARED_SESSION] = session
+                await self.app(scope, hashing_receive, holding_send)
+                if session.info.get(REQUEST_FAILED) or status >= 500 or status in _RETRYABLE:
+                    raise _Undo
+                await session.execute(update(self.table).where(where).values(**answer()))
+        except _Undo:
+            # The route's changes are rolled back; a refusal is remembered, a failure a retry may cure is not.
+            async with database.transaction() as session:
                 if status >= 500 or status in _RETRYABLE:
                     await session.execute(delete(self.table).where(where))
                 else:
-                    await session.execute(
-                        update(self.table)
-                        .where(where)
-                        .values(
-                            status=status, headers=kept, body=b"".join(chunks), fingerprint=digest.hexdigest()
-                        )
-                    )
+                    await session.execute(update(self.table).where(where).values(**answer()))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                async with database.transaction() as session:
+                    await session.execute(delete(self.table).where(where))
+            raise
+        finally:
+            scope.pop(SHARED_SESSION, None)
+        for message in held:
+            await send(message)
+
+
+class _Undo(Exception):
+    """Roll the request's transaction back (the route refused or failed) without an error of its own."""
 
 
 async def _problem(

@@ -139,6 +139,11 @@ class TokenVerifier:
             raise Unauthorized("malformed token", code="invalid_token") from exc
         if claims.get("token_use") != TOKEN_USE:
             raise Unauthorized("not an access token", code="invalid_token")
+        # RFC 7519 NumericDate: a number. python-jose also takes "1767225600" as a string.
+        for name in ("exp", "iat", "nbf"):
+            value = claims.get(name)
+            if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise Unauthorized(f"token claim {name} is not a number", code="invalid_token")
         return claims
 
 

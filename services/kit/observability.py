@@ -19,7 +19,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kit.context import request_id_var
-from services.kit.errors import internal_error_response, problem_doc, problem_response
+from services.kit.errors import (
+    database_unavailable,
+    database_unavailable_response,
+    internal_error_response,
+    problem_doc,
+    problem_response,
+)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 access_log = logging.getLogger("huanzhi.access")
@@ -85,6 +91,9 @@ def configure_logging(service: str, level: str, as_json: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+
+
+METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -169,7 +178,12 @@ class RequestContextMiddleware:
                     if response_started:
                         raise
                     await self._too_large(scope, receive, send_with_id, limit)
-        except Exception:
+        except Exception as exc:
+            if database_unavailable(exc):
+                # The idempotency middleware's own queries run out here, beyond the app's handlers.
+                if not response_started:
+                    await database_unavailable_response(scope["path"])(scope, receive, send_with_id)
+                return
             if response_started:
                 raise
             # Answered here, not by the outermost handler, so the 500 and its log line carry the request id.
@@ -177,10 +191,11 @@ class RequestContextMiddleware:
             await internal_error_response(scope["path"])(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(self.metrics.service, scope["method"], template, str(status)).inc()
-            self.metrics.latency.labels(self.metrics.service, scope["method"], template).observe(elapsed)
+            # Labels come from fixed sets only: a made-up method or path must not mint a new series.
+            method = scope["method"] if scope["method"] in METRIC_METHODS else "OTHER"
+            template = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(self.metrics.service, method, template, str(status)).inc()
+            self.metrics.latency.labels(self.metrics.service, method, template).observe(elapsed)
             access_log.info(
                 "%s %s %s",
                 scope["method"],
