@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from services.issues.regions.models import DEPTH, Level
+from services.kit.identity import child_path, is_within
 
 # Statistical division codes are digits; 管区 and grids get local codes such as 370282103-GQ01.
 CODE_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z-]{0,31}$"
@@ -17,11 +18,6 @@ def valid_code(code: str) -> bool:
     return bool(_CODE.fullmatch(code))  # fullmatch: `$` alone would let a trailing newline through
 
 
-def child_path(parent_path: str | None, code: str) -> str:
-    """`/37/3702/` + `370282` → `/37/3702/370282/`; a root region's path is `/code/`."""
-    return f"{parent_path or '/'}{code}/"
-
-
 def may_nest(parent: Level | None, child: Level) -> bool:
     """A child sits strictly deeper than its parent (管区 is optional, so a village may sit under a town).
 
@@ -30,33 +26,6 @@ def may_nest(parent: Level | None, child: Level) -> bool:
     if parent is None:
         return child in (Level.province, Level.city, Level.county)
     return DEPTH[child] > DEPTH[parent]
-
-
-def codes_in_path(path: str) -> list[str]:
-    return [part for part in path.split("/") if part]
-
-
-def parent_code_of(path: str) -> str | None:
-    """The parent's code read off a materialized path; None for a root."""
-    codes = codes_in_path(path)
-    return codes[-2] if len(codes) > 1 else None
-
-
-def tree_depth(path: str) -> int:
-    """How many ancestors a region has: 0 for a root."""
-    return len(codes_in_path(path)) - 1
-
-
-def is_within(path: str, ancestor_path: str) -> bool:
-    """True when `path` is `ancestor_path` itself or lies below it."""
-    return path.startswith(ancestor_path)
-
-
-def rebase_path(path: str, old_prefix: str, new_prefix: str) -> str:
-    """The path of a region after the subtree rooted at `old_prefix` moves to `new_prefix`."""
-    if not path.startswith(old_prefix):
-        raise ValueError(f"{path} is not under {old_prefix}")
-    return new_prefix + path[len(old_prefix) :]
 
 
 def parse_level(value: str) -> Level | None:

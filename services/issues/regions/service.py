@@ -13,17 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.issues.regions.models import Level, Region
-from services.issues.regions.rules import (
-    ImportLine,
-    KnownRegion,
-    child_path,
-    is_within,
-    level_fits,
-    parent_code_of,
-    plan_import,
-    tree_depth,
-    valid_code,
-)
+from services.issues.regions.rules import ImportLine, KnownRegion, level_fits, plan_import, valid_code
 from services.issues.regions.schemas import (
     ImportStatus,
     RegionCreate,
@@ -42,6 +32,7 @@ from services.kit.errors import (
     PayloadTooLarge,
     UnprocessableEntity,
 )
+from services.kit.identity import child_path, is_within, parent_code_of, tree_depth
 from services.kit.pagination import Page, PageParams, paginate
 
 MAX_IMPORT_ROWS = 20_000
