@@ -96,6 +96,18 @@ def configure_logging(service: str, level: str, as_json: bool) -> None:
 METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+def _with_safe_headers(headers: list[tuple[bytes, bytes]], request_id: str) -> list[tuple[bytes, bytes]]:
+    """The request id, and what keeps a browser or a proxy from misusing an API answer: no sniffing a
+    type, no caching (a route that may be cached, such as a signed download, says so itself)."""
+    present = {name.lower() for name, _ in headers}
+    added = [(b"x-request-id", request_id.encode())]
+    if b"x-content-type-options" not in present:
+        added.append((b"x-content-type-options", b"nosniff"))
+    if b"cache-control" not in present:
+        added.append((b"cache-control", b"no-store"))
+    return [*headers, *added]
+
+
 class Metrics:
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
@@ -124,10 +136,12 @@ class RequestContextMiddleware:
         metrics: Metrics,
         max_body_bytes: int,
         body_limits: dict[str, int] | None = None,
+        max_header_bytes: int = 16 * 1024,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
         self.body_limits = body_limits or {}
 
     def _limit_for(self, path: str) -> int:
@@ -155,7 +169,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = _with_safe_headers(message.get("headers", []), request_id)
             await send(message)
 
         async def limited_receive() -> Message:
@@ -169,7 +183,17 @@ class RequestContextMiddleware:
 
         try:
             declared = dict(scope["headers"]).get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
+            header_bytes = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if header_bytes > self.max_header_bytes:
+                await problem_response(
+                    431,
+                    "headers_too_large",
+                    "Request header fields too large",
+                    detail=f"the request's headers exceed {self.max_header_bytes} bytes",
+                    instance=scope["path"],
+                    headers={"Connection": "close"},
+                )(scope, receive, send_with_id)
+            elif declared is not None and declared.isdigit() and int(declared) > limit:
                 await self._too_large(scope, receive, send_with_id, limit)
             else:
                 try:

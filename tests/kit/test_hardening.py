@@ -226,3 +226,26 @@ async def test_a_refused_request_under_a_key_keeps_nothing_and_replays_its_refus
     again = await client.post("/v1/regions", json=body, headers=headers)
     assert again.status_code == first.status_code and again.headers["idempotent-replayed"] == "true"
     assert await count_rows(Region, col(Region.code) == "370282103296") == 0
+
+
+# ---- 10. headers ----
+
+
+async def test_every_api_answer_forbids_sniffing_and_caching(
+    client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]
+) -> None:
+    answers = [
+        await client.get("/v1/regions", headers=auth("admin")),
+        await client.get("/v1/regions/nowhere", headers=auth("admin")),
+        await client.get("/v1/regions"),
+        await client.get("/healthz"),
+    ]
+    assert [a.status_code for a in answers] == [200, 404, 401, 200]
+    for answer in answers:
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"
+
+
+async def test_an_oversized_authorization_header_is_a_problem(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/v1/regions", headers={"Authorization": "Bearer " + "A" * 64 * 1024})
+    assert_problem(answer, 431, "headers_too_large")
