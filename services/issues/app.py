@@ -58,7 +58,7 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
         )
         if settings.seed_demo:
             async with database.transaction() as session:
-                await seed_demo_data(session)
+                await seed_demo_data(session, settings=settings)
         yield IssuesState(
             settings=settings,
             database=database,

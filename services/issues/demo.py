@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.issues.auth.passwords import hash_secret
 from services.issues.regions.models import Level, Region
+from services.issues.settings import IssuesSettings
 from services.issues.users.models import User
 from services.kit.identity import Role, child_path
 
@@ -43,7 +44,9 @@ DEMO_USERS: list[tuple[str, str, Role, str]] = [
 ]
 
 
-async def seed_demo_data(session: AsyncSession, *, password_hash: str | None = None) -> bool:
+async def seed_demo_data(
+    session: AsyncSession, *, password_hash: str | None = None, settings: IssuesSettings | None = None
+) -> bool:
     """Insert the demo tree and users into an empty database; a database with regions is left alone."""
     if (await session.execute(select(func.count()).select_from(Region))).scalar_one():
         return False
@@ -60,7 +63,7 @@ async def seed_demo_data(session: AsyncSession, *, password_hash: str | None = N
         session.add(region)
         await session.flush()
         by_code[code] = region
-    password_hash = password_hash or hash_secret(DEMO_PASSWORD)
+    password_hash = password_hash or hash_secret(DEMO_PASSWORD, settings)
     for username, display_name, role, region_code in DEMO_USERS:
         session.add(
             User(

@@ -38,7 +38,6 @@ RANK: dict[Role, int] = {
 
 STAFF_ROLES = frozenset({Role.admin, Role.inspector, Role.officer, Role.viewer, Role.village, Role.grid})
 USER_ROLES = STAFF_ROLES | {Role.citizen}
-CLIENT_ROLES = frozenset({Role.integration, Role.service})
 # Staff above the village: they check others' work (accept, return, redact).
 SUPERVISOR_ROLES = frozenset({Role.admin, Role.inspector, Role.officer})
 

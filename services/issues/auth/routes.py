@@ -109,7 +109,7 @@ async def token(
         )
     try:
         if isinstance(grant, PasswordGrant):
-            principal = await service.user_principal(session, grant.username, grant.password)
+            principal = await service.user_principal(session, grant.username, grant.password, settings)
         else:
             principal = await service.client_principal(
                 session, settings, grant.client_id, grant.client_secret

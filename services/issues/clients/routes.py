@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.issues.clients import service
 from services.issues.clients.schemas import ClientCreate, ClientCreated, ClientPublic
-from services.issues.deps import SessionDep
+from services.issues.deps import SessionDep, SettingsDep
 from services.kit.auth import Caller, current_caller, require_scope
 from services.kit.errors import problem_docs
 from services.kit.identity import Scope
@@ -33,9 +33,13 @@ ClientId = Annotated[
     responses=problem_docs(403),
 )
 async def create_client(
-    body: ClientCreate, caller: ClientsWriterDep, session: SessionDep, response: Response
+    body: ClientCreate,
+    caller: ClientsWriterDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> ClientCreated:
-    client, region, secret = await service.create_client(session, caller, body)
+    client, region, secret = await service.create_client(session, settings, caller, body)
     response.headers["Location"] = f"/v1/clients/{client.client_id}"
     # The secret must not be cached anywhere along the way.
     response.headers["Cache-Control"] = "no-store"

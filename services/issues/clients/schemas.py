@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from services.kit.identity import Scope
+from services.kit.identity import SCOPE_DESCRIPTIONS, Scope
+from services.kit.text import PLAIN_TEXT
 
 SCOPE_NAMES = sorted(scope.value for scope in Scope)
 
@@ -26,7 +27,11 @@ KnownScope = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),
     AfterValidator(_known_scope),
-    Field(json_schema_extra={"enum": SCOPE_NAMES}),
+    Field(
+        description="One of: "
+        + "; ".join(f"`{scope.value}` {text}" for scope, text in SCOPE_DESCRIPTIONS.items()),
+        json_schema_extra={"enum": SCOPE_NAMES},
+    ),
 ]
 
 
@@ -44,7 +49,7 @@ class ClientCreate(BaseModel):
         },
     )
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), PLAIN_TEXT]
     scopes: Annotated[list[KnownScope], AfterValidator(_distinct)] = Field(
         min_length=1,
         max_length=len(SCOPE_NAMES),

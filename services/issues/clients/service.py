@@ -14,6 +14,7 @@ from services.issues.auth.rules import may_grant_scopes
 from services.issues.clients.models import ApiClient
 from services.issues.clients.schemas import ClientCreate, ClientPublic
 from services.issues.regions.models import Region
+from services.issues.settings import IssuesSettings
 from services.issues.users.service import region_codes, region_in_scope
 from services.kit.auth import Caller, in_subtree
 from services.kit.db import utcnow
@@ -36,7 +37,7 @@ def public(client: ApiClient, region_code: str) -> ClientPublic:
 
 
 async def create_client(
-    session: AsyncSession, caller: Caller, body: ClientCreate
+    session: AsyncSession, settings: IssuesSettings, caller: Caller, body: ClientCreate
 ) -> tuple[ApiClient, Region, str]:
     """The stored client, its region and the plain secret (returned once, never stored)."""
     region = await region_in_scope(session, caller, body.region_code)
@@ -50,7 +51,7 @@ async def create_client(
         client_id="cli_" + secrets.token_hex(8),
         name=body.name,
         # Argon2 costs tens of milliseconds of CPU: keep it off the event loop.
-        secret_hash=await asyncio.to_thread(hash_secret, secret),
+        secret_hash=await asyncio.to_thread(hash_secret, secret, settings),
         role=Role.integration,
         scopes=" ".join(sorted(requested)),
         region_id=region.id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, func, text
 from sqlmodel import Field
 
 from services.issues.db import IssuesTable
@@ -30,6 +30,8 @@ class Region(IssuesTable, table=True):
     # PostgreSQL uses a btree for LIKE 'prefix%' only with pattern ops (the unique index serves equality).
     __table_args__ = (
         Index("ix_regions_path_prefix", "path", postgresql_ops={"path": "varchar_pattern_ops"}),
+        # Codes differ in more than case: `…-W01` and `…-w01` would read as one region to a person.
+        Index("uq_regions_code_lower", func.lower(text("code")), unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -5,15 +5,25 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
 
-from services.issues.deps import SessionDep
+from services.issues.deps import SessionDep, StateDep
 from services.issues.regions import service
 from services.issues.regions.models import Level
 from services.issues.regions.rules import CODE_PATTERN
 from services.issues.regions.schemas import RegionCreate, RegionImportReport, RegionPublic, RegionUpdate
 from services.kit.auth import Caller, require_scope
 from services.kit.errors import BadRequest, UnsupportedMediaType, problem_docs
+from services.kit.exports import (
+    CSV_MEDIA_TYPE,
+    XLSX_MEDIA_TYPE,
+    ExportFormat,
+    Sheet,
+    attachment,
+    csv_chunks,
+    xlsx_chunks,
+)
 from services.kit.identity import Scope
 from services.kit.pagination import Page, PageDep
 
@@ -175,3 +185,48 @@ async def list_subtree(
     code: str, session: SessionDep, caller: RegionsReaderDep, page: PageDep, level: LevelFilter = None
 ) -> Page[RegionPublic]:
     return await service.list_subtree(session, caller, code, page, level=level)
+
+
+@router.get(
+    "/v1/exports/regions",
+    summary="Export the region tree as a spreadsheet (.xlsx or CSV)",
+    description="The caller's subtree, or the subtree of `region` within it, in path order (each region "
+    "before its children), with Chinese headers. Names are written as text: one that starts like a "
+    "formula (`=`, `+`, `-`, `@`) never runs in Excel or WPS.",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The spreadsheet",
+            "content": {
+                XLSX_MEDIA_TYPE: {},
+                "text/csv": {"example": "\ufeff区划代码,名称,层级,上级代码,路径,创建时间\r\n"},
+            },
+        },
+        **problem_docs(403),
+    },
+)
+async def export_regions(
+    session: SessionDep,
+    caller: RegionsReaderDep,
+    state: StateDep,
+    format: Annotated[ExportFormat, Query(description="`xlsx` (default) or `csv`.")] = ExportFormat.xlsx,
+    region: Annotated[
+        str | None,
+        Query(pattern=CODE_PATTERN, description="Only this region's subtree (default: the caller's)."),
+    ] = None,
+    level: LevelFilter = None,
+) -> StreamingResponse:
+    root_path = (await service.get_visible(session, caller, region)).path if region else caller.region_path
+    sheet = Sheet(
+        "行政区划", service.EXPORT_HEADERS, service.export_rows(state.database, root_path, level=level)
+    )
+    name = f"行政区划-{region or caller.region}"
+    if format is ExportFormat.csv:
+        return StreamingResponse(
+            csv_chunks(sheet), media_type=CSV_MEDIA_TYPE, headers=attachment(f"{name}.csv")
+        )
+    return StreamingResponse(
+        xlsx_chunks([sheet], state.settings.data_dir / "tmp"),
+        media_type=XLSX_MEDIA_TYPE,
+        headers=attachment(f"{name}.xlsx"),
+    )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from services.issues.regions.models import DEPTH, Level
 from services.kit.identity import child_path, is_within
+from services.kit.text import is_plain_text
 
 # Statistical division codes are digits; 管区 and grids get local codes such as 370282103-GQ01.
 CODE_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z-]{0,31}$"
@@ -43,12 +44,11 @@ def level_fits(parent: Level | None, level: Level, child_levels: Iterable[Level]
 # ---- CSV import planning: which rows of a file may be stored, and why the others may not ----
 
 MAX_NAME_LENGTH = 100
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def valid_name(name: str) -> bool:
-    """A trimmed display name: 1 to 100 characters, no control characters (PostgreSQL refuses NUL)."""
-    return 1 <= len(name) <= MAX_NAME_LENGTH and not _CONTROL.search(name)
+    """A trimmed display name: 1 to 100 characters, no control or text-direction characters."""
+    return 1 <= len(name) <= MAX_NAME_LENGTH and is_plain_text(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +97,11 @@ def plan_import(
     """
     planned: list[PlannedRow] = []
     accepted: dict[str, PlannedRow] = {}
-    seen: set[str] = set()
+    seen: set[str] = set()  # lowered: codes are unique whatever their case
+    taken = {code.lower() for code in known}
     for line in lines:
-        row = _plan_row(line, known, scope_path, accepted, seen)
-        seen.add(line.code)
+        row = _plan_row(line, known, taken, scope_path, accepted, seen)
+        seen.add(line.code.strip().lower())
         if row.ok:
             accepted[row.code] = row
         planned.append(row)
@@ -110,6 +111,7 @@ def plan_import(
 def _plan_row(
     line: ImportLine,
     known: Mapping[str, KnownRegion],
+    taken: set[str],
     scope_path: str,
     accepted: Mapping[str, PlannedRow],
     seen: set[str],
@@ -126,13 +128,14 @@ def _plan_row(
         return refuse("invalid_code", f"code {code!r} must be letters, digits and '-' (at most 32)")
     if not valid_name(name):
         return refuse(
-            "invalid_name", f"name must be 1 to {MAX_NAME_LENGTH} characters, without control characters"
+            "invalid_name",
+            f"name must be 1 to {MAX_NAME_LENGTH} characters, without control or text-direction characters",
         )
     if level is None:
         return refuse("invalid_level", f"level {line.level.strip()!r} is not one of {', '.join(Level)}")
-    if code in known:
+    if code.lower() in taken:
         return refuse("region_code_taken", f"region code {code} is already taken")
-    if code in seen:
+    if code.lower() in seen:
         return refuse("duplicate_in_file", f"region code {code} appears on an earlier row")
     parent_path: str | None
     parent_level: Level | None
@@ -144,7 +147,7 @@ def _plan_row(
         parent_path, parent_level = accepted[parent_code].path, accepted[parent_code].level
     elif parent_code in known and is_within(known[parent_code].path, scope_path):
         parent_path, parent_level = known[parent_code].path, known[parent_code].level
-    elif parent_code in seen:
+    elif parent_code.lower() in seen:
         return refuse("parent_refused", f"parent region {parent_code} was refused on an earlier row")
     else:
         return refuse(

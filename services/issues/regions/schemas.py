@@ -23,7 +23,7 @@ RegionCode = Annotated[
 
 def _no_control_characters(name: str) -> str:
     if not valid_name(name):
-        raise ValueError("must not contain control characters")
+        raise ValueError("must not contain control or text-direction characters")
     return name
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, String, func, insert, literal, select, update
@@ -23,7 +23,7 @@ from services.issues.regions.schemas import (
     RegionUpdate,
 )
 from services.kit.auth import Caller, in_subtree
-from services.kit.db import utcnow
+from services.kit.db import Database, utcnow
 from services.kit.errors import (
     BadRequest,
     Conflict,
@@ -32,6 +32,7 @@ from services.kit.errors import (
     PayloadTooLarge,
     UnprocessableEntity,
 )
+from services.kit.exports import Cell
 from services.kit.identity import child_path, is_within, parent_code_of, tree_depth
 from services.kit.pagination import Page, PageParams, paginate
 
@@ -87,7 +88,7 @@ async def get_visible(session: AsyncSession, caller: Caller, code: str) -> Regio
 
 async def _code_taken(session: AsyncSession, code: str) -> bool:
     # Codes are unique across the whole tree, so this looks outside the caller's scope too.
-    found = await session.execute(select(col(Region.id)).where(col(Region.code) == code))
+    found = await session.execute(select(col(Region.id)).where(func.lower(col(Region.code)) == code.lower()))
     return found.first() is not None
 
 
@@ -286,13 +287,13 @@ def _import_line(record: list[str]) -> ImportLine:
 
 
 async def _stored(session: AsyncSession, codes: Iterable[str]) -> dict[str, tuple[int, KnownRegion]]:
-    """Every stored region with one of these codes, in or out of the caller's scope."""
-    wanted = sorted(set(codes))
+    """Every stored region with one of these codes in any case, in or out of the caller's scope."""
+    wanted = sorted({code.lower() for code in codes})
     found: dict[str, tuple[int, KnownRegion]] = {}
     for start in range(0, len(wanted), _LOOKUP_CHUNK):
         rows = await session.execute(
             select(col(Region.id), col(Region.code), col(Region.path), col(Region.level)).where(
-                col(Region.code).in_(wanted[start : start + _LOOKUP_CHUNK])
+                func.lower(col(Region.code)).in_(wanted[start : start + _LOOKUP_CHUNK])
             )
         )
         for region_id, code, path, level in rows:
@@ -377,3 +378,37 @@ async def import_regions(
         refused=refused,
         rows=report,
     )
+
+
+LEVEL_NAMES: dict[str, str] = {
+    Level.province: "省",
+    Level.city: "市",
+    Level.county: "县（区）",
+    Level.town: "乡镇（街道）",
+    Level.zone: "管区",
+    Level.village: "村（社区）",
+    Level.grid: "网格",
+}
+EXPORT_HEADERS = ("区划代码", "名称", "层级", "上级代码", "路径", "创建时间")
+
+
+async def export_rows(
+    database: Database, root_path: str, *, level: Level | None = None
+) -> AsyncIterator[tuple[Cell, ...]]:
+    """The regions under `root_path` in path order, read in batches in a transaction of their own (the
+    answer streams after the request's own transaction has ended)."""
+    statement = select(Region).where(col(Region.path).startswith(root_path, autoescape=True))
+    if level is not None:
+        statement = statement.where(col(Region.level) == level)
+    statement = statement.order_by(col(Region.path)).execution_options(yield_per=500)
+    async with database.transaction() as session:
+        result = await session.stream_scalars(statement)
+        async for region in result:
+            yield (
+                region.code,
+                region.name,
+                LEVEL_NAMES.get(region.level, region.level),
+                parent_code_of(region.path),
+                region.path,
+                region.created_at,
+            )

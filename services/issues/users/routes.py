@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from services.issues.deps import SessionDep
+from services.issues.deps import SessionDep, SettingsDep
 from services.issues.users import service
 from services.issues.users.schemas import UserCreate, UserPublic, UserUpdate
 from services.kit.auth import Caller, CallerDep, current_caller, require_scope
@@ -43,9 +43,9 @@ async def read_me(caller: CallerDep, session: SessionDep) -> UserPublic:
     responses=problem_docs(403, 409),
 )
 async def create_user(
-    body: UserCreate, caller: UsersWriterDep, session: SessionDep, response: Response
+    body: UserCreate, caller: UsersWriterDep, session: SessionDep, settings: SettingsDep, response: Response
 ) -> UserPublic:
-    user, region = await service.create_user(session, caller, body)
+    user, region = await service.create_user(session, settings, caller, body)
     response.headers["Location"] = f"/v1/users/{user.id}"
     return service.public(user, region.code)
 
@@ -99,9 +99,9 @@ async def read_user(user_id: UserId, caller: UsersReaderDep, session: SessionDep
     responses=problem_docs(403),
 )
 async def update_user(
-    user_id: UserId, body: UserUpdate, caller: UsersWriterDep, session: SessionDep
+    user_id: UserId, body: UserUpdate, caller: UsersWriterDep, session: SessionDep, settings: SettingsDep
 ) -> UserPublic:
-    user, region = await service.update_user(session, caller, user_id, body)
+    user, region = await service.update_user(session, settings, caller, user_id, body)
     return service.public(user, region.code)
 
 
@@ -113,8 +113,10 @@ async def update_user(
     "they expire.",
     responses=problem_docs(403),
 )
-async def disable_user(user_id: UserId, caller: UsersWriterDep, session: SessionDep) -> UserPublic:
-    user, region = await service.update_user(session, caller, user_id, UserUpdate(disabled=True))
+async def disable_user(
+    user_id: UserId, caller: UsersWriterDep, session: SessionDep, settings: SettingsDep
+) -> UserPublic:
+    user, region = await service.update_user(session, settings, caller, user_id, UserUpdate(disabled=True))
     return service.public(user, region.code)
 
 
@@ -125,6 +127,8 @@ async def disable_user(user_id: UserId, caller: UsersWriterDep, session: Session
     description="The user may sign in again. Idempotent.",
     responses=problem_docs(403),
 )
-async def enable_user(user_id: UserId, caller: UsersWriterDep, session: SessionDep) -> UserPublic:
-    user, region = await service.update_user(session, caller, user_id, UserUpdate(disabled=False))
+async def enable_user(
+    user_id: UserId, caller: UsersWriterDep, session: SessionDep, settings: SettingsDep
+) -> UserPublic:
+    user, region = await service.update_user(session, settings, caller, user_id, UserUpdate(disabled=False))
     return service.public(user, region.code)

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from services.kit.identity import USER_ROLES, Role
+from services.kit.text import PLAIN_TEXT
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 PHONE_PATTERN = r"^\+?[0-9][0-9 -]{4,30}$"
@@ -34,7 +35,9 @@ UserRole = Annotated[
     WithJsonSchema({"type": "string", "enum": sorted(USER_ROLES), "title": "UserRole"}),
 ]
 Username = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=USERNAME_PATTERN)]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+DisplayName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), PLAIN_TEXT
+]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32, pattern=PHONE_PATTERN)]
 Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
 RegionCode = Annotated[str, StringConstraints(min_length=1, max_length=32)]

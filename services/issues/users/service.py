@@ -12,6 +12,7 @@ from sqlmodel import col
 from services.issues.auth.passwords import hash_secret
 from services.issues.auth.rules import may_grant_role
 from services.issues.regions.models import Region
+from services.issues.settings import IssuesSettings
 from services.issues.users.models import User
 from services.issues.users.schemas import UserCreate, UserPublic, UserUpdate
 from services.kit.auth import Caller, in_subtree
@@ -55,9 +56,9 @@ def _rank(role: str) -> int:
         return 0
 
 
-async def _hash(password: str) -> str:
+async def _hash(password: str, settings: IssuesSettings) -> str:
     # Argon2 costs tens of milliseconds of CPU: keep it off the event loop.
-    return await asyncio.to_thread(hash_secret, password)
+    return await asyncio.to_thread(hash_secret, password, settings)
 
 
 async def _username_taken(session: AsyncSession, username: str) -> bool:
@@ -68,7 +69,9 @@ async def _username_taken(session: AsyncSession, username: str) -> bool:
     return found.first() is not None
 
 
-async def create_user(session: AsyncSession, caller: Caller, body: UserCreate) -> tuple[User, Region]:
+async def create_user(
+    session: AsyncSession, settings: IssuesSettings, caller: Caller, body: UserCreate
+) -> tuple[User, Region]:
     region = await region_in_scope(session, caller, body.region_code)
     if not may_grant_role(caller.role, body.role):
         raise Forbidden(f"a {caller.role} may not create a {body.role.value}", code="role_not_grantable")
@@ -82,7 +85,7 @@ async def create_user(session: AsyncSession, caller: Caller, body: UserCreate) -
         phone=body.phone,
         role=body.role,
         region_id=region.id,
-        password_hash=await _hash(body.password),
+        password_hash=await _hash(body.password, settings),
         created_by=str(caller.subject),
         created_at=now,
         updated_at=now,
@@ -180,7 +183,7 @@ async def region_codes(session: AsyncSession, region_ids: set[int]) -> dict[int,
 
 
 async def update_user(
-    session: AsyncSession, caller: Caller, user_id: int, body: UserUpdate
+    session: AsyncSession, settings: IssuesSettings, caller: Caller, user_id: int, body: UserUpdate
 ) -> tuple[User, Region]:
     """Apply the given changes, within the caller's rank and subtree; nobody demotes or disables itself."""
     user, region = await get_user(session, caller, user_id)
@@ -210,7 +213,7 @@ async def update_user(
     if "phone" in changes:
         user.phone = body.phone
     if body.password is not None:
-        user.password_hash = await _hash(body.password)
+        user.password_hash = await _hash(body.password, settings)
     after = (user.role, user.disabled, user.region_id, user.display_name, user.phone)
     # A repeated disable (or an unchanged value) leaves updated_at alone.
     if after != before or body.password is not None:
