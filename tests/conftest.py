@@ -1,28 +1,31 @@
-"""Shared fixtures: apps on real migrated databases (SQLite and PostgreSQL), tokens, row counts."""
+"""What every folder's tests share: the databases, the test keys, and the service under test.
+
+A service folder's conftest names its service (`service` fixture) and may add settings of its own
+(`service_values`); a test module changes settings with `overrides`. Then, for that service:
+`app` (lifespan running), `client`, `client_at(address)`, `minter`, `token(...)`, `auth(...)` and
+`count_rows(Model, *where)`; `backend` runs a test on SQLite and on PostgreSQL.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.issues.app import create_app as create_issues_app
-from services.issues.auth.passwords import hash_secret
-from services.issues.auth.rules import ROLE_SCOPES, Role
-from services.issues.auth.tokens import mint_access_token
-from services.issues.demo import DEMO_PASSWORD, DEMO_REGIONS, DEMO_USERS, seed_demo_data
-from services.issues.models import metadata as issues_metadata
-from services.issues.regions.rules import child_path
-from services.issues.settings import IssuesSettings
-from services.kit.db import Database
+from services.issues.auth.keys import KeyRing
+from services.kit.settings import ServiceSettings
+from services.kit.state import state_of
 from tests.databases import Templates, postgres_available
+from tests.support import rows
+from tests.support.apps import AUDIENCE, ISSUER, AppPool, Service, client_for, running
+from tests.support.tokens import TokenMinter
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -46,125 +49,153 @@ def backend(request: pytest.FixtureRequest, have_postgres: bool) -> str:
     return str(request.param)
 
 
-_DEMO_HASH = hash_secret(DEMO_PASSWORD)
+@pytest.fixture(scope="session")
+def test_keyring(tmp_path_factory: pytest.TempPathFactory) -> KeyRing:
+    """The keys tests sign with for scoring and media (the issues app signs with its own)."""
+    return KeyRing.from_folder(tmp_path_factory.mktemp("test-keys"), generate_if_empty=True)
 
 
-async def reseed_issues(session: AsyncSession) -> None:
-    await seed_demo_data(session, password_hash=_DEMO_HASH)
+@pytest.fixture(scope="session")
+def test_minter(test_keyring: KeyRing) -> TokenMinter:
+    return TokenMinter(test_keyring, ISSUER, AUDIENCE)
 
 
-def _seed_issues(url: str) -> None:
-    async def run() -> None:
-        database = Database(url)
-        async with database.sessionmaker() as session, session.begin():
-            await reseed_issues(session)
-        await database.dispose()
-
-    asyncio.run(run())
+@pytest.fixture(scope="session")
+def app_pool(test_minter: TokenMinter) -> AppPool:
+    return AppPool(test_minter)
 
 
-@pytest.fixture
-async def issues_db_url(backend: str, templates: Templates, tmp_path: Path) -> AsyncIterator[str]:
-    """A migrated issues database holding the demo tree and users (see services/issues/demo.py)."""
-    template = await asyncio.to_thread(templates.template, "issues", backend, _seed_issues)
-    url, drop = await templates.copy(
-        "issues", backend, template, tmp_path, metadata=issues_metadata, reseed=reseed_issues
-    )
-    yield url
-    await drop()
-
-
-def issues_settings(url: str, tmp_path: Path, **overrides: Any) -> IssuesSettings:
-    values: dict[str, Any] = {
-        "environment": "test",
-        "database_url": url,
-        "data_dir": tmp_path / "data",
-        "media_url": "",
-        "log_json": False,
-        "log_level": "WARNING",
-        "token_issuer": "http://issues.test",
-        "jwks_url": "http://issues.test/.well-known/jwks.json",
-    }
-    values.update(overrides)
-    return IssuesSettings(**values)
+# ---- the service under test ----
 
 
 @pytest.fixture
-def issues_overrides() -> dict[str, Any]:
-    """Override in a test module to change the issues app's settings."""
+def service() -> Service:
+    """Which service a folder tests: each service folder's conftest overrides this."""
+    raise pytest.UsageError("no service under test here: the folder's conftest names one")
+
+
+@pytest.fixture
+def service_values() -> dict[str, Any]:
+    """Settings a folder's conftest gives its service (media: the object store)."""
     return {}
 
 
 @pytest.fixture
-async def issues_app(
-    issues_db_url: str, tmp_path: Path, issues_overrides: dict[str, Any]
-) -> AsyncIterator[FastAPI]:
-    app = create_issues_app(issues_settings(issues_db_url, tmp_path, **issues_overrides))
-    async with app.router.lifespan_context(app):
-        yield app
+def overrides() -> dict[str, Any]:
+    """Override in a test module (or parametrize indirectly) to change the app's settings."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def sqlite_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("databases")
 
 
 @pytest.fixture
-async def client(issues_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=issues_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://issues.test") as c:
+async def db_url(service: Service, backend: str, templates: Templates, sqlite_folder: Path) -> str:
+    """The service's database, migrated and seeded, in its starting state (on SQLite a fresh copy)."""
+    template = await asyncio.to_thread(templates.template, service.name, backend, _seeder(service))
+    url, _ = await templates.copy(
+        service.name, backend, template, sqlite_folder, metadata=service.metadata, reseed=service.seed
+    )
+    return url
+
+
+def _seeder(service: Service) -> Callable[[str], None] | None:
+    if service.seed is None:
+        return None
+    seed = service.seed
+
+    def run(url: str) -> None:
+        from services.kit.db import Database
+
+        async def seed_it() -> None:
+            database = Database(url)
+            try:
+                async with database.transaction() as session:
+                    await seed(session)
+            finally:
+                await database.dispose()
+
+        asyncio.run(seed_it())
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def data_dir(service: Service, data_root: Path) -> Path:
+    """The service's data folder, emptied for each test (keys, spool, local objects)."""
+    folder = data_root / service.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def settings(
+    service: Service,
+    db_url: str,
+    data_dir: Path,
+    service_values: dict[str, Any],
+    overrides: dict[str, Any],
+) -> Any:
+    values = {"database_url": db_url, "data_dir": data_dir, **service_values, **overrides}
+    return service.settings(**values)
+
+
+@pytest.fixture
+async def app(service: Service, settings: ServiceSettings, app_pool: AppPool) -> AsyncIterator[FastAPI]:
+    """The service's app with its lifespan running on this test's database and data folder."""
+    async with running(app_pool.app(service, settings)) as running_app:
+        yield running_app
+
+
+@pytest.fixture
+async def client(app: FastAPI, service: Service) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app, service.base_url) as c:
         yield c
 
 
-REGION_PATHS: dict[str, str] = {}
-for _code, _name, _level, _parent in DEMO_REGIONS:
-    REGION_PATHS[_code] = child_path(REGION_PATHS[_parent] if _parent else None, _code)
-
-DEMO_ROLES = {username: (role, region) for username, _, role, region in DEMO_USERS}
-
-
 @pytest.fixture
-def token(issues_app: FastAPI) -> Callable[..., str]:
-    """Mint a token signed by the app's key: `token("officer", "370282103")`, `token(..., scopes=[...])`."""
+def client_at(
+    app: FastAPI, service: Service
+) -> Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]:
+    """A client whose requests come from the address `host`: `async with client_at("10.0.0.1") as c:`."""
 
-    def make(
-        role: str,
-        region: str = "370282",
-        *,
-        scopes: list[str] | None = None,
-        subject: str | None = None,
-        **claims: Any,
-    ) -> str:
-        settings: IssuesSettings = issues_app.state.settings
-        return mint_access_token(
-            issues_app.state.keyring,
-            issuer=settings.token_issuer,
-            audience=settings.token_audience,
-            lifetime_seconds=600,
-            subject=subject or f"test:{role}",
-            role=role,
-            region=region,
-            region_path=REGION_PATHS[region] if region != "*" else "/",
-            scopes=scopes if scopes is not None else ROLE_SCOPES[Role(role)],
-            name=f"test {role}",
-        ).access_token
+    def make(host: str) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        return client_for(app, service.base_url, address=host)
 
     return make
 
 
 @pytest.fixture
-def auth(token: Callable[..., str]) -> Callable[..., dict[str, str]]:
-    """Authorization headers: `auth("officer", "370282103")`."""
-
-    def headers(role: str, region: str = "370282", **kwargs: Any) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token(role, region, **kwargs)}"}
-
-    return headers
+def minter(app: FastAPI, service: Service, test_minter: TokenMinter) -> TokenMinter:
+    """Signs tokens the running app accepts."""
+    return service.minter(app, test_minter)
 
 
 @pytest.fixture
-def count_rows(issues_app: FastAPI) -> Callable[[Any], Any]:
-    """`await count_rows(Region)`: rows now in the app's database."""
+def token(minter: TokenMinter) -> Callable[..., str]:
+    """`token("officer", TOWN)`, `token("admin", scopes=[...])`, `token("village", VILLAGE, subject=...)`."""
+    return minter.token
+
+
+@pytest.fixture
+def auth(minter: TokenMinter) -> Callable[..., dict[str, str]]:
+    """Authorization headers: `auth("officer", TOWN)` (same arguments as `token`)."""
+    return minter.headers
+
+
+@pytest.fixture
+def count_rows(app: FastAPI) -> Callable[..., Any]:
+    """`await count_rows(Region, col(Region.code) == "37")`: rows now in the app's database."""
 
     async def count(model: Any, *where: Any) -> int:
-        async with issues_app.state.database.sessionmaker() as session:
-            return int(
-                (await session.execute(select(func.count()).select_from(model).where(*where))).scalar_one()
-            )
+        return await rows.count_rows(state_of(app).database, model, *where)
 
     return count

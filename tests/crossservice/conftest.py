@@ -1,14 +1,14 @@
 """The three services as real processes on loopback ports, one stack per backend (SQLite, PostgreSQL).
 
 The stack is session-scoped: tests that stop or restart a service bring it back before they finish,
-and tests that sign tokens read the issuer's newest key from disk each time.
+and tests that sign tokens read the issuer's newest key from disk each time. The issues database holds
+the tests' own tree and users (tests/support/builders.py), seeded before the services start, not the
+demo data the launcher would add.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import socket
 import time
 import uuid
@@ -22,10 +22,14 @@ import pytest
 
 from services.devserver import Stack, spawn_service, stack_environment, start_stack, stop_stack, wait_ready
 from services.issues.auth.keys import SigningKey, load_key
-from services.issues.demo import DEMO_PASSWORD
+from services.kit.db import Database
+from services.kit.identity import ROLE_SCOPES, Role, Subject
 from services.kit.jwt import TOKEN_USE, sign
+from services.kit.migrations import upgrade
 from services.kit.settings import DEV_SERVICE_SECRET
 from tests.databases import _pg, pg_url
+from tests.support.apps import seed_issues
+from tests.support.builders import TEST_PASSWORD, TOWN, region_path
 
 HOST = "127.0.0.1"
 SERVICES = ("issues", "scoring", "media")
@@ -35,6 +39,9 @@ CALLER_PATHS = {"issues": "/v1/auth/caller", "scoring": "/v1/scoring/caller", "m
 STACK_ENV = {
     "HUANZHI_SCORING_JWKS_MIN_REFRESH_SECONDS": "0",
     "HUANZHI_MEDIA_JWKS_MIN_REFRESH_SECONDS": "0",
+    # The tests' tree instead of the demo's; password hashes at the cost tests use.
+    "HUANZHI_ISSUES_SEED_DEMO": "false",
+    "HUANZHI_ISSUES_ENVIRONMENT": "test",
     # The services' output goes to pytest's capture: only warnings and errors, shown with a failing test.
     "HUANZHI_ISSUES_LOG_LEVEL": "WARNING",
     "HUANZHI_SCORING_LOG_LEVEL": "WARNING",
@@ -48,13 +55,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+# The subject of the tokens tests sign themselves (no such user is stored: the services do not look).
+TEST_SUBJECT = Subject.user(4242)
 
 
-def unsigned_parts(header: dict[str, Any], claims: dict[str, Any]) -> str:
-    """`header.payload` of a JWS, for tokens the kit would never produce (alg none, HS256)."""
-    return b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
+def seed_test_tree(url: str) -> None:
+    """Migrate the issues database and put the tests' tree and users in it."""
+    upgrade("issues", url)
+
+    async def seed() -> None:
+        database = Database(url)
+        try:
+            async with database.transaction() as session:
+                await seed_issues(session)
+        finally:
+            await database.dispose()
+
+    asyncio.run(seed())
 
 
 @dataclass
@@ -88,16 +105,16 @@ class LiveStack:
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": "huanzhi",
-            "sub": "user:test",
+            "sub": str(TEST_SUBJECT),
             "iat": now,
             "nbf": now,
             "exp": now + 600,
             "jti": uuid.uuid4().hex,
             "token_use": TOKEN_USE,
-            "role": "officer",
-            "region": "370282103",
-            "region_path": "/37/3702/370282/370282103/",
-            "scope": "issues:read regions:read",
+            "role": Role.officer,
+            "region": TOWN,
+            "region_path": region_path(TOWN),
+            "scope": " ".join(sorted(ROLE_SCOPES[Role.officer])),
         }
         claims.update(changes)
         return {k: v for k, v in claims.items() if v is not None}
@@ -110,7 +127,7 @@ class LiveStack:
     def login(self, client: httpx.Client, username: str) -> str:
         r = client.post(
             self.issuer + "/v1/auth/token",
-            data={"grant_type": "password", "username": username, "password": DEMO_PASSWORD},
+            data={"grant_type": "password", "username": username, "password": TEST_PASSWORD},
         )
         assert r.status_code == 200, r.text
         return str(r.json()["access_token"])
@@ -153,10 +170,11 @@ class LiveStack:
 def live_stack(
     request: pytest.FixtureRequest, have_postgres: bool, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveStack]:
-    """issues, scoring and media on free loopback ports with demo data, on SQLite files or PostgreSQL."""
+    """issues, scoring and media on free loopback ports with the test tree, on SQLite files or PostgreSQL."""
     backend = str(request.param)
     extra = dict(STACK_ENV)
     databases: list[str] = []
+    data_dir = tmp_path_factory.mktemp(f"stack-{backend}")
     if backend == "postgres":
         if not have_postgres:
             pytest.skip("PostgreSQL not reachable")
@@ -166,9 +184,11 @@ def live_stack(
             asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
             databases.append(name)
             extra[f"HUANZHI_{service.upper()}_DATABASE_URL"] = pg_url(name)
-    data_dir = tmp_path_factory.mktemp(f"stack-{backend}")
+    else:
+        extra["HUANZHI_ISSUES_DATABASE_URL"] = f"sqlite+aiosqlite:///{data_dir.resolve() / 'issues.db'}"
     ports = {service: free_port() for service in SERVICES}
     try:
+        seed_test_tree(extra["HUANZHI_ISSUES_DATABASE_URL"])
         stack = start_stack(data_dir, ports, host=HOST, extra_env=extra, quiet=False)
         try:
             yield LiveStack(backend, stack, ports, stack_environment(data_dir, ports, HOST, extra))

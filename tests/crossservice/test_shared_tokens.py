@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
@@ -17,18 +12,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from services.issues.auth.keys import SigningKey, write_new_key
-from services.issues.auth.rules import ROLE_SCOPES, Role
-from tests.crossservice.conftest import SERVICES, LiveStack, b64url, unsigned_parts
+from services.kit.identity import ROLE_SCOPES, Role, service_client_id
+from tests.crossservice.conftest import SERVICES, TEST_SUBJECT, LiveStack
+from tests.support.builders import TOWN, region_path
+from tests.support.problems import assert_unauthorized
+from tests.support.tokens import hs256_with_public_key, kid_of, unsigned_token
 
 pytestmark = pytest.mark.crossservice
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def kid_of(token: str) -> str:
-    header_part = token.split(".")[0]
-    header = json.loads(base64.urlsafe_b64decode(header_part + "=" * (-len(header_part) % 4)))
-    return str(header["kid"])
 
 
 def other_p256_key() -> str:
@@ -51,17 +41,18 @@ def test_password_token_from_issues_is_accepted_by_scoring_and_media(
     issues_view = answers["issues"].json()
     assert issues_view["subject"].startswith("user:")
     assert issues_view["role"] == "officer"
-    assert issues_view["region"] == "370282103"
-    assert issues_view["region_path"] == "/37/3702/370282/370282103/"
+    assert issues_view["region"] == TOWN
+    assert issues_view["region_path"] == region_path(TOWN)
     assert issues_view["scopes"] == sorted(ROLE_SCOPES[Role.officer])
     assert answers["scoring"].json() == issues_view
     assert answers["media"].json() == issues_view
 
 
-@pytest.mark.parametrize("client_id", ["svc-scoring", "svc-media"])
 def test_service_token_from_client_credentials_is_accepted_everywhere(
-    live_stack: LiveStack, http: httpx.Client, client_id: str
+    live_stack: LiveStack, http: httpx.Client
 ) -> None:
+    """Scoring signs in to call the issuer; its token is good at every service (media never calls out)."""
+    client_id = service_client_id("scoring")
     token = live_stack.service_token(http, client_id)
     for service in SERVICES:
         r = live_stack.caller(http, service, token)
@@ -84,7 +75,7 @@ def test_token_signed_by_the_test_with_the_issuers_key_is_accepted_everywhere(
     for service in SERVICES:
         r = live_stack.caller(http, service, token)
         assert r.status_code == 200, (service, r.text)
-        assert r.json()["subject"] == "user:test"
+        assert r.json()["subject"] == str(TEST_SUBJECT)
 
 
 def _forged_signature(s: LiveStack) -> str | None:
@@ -105,14 +96,20 @@ def _wrong_issuer(s: LiveStack) -> str | None:
 
 
 def _alg_none(s: LiveStack) -> str | None:
-    return unsigned_parts({"alg": "none", "typ": "JWT", "kid": s.signing_key().kid}, s.claims()) + "."
+    return unsigned_token({"alg": "none", "typ": "JWT", "kid": s.signing_key().kid}, s.claims())
 
 
 def _hs256_with_public_key(s: LiveStack) -> str | None:
     key = s.signing_key()
-    signing_input = unsigned_parts({"alg": "HS256", "typ": "JWT", "kid": key.kid}, s.claims())
-    mac = hmac.new(key.public_pem.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return signing_input + "." + b64url(mac)
+    return hs256_with_public_key(key.public_pem, key.kid, s.claims())
+
+
+def _subject_of_no_known_form(s: LiveStack) -> str | None:
+    return s.sign(s.claims(sub="test:officer"))
+
+
+def _unknown_role(s: LiveStack) -> str | None:
+    return s.sign(s.claims(role="superuser"))
 
 
 def _unknown_kid(s: LiveStack) -> str | None:
@@ -140,6 +137,8 @@ DEFECTS: dict[str, tuple[Callable[[LiveStack], str | None], str]] = {
     "hs256_with_public_key_as_secret": (_hs256_with_public_key, "invalid_token"),
     "unknown_kid": (_unknown_kid, "invalid_token"),
     "missing_exp": (_missing_exp, "invalid_token"),
+    "subject_of_no_known_form": (_subject_of_no_known_form, "invalid_token"),
+    "unknown_role": (_unknown_role, "invalid_token"),
     "no_token": (_no_token, "missing_token"),
     "garbage": (_garbage, "invalid_token"),
 }
@@ -151,13 +150,7 @@ def test_defective_token_is_refused_with_401_problem(
     live_stack: LiveStack, http: httpx.Client, defect: str, service: str
 ) -> None:
     make, code = DEFECTS[defect]
-    r = live_stack.caller(http, service, make(live_stack))
-    assert r.status_code == 401, r.text
-    assert r.headers["content-type"].startswith(PROBLEM_JSON)
-    assert r.headers["www-authenticate"].startswith("Bearer")
-    body: dict[str, Any] = r.json()
-    assert body["status"] == 401
-    assert body["code"] == code
+    body = assert_unauthorized(live_stack.caller(http, service, make(live_stack)), code)
     assert "subject" not in body and "role" not in body
 
 

@@ -14,10 +14,12 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from services.issues.users.models import User
+from services.kit.state import state_of
+from tests.support.builders import COUNTY, region_path
+from tests.support.problems import assert_problem
 from tests.wechat_fake import APPID, SECRET, SESSION_KEY, FakeWeChat, running_fake_wechat
 
 pytestmark = pytest.mark.asyncio
-PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def fake_wechat(fake_wechat_server: FakeWeChat) -> FakeWeChat:
 
 
 @pytest.fixture
-def issues_overrides(request: pytest.FixtureRequest, fake_wechat: FakeWeChat) -> dict[str, Any]:
+def overrides(request: pytest.FixtureRequest, fake_wechat: FakeWeChat) -> dict[str, Any]:
     values: dict[str, Any] = {
         "wechat_base_url": fake_wechat.url,
         "wechat_appid": APPID,
@@ -68,8 +70,8 @@ async def test_first_login_creates_a_citizen_in_the_home_county(
     me = await client.get("/v1/auth/caller", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert me.status_code == 200, me.text
     assert me.json()["role"] == "citizen"
-    assert me.json()["region"] == "370282"
-    assert me.json()["region_path"] == "/37/3702/370282/"
+    assert me.json()["region"] == COUNTY
+    assert me.json()["region_path"] == region_path(COUNTY)
     assert me.json()["subject"] == f"user:{body['user_id']}"
     # The service asked WeChat the way jscode2session wants to be asked.
     assert fake_wechat.requests == [
@@ -147,11 +149,7 @@ async def test_wechat_failures_answer_their_problem_and_create_no_user(
 ) -> None:
     users_before = await count_rows(User)
     r = await login(client, code)
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM
-    body = r.json()
-    assert body["code"] == problem_code and body["status"] == status
-    assert body["request_id"] == r.headers["x-request-id"]
+    assert_problem(r, status, problem_code)
     assert SESSION_KEY not in r.text
     if retry_after:
         assert int(r.headers["retry-after"]) > 0
@@ -162,31 +160,27 @@ async def test_wechat_failures_answer_their_problem_and_create_no_user(
 
 async def test_a_wechat_refusal_names_wechats_errcode(client: httpx.AsyncClient) -> None:
     r = await login(client, "bad")
-    assert r.status_code == 400
-    assert r.json()["wechat_errcode"] == 40029
+    assert assert_problem(r, 400, "wechat_invalid_code")["wechat_errcode"] == 40029
 
 
-@pytest.mark.parametrize("issues_overrides", [{"wechat_secret": "wrong-secret"}], indirect=True)
+@pytest.mark.parametrize("overrides", [{"wechat_secret": "wrong-secret"}], indirect=True)
 async def test_a_wrong_app_secret_is_a_bad_gateway_not_the_callers_fault(
     client: httpx.AsyncClient, count_rows: Callable[..., Any]
 ) -> None:
     users_before = await count_rows(User)
     r = await login(client, "good-erin")
-    assert r.status_code == 502, r.text
-    assert r.json()["code"] == "wechat_error" and r.json()["wechat_errcode"] == 40125
+    assert assert_problem(r, 502, "wechat_error")["wechat_errcode"] == 40125
     assert "wrong-secret" not in r.text
     assert await count_rows(User) == users_before
 
 
-@pytest.mark.parametrize("issues_overrides", [{"wechat_appid": ""}], indirect=True)
+@pytest.mark.parametrize("overrides", [{"wechat_appid": ""}], indirect=True)
 async def test_wechat_login_without_an_appid_is_not_configured(
     client: httpx.AsyncClient, count_rows: Callable[..., Any], fake_wechat: FakeWeChat
 ) -> None:
     users_before = await count_rows(User)
     r = await login(client, "good-frank")
-    assert r.status_code == 503, r.text
-    assert r.headers["content-type"] == PROBLEM
-    assert r.json()["code"] == "wechat_not_configured"
+    assert_problem(r, 503, "wechat_not_configured")
     assert fake_wechat.requests == []
     assert await count_rows(User) == users_before
 
@@ -200,24 +194,20 @@ async def test_a_missing_or_empty_code_is_a_validation_error(
 ) -> None:
     users_before = await count_rows(User)
     r = await client.post("/v1/auth/wechat", json=payload)
-    assert r.status_code == 422, r.text
-    assert r.headers["content-type"] == PROBLEM
-    assert r.json()["code"] == "validation_failed"
+    assert_problem(r, 422, "validation_failed")
     assert [e["field"] for e in r.json()["errors"]] == ["body.code"]
     assert fake_wechat.requests == []
     assert await count_rows(User) == users_before
 
 
 async def test_a_disabled_citizen_cannot_sign_in_again(
-    client: httpx.AsyncClient, issues_app: FastAPI, count_rows: Callable[..., Any]
+    client: httpx.AsyncClient, app: FastAPI, count_rows: Callable[..., Any]
 ) -> None:
     first = await login(client, "good-gina")
     assert first.status_code == 200
-    async with issues_app.state.database.sessionmaker() as session, session.begin():
+    async with state_of(app).database.transaction() as session:
         await session.execute(update(User).where(col(User.wechat_openid) == "o_gina").values(disabled=True))
     users_before = await count_rows(User)
     r = await login(client, "good-gina")
-    assert r.status_code == 401, r.text
-    assert r.json()["code"] == "account_disabled"
-    assert "access_token" not in r.json()
+    assert "access_token" not in assert_problem(r, 401, "account_disabled")
     assert await count_rows(User) == users_before

@@ -8,56 +8,33 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
-from sqlmodel import col
 
 from services.issues.auth.passwords import verify_secret
 from services.issues.clients.models import ApiClient
+from tests.issues.api import client_token, stored_client
+from tests.support.builders import COUNTY, FAR_VILLAGE, OTHER_TOWN, TOWN, VILLAGE, new_client, region_path
+from tests.support.problems import assert_problem
+from tests.support.tokens import subject_for
 
 pytestmark = pytest.mark.asyncio
 
 Auth = Callable[..., dict[str, str]]
 Count = Callable[..., Any]
 
-NEW_CLIENT = {
-    "name": "蓝村街道 数字乡村平台",
-    "scopes": ["regions:read", "issues:read"],
-    "region_code": "370282103",
-}
-
-
-async def stored_client(app: FastAPI, client_id: str) -> ApiClient | None:
-    async with app.state.database.sessionmaker() as session:
-        found: ApiClient | None = (
-            await session.execute(select(ApiClient).where(col(ApiClient.client_id) == client_id))
-        ).scalar()
-        return found
-
-
-async def client_token(client: httpx.AsyncClient, client_id: str, secret: str) -> httpx.Response:
-    return await client.post(
-        "/v1/auth/token",
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-    )
+NEW_CLIENT = new_client()
 
 
 async def create(client: httpx.AsyncClient, headers: dict[str, str], **changes: Any) -> dict[str, Any]:
-    r = await client.post("/v1/clients", json={**NEW_CLIENT, **changes}, headers=headers)
+    r = await client.post("/v1/clients", json=new_client(**changes), headers=headers)
     assert r.status_code == 201, r.text
     body: dict[str, Any] = r.json()
     return body
 
 
-def assert_problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["code"] == code
-
-
 async def test_officer_creates_a_client_whose_secret_is_shown_once_and_stored_hashed(
-    client: httpx.AsyncClient, auth: Auth, count_rows: Count, issues_app: FastAPI
+    client: httpx.AsyncClient, auth: Auth, count_rows: Count, app: FastAPI
 ) -> None:
-    r = await client.post("/v1/clients", json=NEW_CLIENT, headers=auth("officer", "370282103"))
+    r = await client.post("/v1/clients", json=NEW_CLIENT, headers=auth("officer", TOWN))
     assert r.status_code == 201, r.text
     body = r.json()
     assert r.headers["location"] == f"/v1/clients/{body['client_id']}"
@@ -68,18 +45,18 @@ async def test_officer_creates_a_client_whose_secret_is_shown_once_and_stored_ha
         "name": NEW_CLIENT["name"],
         "role": "integration",
         "scopes": ["issues:read", "regions:read"],
-        "region_code": "370282103",
-        "created_by": "test:officer",
+        "region_code": TOWN,
+        "created_by": str(subject_for("officer", TOWN)),
         "revoked_at": None,
     }
     assert await count_rows(ApiClient) == 1
-    stored = await stored_client(issues_app, body["client_id"])
+    stored = await stored_client(app, body["client_id"])
     assert stored is not None
     assert stored.secret_hash != body["client_secret"] and body["client_secret"] not in stored.secret_hash
     assert verify_secret(stored.secret_hash, body["client_secret"])
     assert (stored.role, stored.scopes) == ("integration", "issues:read regions:read")
 
-    read = await client.get(f"/v1/clients/{body['client_id']}", headers=auth("officer", "370282103"))
+    read = await client.get(f"/v1/clients/{body['client_id']}", headers=auth("officer", TOWN))
     assert read.status_code == 200, read.text
     assert read.json() == {k: v for k, v in body.items() if k != "client_secret"}
     listed = await client.get("/v1/clients", headers=auth("admin"))
@@ -90,7 +67,7 @@ async def test_officer_creates_a_client_whose_secret_is_shown_once_and_stored_ha
 async def test_created_client_gets_a_token_with_exactly_its_scopes_and_region(
     client: httpx.AsyncClient, auth: Auth
 ) -> None:
-    created = await create(client, auth("officer", "370282103"), region_code="370282103201")
+    created = await create(client, auth("officer", TOWN), region_code=VILLAGE)
     login = await client_token(client, created["client_id"], created["client_secret"])
     assert login.status_code == 200, login.text
     assert login.json()["scope"] == "issues:read regions:read"
@@ -101,24 +78,24 @@ async def test_created_client_gets_a_token_with_exactly_its_scopes_and_region(
     assert caller.json() == {
         "subject": f"client:{created['client_id']}",
         "role": "integration",
-        "region": "370282103201",
-        "region_path": "/37/3702/370282/370282103/370282103-GQ01/370282103201/",
+        "region": VILLAGE,
+        "region_path": region_path(VILLAGE),
         "scopes": ["issues:read", "regions:read"],
         "name": NEW_CLIENT["name"],
     }
 
 
 async def test_revoked_client_gets_no_token_and_revoking_again_changes_nothing(
-    client: httpx.AsyncClient, auth: Auth, issues_app: FastAPI
+    client: httpx.AsyncClient, auth: Auth, app: FastAPI
 ) -> None:
-    officer = auth("officer", "370282103")
+    officer = auth("officer", TOWN)
     created = await create(client, officer)
     r = await client.post(f"/v1/clients/{created['client_id']}/revoke", headers=officer)
     assert r.status_code == 200, r.text
     assert r.json()["revoked_at"] is not None
     again = await client.post(f"/v1/clients/{created['client_id']}/revoke", headers=officer)
     assert again.status_code == 200 and again.json() == r.json()
-    stored = await stored_client(issues_app, created["client_id"])
+    stored = await stored_client(app, created["client_id"])
     assert stored is not None and stored.revoked_at is not None
 
     refused = await client_token(client, created["client_id"], created["client_secret"])
@@ -135,9 +112,9 @@ async def test_wrong_client_secret_gets_no_token(client: httpx.AsyncClient, auth
 async def test_list_shows_only_the_callers_subtree_and_filters_revoked(
     client: httpx.AsyncClient, auth: Auth
 ) -> None:
-    mine = await create(client, auth("officer", "370282103"))
-    theirs = await create(client, auth("officer", "370282104"), region_code="370282104201")
-    r = await client.get("/v1/clients", headers=auth("officer", "370282103"))
+    mine = await create(client, auth("officer", TOWN))
+    theirs = await create(client, auth("officer", OTHER_TOWN), region_code=FAR_VILLAGE)
+    r = await client.get("/v1/clients", headers=auth("officer", TOWN))
     assert r.status_code == 200, r.text
     assert [c["client_id"] for c in r.json()["items"]] == [mine["client_id"]]
     county = await client.get("/v1/clients", params={"limit": 1}, headers=auth("admin"))
@@ -156,10 +133,10 @@ async def test_list_shows_only_the_callers_subtree_and_filters_revoked(
 
 
 async def test_officer_cannot_see_or_revoke_clients_of_another_town(
-    client: httpx.AsyncClient, auth: Auth, issues_app: FastAPI
+    client: httpx.AsyncClient, auth: Auth, app: FastAPI
 ) -> None:
-    theirs = await create(client, auth("officer", "370282104"), region_code="370282104")
-    officer = auth("officer", "370282103")
+    theirs = await create(client, auth("officer", OTHER_TOWN), region_code=OTHER_TOWN)
+    officer = auth("officer", TOWN)
     assert_problem(
         await client.get(f"/v1/clients/{theirs['client_id']}", headers=officer), 404, "client_not_found"
     )
@@ -168,7 +145,7 @@ async def test_officer_cannot_see_or_revoke_clients_of_another_town(
         404,
         "client_not_found",
     )
-    stored = await stored_client(issues_app, theirs["client_id"])
+    stored = await stored_client(app, theirs["client_id"])
     assert stored is not None and stored.revoked_at is None
 
 
@@ -176,7 +153,7 @@ async def test_officer_cannot_create_a_client_in_another_town(
     client: httpx.AsyncClient, auth: Auth, count_rows: Count
 ) -> None:
     r = await client.post(
-        "/v1/clients", json={**NEW_CLIENT, "region_code": "370282104"}, headers=auth("officer", "370282103")
+        "/v1/clients", json={**NEW_CLIENT, "region_code": OTHER_TOWN}, headers=auth("officer", TOWN)
     )
     assert_problem(r, 404, "region_not_found")
     assert await count_rows(ApiClient) == 0
@@ -185,9 +162,9 @@ async def test_officer_cannot_create_a_client_in_another_town(
 @pytest.mark.parametrize(
     ("role", "region", "token_scopes", "requested"),
     [
-        ("officer", "370282103", None, ["issues:read", "scoring:write"]),  # officers lack scoring:write
-        ("admin", "370282", None, ["photos:attach"]),  # service-only
-        ("officer", "370282103", ["clients:write", "issues:read"], ["regions:read"]),  # narrowed token
+        ("officer", TOWN, None, ["issues:read", "scoring:write"]),  # officers lack scoring:write
+        ("admin", COUNTY, None, ["photos:attach"]),  # service-only
+        ("officer", TOWN, ["clients:write", "issues:read"], ["regions:read"]),  # narrowed token
     ],
 )
 async def test_nobody_grants_a_scope_they_do_not_hold(
@@ -265,7 +242,7 @@ async def test_requests_without_a_valid_token_are_unauthorized(
     assert await count_rows(ApiClient) == 0
 
 
-@pytest.mark.parametrize(("role", "region"), [("village", "370282103201"), ("inspector", "370282")])
+@pytest.mark.parametrize(("role", "region"), [("village", VILLAGE), ("inspector", COUNTY)])
 async def test_managing_clients_needs_the_clients_write_scope(
     client: httpx.AsyncClient, auth: Auth, count_rows: Count, role: str, region: str
 ) -> None:

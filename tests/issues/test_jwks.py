@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -13,30 +10,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 
-from services.issues.app import create_app as create_issues_app
 from services.issues.auth.keys import KeyRing, load_key, write_new_key
-from services.issues.demo import DEMO_PASSWORD
-from tests.conftest import issues_settings
+from services.kit.state import state_of
+from tests.issues.api import caller, login
+from tests.support.apps import ISSUES, client_for, running
+from tests.support.problems import assert_unauthorized
+from tests.support.tokens import kid_of
 
 JWKS = "/.well-known/jwks.json"
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k"}
-
-
-def kid_of(token: str) -> str:
-    part = token.split(".")[0]
-    return str(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))["kid"])
-
-
-async def login(client: httpx.AsyncClient, username: str = "officer") -> str:
-    r = await client.post(
-        "/v1/auth/token", data={"grant_type": "password", "username": username, "password": DEMO_PASSWORD}
-    )
-    assert r.status_code == 200, r.text
-    return str(r.json()["access_token"])
-
-
-async def caller(client: httpx.AsyncClient, token: str) -> httpx.Response:
-    return await client.get("/v1/auth/caller", headers={"Authorization": f"Bearer {token}"})
 
 
 async def test_jwks_is_public_and_lists_only_public_ec_p256_keys(client: httpx.AsyncClient) -> None:
@@ -58,24 +40,17 @@ async def test_the_published_key_is_the_one_that_signs(client: httpx.AsyncClient
 
 
 async def test_a_rotated_key_signs_new_tokens_while_old_tokens_still_verify(
-    client: httpx.AsyncClient,
-    issues_app: FastAPI,
-    issues_db_url: str,
-    tmp_path: Path,
-    issues_overrides: dict[str, Any],
+    client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     old_token = await login(client)
     old_kid = kid_of(old_token)
     # The embedded default keeps its keys under data_dir/keys when no signing_keys_dir is set.
-    folder = issues_app.state.settings.signing_keys_dir or issues_app.state.settings.data_dir / "keys"
+    settings = state_of(app).settings
+    folder = settings.signing_keys_dir or settings.data_dir / "keys"
     assert [p.stem for p in folder.glob("*.pem")] == [old_kid]
     new_kid = write_new_key(folder).stem
 
-    rotated = create_issues_app(issues_settings(issues_db_url, tmp_path, **issues_overrides))
-    async with (
-        rotated.router.lifespan_context(rotated),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=rotated), base_url="http://issues.test") as c,
-    ):
+    async with running(ISSUES.build(settings)) as rotated, client_for(rotated, ISSUES.base_url) as c:
         keys = (await c.get(JWKS)).json()["keys"]
         assert sorted(k["kid"] for k in keys) == sorted([old_kid, new_kid])
         assert all(not PRIVATE_MEMBERS & set(k) for k in keys)
@@ -87,28 +62,15 @@ async def test_a_rotated_key_signs_new_tokens_while_old_tokens_still_verify(
             assert me.json()["role"] == "officer"
 
 
-async def test_a_token_from_a_retired_key_is_refused(
-    client: httpx.AsyncClient,
-    issues_app: FastAPI,
-    issues_db_url: str,
-    tmp_path: Path,
-    issues_overrides: dict[str, Any],
-) -> None:
+async def test_a_token_from_a_retired_key_is_refused(client: httpx.AsyncClient, app: FastAPI) -> None:
     old_token = await login(client)
-    folder = issues_app.state.settings.data_dir / "keys"
+    settings = state_of(app).settings
+    folder = settings.data_dir / "keys"
     write_new_key(folder)
     (folder / f"{kid_of(old_token)}.pem").unlink()
 
-    retired = create_issues_app(issues_settings(issues_db_url, tmp_path, **issues_overrides))
-    async with (
-        retired.router.lifespan_context(retired),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=retired), base_url="http://issues.test") as c,
-    ):
-        r = await caller(c, old_token)
-        assert r.status_code == 401, r.text
-        assert r.headers["content-type"] == "application/problem+json"
-        assert r.json()["code"] == "invalid_token"
-        assert r.headers["www-authenticate"].startswith("Bearer")
+    async with running(ISSUES.build(settings)) as retired, client_for(retired, ISSUES.base_url) as c:
+        assert_unauthorized(await caller(c, old_token))
 
 
 def test_keys_made_within_one_second_still_sign_newest_first(tmp_path: Path) -> None:

@@ -14,18 +14,13 @@ from services.issues.regions.rules import (
     CODE_PATTERN,
     ImportLine,
     KnownRegion,
-    child_path,
-    codes_in_path,
-    is_within,
     level_fits,
     may_nest,
-    parent_code_of,
     plan_import,
-    rebase_path,
-    tree_depth,
     valid_code,
     valid_name,
 )
+from services.kit.identity import child_path, codes_in_path, is_within, parent_code_of, tree_depth
 
 codes = st.from_regex(CODE_PATTERN, fullmatch=True)
 code_lists = st.lists(codes, min_size=1, max_size=8)
@@ -95,23 +90,6 @@ def test_a_path_lies_within_each_of_its_ancestors(upper: list[str], lower: list[
 def test_a_sibling_with_a_longer_code_is_not_within() -> None:
     # The trailing slash is what keeps /37/3702/ from covering /37/37021/.
     assert not is_within("/37/37021/", "/37/3702/")
-
-
-@given(code_lists, code_lists, st.lists(codes, max_size=4))
-def test_rebasing_moves_a_subtree_and_back(
-    old_parent: list[str], new_parent: list[str], below: list[str]
-) -> None:
-    region = [*old_parent, "R1"]
-    old_prefix, new_prefix = path_of(region), path_of([*new_parent, "R1"])
-    path = path_of(region + below)
-    moved = rebase_path(path, old_prefix, new_prefix)
-    assert codes_in_path(moved) == [*new_parent, "R1", *below]
-    assert rebase_path(moved, new_prefix, old_prefix) == path
-
-
-def test_rebasing_a_path_outside_the_subtree_is_an_error() -> None:
-    with pytest.raises(ValueError, match="not under"):
-        rebase_path("/37/3703/", "/37/3702/", "/11/3702/")
 
 
 # ---- levels ----

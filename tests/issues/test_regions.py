@@ -10,34 +10,17 @@ import httpx
 import pytest
 from sqlmodel import col
 
-from services.issues.demo import DEMO_REGIONS
 from services.issues.regions.models import Region
+from tests.support.builders import TEST_REGIONS, TOWN, VILLAGE, codes_under
+from tests.support.problems import assert_problem
 
 pytestmark = pytest.mark.asyncio
 
 Auth = Callable[..., dict[str, str]]
-PROBLEM = "application/problem+json"
 
-# The demo tree under 蓝村街道 (370282103), the town officer's home.
-LANCUN = {
-    "370282103",
-    "370282103-GQ01",
-    "370282103201",
-    "370282103202",
-    "370282103203",
-    "370282103201-W01",
-    "370282103201-W02",
-}
-ALL_CODES = [code for code, *_ in DEMO_REGIONS]
-
-
-def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = r.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    return body
+# The tree under 蓝村街道 (370282103), the town officer's home.
+LANCUN = codes_under(TOWN)
+ALL_CODES = [region.code for region in TEST_REGIONS]
 
 
 async def walk(client: httpx.AsyncClient, url: str, headers: dict[str, str], **params: Any) -> list[str]:
@@ -70,7 +53,7 @@ async def test_officer_creates_a_village_in_its_town(
 ) -> None:
     before = await count_rows(Region)
     body = {"code": "370282103204", "name": "  北庄村 ", "level": "village", "parent_code": "370282103"}
-    r = await client.post("/v1/regions", json=body, headers=auth("officer", "370282103"))
+    r = await client.post("/v1/regions", json=body, headers=auth("officer", TOWN))
     assert r.status_code == 201, r.text
     assert r.headers["location"] == "/v1/regions/370282103204"
     created = r.json()
@@ -85,7 +68,7 @@ async def test_officer_creates_a_village_in_its_town(
     assert await count_rows(Region) == before + 1
     assert await count_rows(Region, col(Region.code) == "370282103204", col(Region.name) == "北庄村") == 1
 
-    again = await client.get("/v1/regions/370282103204", headers=auth("officer", "370282103"))
+    again = await client.get("/v1/regions/370282103204", headers=auth("officer", TOWN))
     assert again.status_code == 200
     assert again.json() == created
 
@@ -158,7 +141,7 @@ async def test_unknown_region_is_not_found(client: httpx.AsyncClient, auth: Auth
 
 
 async def test_children_are_the_direct_children_by_code(client: httpx.AsyncClient, auth: Auth) -> None:
-    r = await client.get("/v1/regions/370282103/children", headers=auth("officer", "370282103"))
+    r = await client.get("/v1/regions/370282103/children", headers=auth("officer", TOWN))
     assert r.status_code == 200
     page = r.json()
     assert [item["code"] for item in page["items"]] == ["370282103-GQ01", "370282103203"]
@@ -167,7 +150,7 @@ async def test_children_are_the_direct_children_by_code(client: httpx.AsyncClien
 
 
 async def test_subtree_lists_every_descendant_parents_first(client: httpx.AsyncClient, auth: Auth) -> None:
-    r = await client.get("/v1/regions/370282103/subtree", headers=auth("officer", "370282103"))
+    r = await client.get("/v1/regions/370282103/subtree", headers=auth("officer", TOWN))
     assert r.status_code == 200
     items = r.json()["items"]
     codes = [item["code"] for item in items]
@@ -215,7 +198,7 @@ async def test_list_rejects_an_unknown_level(client: httpx.AsyncClient, auth: Au
 async def test_town_officer_cannot_see_outside_its_town(
     client: httpx.AsyncClient, auth: Auth, count_rows: Callable[..., Any], code: str
 ) -> None:
-    headers = auth("officer", "370282103")
+    headers = auth("officer", TOWN)
     for url in (
         f"/v1/regions/{code}",
         f"/v1/regions/{code}/children",
@@ -234,20 +217,20 @@ async def test_town_officer_cannot_create_under_another_town(
 ) -> None:
     before = await count_rows(Region)
     body = {"code": "370282104203", "name": "新村", "level": "village", "parent_code": "370282104"}
-    r = await client.post("/v1/regions", json=body, headers=auth("officer", "370282103"))
+    r = await client.post("/v1/regions", json=body, headers=auth("officer", TOWN))
     # The same answer as for a parent that does not exist at all.
     assert assert_problem(r, 404, "region_not_found")["detail"] == "region 370282104 not found"
     assert await count_rows(Region) == before
 
 
 async def test_town_officer_lists_only_its_subtree(client: httpx.AsyncClient, auth: Auth) -> None:
-    codes = await walk(client, "/v1/regions", auth("officer", "370282103"))
+    codes = await walk(client, "/v1/regions", auth("officer", TOWN))
     assert set(codes) == LANCUN
     assert len(codes) == len(LANCUN)
 
 
 async def test_village_user_sees_only_its_village_and_grids(client: httpx.AsyncClient, auth: Auth) -> None:
-    headers = auth("village", "370282103201")
+    headers = auth("village", VILLAGE)
     assert await walk(client, "/v1/regions", headers) == [
         "370282103201",
         "370282103201-W01",
@@ -262,7 +245,7 @@ async def test_officer_cannot_move_a_village_into_another_town(
     client: httpx.AsyncClient, auth: Auth, count_rows: Callable[..., Any]
 ) -> None:
     r = await client.patch(
-        "/v1/regions/370282103203", json={"parent_code": "370282104"}, headers=auth("officer", "370282103")
+        "/v1/regions/370282103203", json={"parent_code": "370282104"}, headers=auth("officer", TOWN)
     )
     assert_problem(r, 404, "region_not_found")
     assert await stored_paths(count_rows, "/37/3702/370282/370282103/370282103203/") == 1
@@ -271,9 +254,7 @@ async def test_officer_cannot_move_a_village_into_another_town(
 async def test_officer_cannot_move_its_home_region(
     client: httpx.AsyncClient, auth: Auth, count_rows: Callable[..., Any]
 ) -> None:
-    r = await client.patch(
-        "/v1/regions/370282103", json={"parent_code": "37"}, headers=auth("officer", "370282103")
-    )
+    r = await client.patch("/v1/regions/370282103", json={"parent_code": "37"}, headers=auth("officer", TOWN))
     assert_problem(r, 403, "cannot_move_home_region")
     assert await stored_paths(count_rows, "/37/3702/370282/370282103/") == len(LANCUN)
 
@@ -284,7 +265,7 @@ async def test_officer_cannot_move_its_home_region(
 async def test_rename_changes_name_and_updated_at(
     client: httpx.AsyncClient, auth: Auth, count_rows: Callable[..., Any]
 ) -> None:
-    headers = auth("officer", "370282103")
+    headers = auth("officer", TOWN)
     old = (await client.get("/v1/regions/370282103", headers=headers)).json()
     r = await client.patch("/v1/regions/370282103", json={"name": " 蓝村街道办事处 "}, headers=headers)
     assert r.status_code == 200, r.text
@@ -344,12 +325,12 @@ async def test_moving_a_zone_rewrites_the_paths_of_its_whole_subtree(
     children = await walk(client, "/v1/regions/370282103/children", headers)
     assert children == ["370282103203"]
     # The town officer no longer sees what moved away.
-    gone = await client.get("/v1/regions/370282103201", headers=auth("officer", "370282103"))
+    gone = await client.get("/v1/regions/370282103201", headers=auth("officer", TOWN))
     assert_problem(gone, 404, "region_not_found")
 
 
 async def test_officer_moves_a_village_inside_its_town(client: httpx.AsyncClient, auth: Auth) -> None:
-    headers = auth("officer", "370282103")
+    headers = auth("officer", TOWN)
     r = await client.patch(
         "/v1/regions/370282103203", json={"parent_code": "370282103-GQ01"}, headers=headers
     )
@@ -391,7 +372,7 @@ async def test_keeping_the_same_parent_is_not_a_move(client: httpx.AsyncClient, 
     r = await client.patch(
         "/v1/regions/370282103",
         json={"parent_code": "370282", "name": "蓝村"},
-        headers=auth("officer", "370282103"),
+        headers=auth("officer", TOWN),
     )
     assert r.status_code == 200, r.text
     assert r.json()["name"] == "蓝村"

@@ -11,11 +11,12 @@ from sqlmodel import col
 
 from services.issues.regions.models import Region
 from services.issues.regions.service import MAX_IMPORT_ROWS
+from tests.support.builders import OTHER_TOWN, TOWN
+from tests.support.problems import assert_problem
 
 pytestmark = pytest.mark.asyncio
 
 Auth = Callable[..., dict[str, str]]
-PROBLEM = "application/problem+json"
 HEADER = "code,name,level,parent_code\n"
 URL = "/v1/regions/import"
 
@@ -48,7 +49,7 @@ async def test_import_stores_every_row_and_reports_each(
     client: httpx.AsyncClient, auth: Auth, count_rows: Callable[..., Any]
 ) -> None:
     before = await count_rows(Region)
-    r = await post_csv(client, auth("officer", "370282103"), csv_body(*GOOD_ROWS))
+    r = await post_csv(client, auth("officer", TOWN), csv_body(*GOOD_ROWS))
     assert r.status_code == 200, r.text
     report = r.json()
     assert report == {
@@ -85,7 +86,7 @@ async def test_import_stores_every_row_and_reports_each(
         ],
     }
     assert await count_rows(Region) == before + 3
-    grid = await client.get("/v1/regions/370282103204-W01", headers=auth("officer", "370282103"))
+    grid = await client.get("/v1/regions/370282103204-W01", headers=auth("officer", TOWN))
     assert grid.status_code == 200
     assert grid.json()["path"] == "/37/3702/370282/370282103/370282103204/370282103204-W01/"
     assert grid.json()["level"] == "grid"
@@ -98,11 +99,8 @@ async def test_one_bad_row_refuses_the_whole_file(
 ) -> None:
     before = await count_rows(Region)
     data = csv_body(*GOOD_ROWS, "370282103205,南庄村,hamlet,370282103")
-    r = await post_csv(client, auth("officer", "370282103"), data)
-    assert r.status_code == 422, r.text
-    assert r.headers["content-type"].startswith(PROBLEM)
-    problem = r.json()
-    assert problem["code"] == "import_rejected"
+    r = await post_csv(client, auth("officer", TOWN), data)
+    problem = assert_problem(r, 422, "import_rejected")
     assert (problem["valid"], problem["created"], problem["refused"]) == (3, 0, 1)
     assert statuses(problem["rows"]) == [
         ("370282103204", "valid", None),
@@ -120,7 +118,7 @@ async def test_partial_import_stores_the_good_rows(
 ) -> None:
     before = await count_rows(Region)
     data = csv_body("370282103205,南庄村,hamlet,370282103", *GOOD_ROWS)
-    r = await post_csv(client, auth("officer", "370282103"), data, partial="true")
+    r = await post_csv(client, auth("officer", TOWN), data, partial="true")
     assert r.status_code == 200, r.text
     report = r.json()
     assert (report["partial"], report["valid"], report["created"], report["refused"]) == (True, 3, 3, 1)
@@ -139,7 +137,7 @@ async def test_dry_run_reports_and_stores_nothing(
 ) -> None:
     before = await count_rows(Region)
     data = csv_body(*GOOD_ROWS, "370282103201,前庄村,village,370282103")
-    r = await post_csv(client, auth("officer", "370282103"), data, dry_run="true")
+    r = await post_csv(client, auth("officer", TOWN), data, dry_run="true")
     assert r.status_code == 200, r.text
     report = r.json()
     assert (report["dry_run"], report["valid"], report["created"], report["refused"]) == (True, 3, 0, 1)
@@ -173,7 +171,7 @@ async def test_every_kind_of_bad_row_is_named(
         "36,江西省,province,",  # a root, but the officer is not over the whole tree
         "370282103213,空\x00字村,village,370282103",  # a control character in the name
     )
-    r = await post_csv(client, auth("officer", "370282103"), data, partial="true")
+    r = await post_csv(client, auth("officer", TOWN), data, partial="true")
     assert r.status_code == 200, r.text
     rows = r.json()["rows"]
     assert [(row["row"], row["error_code"]) for row in rows] == [
@@ -204,7 +202,7 @@ async def test_a_byte_order_mark_and_crlf_lines_are_fine(
 ) -> None:
     before = await count_rows(Region)
     data = "\ufeffcode,name,level,parent_code\r\n370282103204,北庄村,village,370282103\r\n\r\n".encode()
-    r = await post_csv(client, auth("officer", "370282103"), data)
+    r = await post_csv(client, auth("officer", TOWN), data)
     assert r.status_code == 200, r.text
     assert statuses(r.json()["rows"]) == [("370282103204", "created", None)]
     assert await count_rows(Region) == before + 1
@@ -227,8 +225,7 @@ async def test_multipart_without_a_file_field_is_a_bad_request(
     before = await count_rows(Region)
     files = {"upload": ("regions.csv", csv_body(*GOOD_ROWS), "text/csv")}
     r = await client.post(URL, files=files, headers=auth("admin"))
-    assert r.status_code == 400
-    assert r.json()["code"] == "missing_file"
+    assert_problem(r, 400, "missing_file")
     assert await count_rows(Region) == before
 
 
@@ -258,9 +255,7 @@ async def test_a_file_that_cannot_be_read_is_a_bad_request(
 ) -> None:
     before = await count_rows(Region)
     r = await post_csv(client, auth("admin"), data, partial="true")
-    assert r.status_code == 400, r.text
-    assert r.headers["content-type"].startswith(PROBLEM)
-    assert r.json()["code"] == code
+    assert_problem(r, 400, code)
     assert await count_rows(Region) == before
 
 
@@ -270,8 +265,7 @@ async def test_too_many_rows_is_refused_before_any_check(
     before = await count_rows(Region)
     rows = [f"T{i},村{i},village,370282103" for i in range(MAX_IMPORT_ROWS + 1)]
     r = await post_csv(client, auth("admin"), csv_body(*rows), partial="true")
-    assert r.status_code == 413, r.text
-    assert r.json()["code"] == "too_many_rows"
+    assert_problem(r, 413, "too_many_rows")
     assert await count_rows(Region) == before
 
 
@@ -284,7 +278,7 @@ async def test_a_large_file_imports_in_one_go(
         village = f"370282104{300 + v}"
         rows.append(f"{village},村{v},village,370282104")
         rows += [f"{village}-W0{g},村{v}网格{g},grid,{village}" for g in (1, 2)]
-    r = await post_csv(client, auth("officer", "370282104"), csv_body(*rows))
+    r = await post_csv(client, auth("officer", OTHER_TOWN), csv_body(*rows))
     assert r.status_code == 200, r.text
     assert r.json()["created"] == 900
     assert await count_rows(Region) == before + 900
@@ -295,8 +289,7 @@ async def test_a_large_file_imports_in_one_go(
 
 async def test_unsupported_content_type_is_refused(client: httpx.AsyncClient, auth: Auth) -> None:
     r = await client.post(URL, json={"rows": []}, headers=auth("admin"))
-    assert r.status_code == 415
-    assert r.json()["code"] == "unsupported_media_type"
+    assert_problem(r, 415, "unsupported_media_type")
 
 
 async def test_import_needs_a_token_and_the_write_scope(
@@ -305,8 +298,7 @@ async def test_import_needs_a_token_and_the_write_scope(
     before = await count_rows(Region)
     data = csv_body(*GOOD_ROWS)
     r = await client.post(URL, content=data, headers={"Content-Type": "text/csv"})
-    assert r.status_code == 401
+    assert_problem(r, 401, "missing_token")
     r = await post_csv(client, auth("viewer"), data)
-    assert r.status_code == 403
-    assert r.json()["code"] == "insufficient_scope"
+    assert_problem(r, 403, "insufficient_scope")
     assert await count_rows(Region) == before

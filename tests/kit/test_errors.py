@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +15,16 @@ import pytest
 from fastapi import APIRouter, FastAPI
 
 from services.issues.users.models import User
-from services.kit.app import build_app
-from services.kit.jwt import JWKSCache
+from services.kit.app import ApiInfo, build_app
+from services.kit.db import Database
 from services.kit.observability import JsonFormatter
 from services.kit.settings import ServiceSettings
+from services.kit.state import ServiceState, state_of
+from tests.support.apps import bare_state, client_for, running
+from tests.support.problems import PROBLEM_JSON as PROBLEM
+from tests.support.problems import assert_problem
 
-PROBLEM = "application/problem+json"
 TEN_MB = 10 * 1024 * 1024
-
-
-def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = r.json()
-    assert {"type", "title", "status", "code", "request_id"} <= set(body)
-    assert body["status"] == status and body["code"] == code
-    assert body["type"] == f"https://huanzhi.dev/problems/{code}" and body["title"]
-    assert body["request_id"] and body["request_id"] == r.headers["x-request-id"]
-    return body
 
 
 async def test_an_unknown_path_is_not_found(client: httpx.AsyncClient) -> None:
@@ -119,11 +112,7 @@ async def test_every_problem_has_the_standard_members_and_the_request_id(
 ) -> None:
     r = await client.request(method, path, **kwargs)
     assert r.status_code == status, r.text
-    body = r.json()
-    assert r.headers["content-type"] == PROBLEM
-    assert {"type", "title", "status", "code", "request_id"} <= set(body)
-    assert body["status"] == status and isinstance(body["code"], str) and body["code"]
-    assert body["request_id"] == r.headers["x-request-id"]
+    assert_problem(r, status, r.json()["code"])
 
 
 async def test_an_incoming_request_id_is_echoed(client: httpx.AsyncClient) -> None:
@@ -147,7 +136,16 @@ async def test_each_request_gets_its_own_id(client: httpx.AsyncClient) -> None:
     assert len(ids) == 3
 
 
+def _requests_total(metrics: str, labels: str) -> float:
+    """The `http_requests_total` sample with exactly these labels (0 before the first such request)."""
+    prefix = "http_requests_total{" + labels + "} "
+    lines = [line for line in metrics.splitlines() if line.startswith(prefix)]
+    return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+
 async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
+    healthz = 'method="GET",route="/healthz",service="issues",status="200"'
+    before = _requests_total((await client.get("/metrics")).text, healthz)
     health = await client.get("/healthz")
     assert health.status_code == 200 and health.json() == {"status": "ok", "service": "issues"}
     ready = await client.get("/readyz")
@@ -159,23 +157,19 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
     assert "# TYPE http_requests_total counter" in text
-    assert 'http_requests_total{method="GET",route="/healthz",service="issues",status="200"} 1.0' in text
+    assert _requests_total(text, healthz) == before + 1
     assert 'route="unmatched",service="issues",status="404"' in text
     assert "http_request_duration_seconds_bucket" in text
 
 
 async def test_readiness_fails_when_the_database_does_not_answer(
-    client: httpx.AsyncClient, issues_app: FastAPI
+    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def broken() -> None:
         raise ConnectionRefusedError("database down")
 
-    original = issues_app.state.database.ping
-    issues_app.state.database.ping = broken
-    try:
-        r = await client.get("/readyz")
-    finally:
-        issues_app.state.database.ping = original
+    monkeypatch.setattr(state_of(app).database, "ping", broken)
+    r = await client.get("/readyz")
     body = assert_problem(r, 503, "not_ready")
     assert body["checks"]["database"] == "failed: ConnectionRefusedError"
     assert r.headers["retry-after"] == "5"
@@ -217,22 +211,22 @@ async def boom() -> dict[str, str]:
 
 @pytest.fixture
 async def kit_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async def no_keys() -> dict[str, Any]:
-        return {"keys": []}
+    """A bare kit app: no service of its own, only the kit's state."""
 
     settings = ServiceSettings(environment="test", data_dir=tmp_path, log_json=False, log_level="INFO")
+
+    @asynccontextmanager
+    async def open_state(database: Database, http: httpx.AsyncClient) -> AsyncIterator[ServiceState[Any]]:
+        yield bare_state(database, settings, http)
+
     app = build_app(
         settings,
-        title="kit",
-        description="kit test app",
-        version="0",
+        api=ApiInfo(title="kit", description="kit test app", version="0"),
         routers=[boom_router],
-        jwks_cache=lambda _app: JWKSCache(no_keys),
+        open_state=open_state,
     )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kit.test") as c:
-            yield c
+    async with running(app), client_for(app, "http://kit.test", raise_app_exceptions=False) as c:
+        yield c
 
 
 async def test_an_unexpected_error_is_500_with_the_request_id_logged(kit_client: httpx.AsyncClient) -> None:

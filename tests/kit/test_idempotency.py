@@ -9,26 +9,31 @@ import httpx
 from fastapi import FastAPI
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert
 
 from services.issues.db import idempotency_keys
 from services.issues.regions.models import Region
 from services.kit.db import utcnow
 from services.kit.idempotency import BodyFingerprint
+from services.kit.identity import Subject
+from services.kit.state import state_of
+from tests.support.builders import COUNTY, TOWN, VILLAGE, new_region
+from tests.support.problems import assert_problem
+from tests.support.rows import count_rows
 
-OFFICER = "370282103"
-NEW_VILLAGE = {"code": "370282103299", "name": "新建村", "level": "village", "parent_code": "370282103"}
+OFFICER = TOWN
+ME = Subject.user(5)
+NEW_VILLAGE = new_region(code="370282103299", name="新建村")
 
 
 async def _keys(app: FastAPI) -> int:
-    async with app.state.database.sessionmaker() as session:
-        return int((await session.execute(select(func.count()).select_from(idempotency_keys))).scalar_one())
+    return await count_rows(state_of(app).database, idempotency_keys)
 
 
 async def test_a_retried_create_answers_the_first_answer_and_stores_once(
     client: httpx.AsyncClient, auth: Callable[..., dict[str, str]], count_rows: Any
 ) -> None:
-    headers = {**auth("officer", OFFICER, subject="user:5"), "Idempotency-Key": "k-1"}
+    headers = {**auth("officer", OFFICER, subject=ME), "Idempotency-Key": "k-1"}
     before = await count_rows(Region)
     first = await client.post("/v1/regions", json=NEW_VILLAGE, headers=headers)
     again = await client.post("/v1/regions", json=NEW_VILLAGE, headers=headers)
@@ -43,13 +48,11 @@ async def test_a_retried_create_answers_the_first_answer_and_stores_once(
 async def test_the_same_key_with_another_body_is_refused_and_nothing_stored(
     client: httpx.AsyncClient, auth: Callable[..., dict[str, str]], count_rows: Any
 ) -> None:
-    headers = {**auth("officer", OFFICER, subject="user:5"), "Idempotency-Key": "k-2"}
+    headers = {**auth("officer", OFFICER, subject=ME), "Idempotency-Key": "k-2"}
     assert (await client.post("/v1/regions", json=NEW_VILLAGE, headers=headers)).status_code == 201
     before = await count_rows(Region)
     other = await client.post("/v1/regions", json={**NEW_VILLAGE, "code": "370282103298"}, headers=headers)
-    assert other.status_code == 422
-    assert other.headers["content-type"] == "application/problem+json"
-    assert other.json()["code"] == "idempotency_key_reused"
+    assert_problem(other, 422, "idempotency_key_reused")
     assert await count_rows(Region) == before
 
 
@@ -59,45 +62,44 @@ async def test_keys_belong_to_the_caller(
     first = await client.post(
         "/v1/regions",
         json=NEW_VILLAGE,
-        headers={**auth("officer", OFFICER, subject="user:5"), "Idempotency-Key": "shared"},
+        headers={**auth("officer", OFFICER, subject=ME), "Idempotency-Key": "shared"},
     )
     second = await client.post(
         "/v1/regions",
         json={**NEW_VILLAGE, "code": "370282103297"},
-        headers={**auth("admin", "370282", subject="user:1"), "Idempotency-Key": "shared"},
+        headers={**auth("admin", COUNTY, subject=Subject.user(1)), "Idempotency-Key": "shared"},
     )
     assert (first.status_code, second.status_code) == (201, 201)
     assert second.json()["code"] == "370282103297"
 
 
 async def test_a_request_still_in_flight_answers_409(
-    client: httpx.AsyncClient, issues_app: FastAPI, auth: Callable[..., dict[str, str]], count_rows: Any
+    client: httpx.AsyncClient, app: FastAPI, auth: Callable[..., dict[str, str]], count_rows: Any
 ) -> None:
-    async with issues_app.state.database.sessionmaker() as session, session.begin():
+    async with state_of(app).database.transaction() as session:
         await session.execute(
             insert(idempotency_keys).values(
-                subject="user:5", key="busy", method="POST", path="/v1/regions", created_at=utcnow()
+                subject=str(ME), key="busy", method="POST", path="/v1/regions", created_at=utcnow()
             )
         )
     before = await count_rows(Region)
     r = await client.post(
         "/v1/regions",
         json=NEW_VILLAGE,
-        headers={**auth("officer", OFFICER, subject="user:5"), "Idempotency-Key": "busy"},
+        headers={**auth("officer", OFFICER, subject=ME), "Idempotency-Key": "busy"},
     )
-    assert r.status_code == 409
-    assert r.json()["code"] == "idempotency_key_in_flight"
+    assert_problem(r, 409, "idempotency_key_in_flight")
     assert r.headers["retry-after"] == "1"
     assert await count_rows(Region) == before
 
 
 async def test_a_refusal_that_a_retry_may_cure_is_not_stored(
-    client: httpx.AsyncClient, issues_app: FastAPI, auth: Callable[..., dict[str, str]]
+    client: httpx.AsyncClient, app: FastAPI, auth: Callable[..., dict[str, str]]
 ) -> None:
-    headers = {**auth("officer", OFFICER, subject="user:5"), "Idempotency-Key": "dup"}
-    existing = {**NEW_VILLAGE, "code": "370282103201"}  # a demo village: 409 region_code_taken
-    assert (await client.post("/v1/regions", json=existing, headers=headers)).status_code == 409
-    assert await _keys(issues_app) == 0
+    headers = {**auth("officer", OFFICER, subject=ME), "Idempotency-Key": "dup"}
+    existing = {**NEW_VILLAGE, "code": VILLAGE}  # a village of the tree: 409 region_code_taken
+    assert_problem(await client.post("/v1/regions", json=existing, headers=headers), 409, "region_code_taken")
+    assert await _keys(app) == 0
 
 
 async def test_a_bad_key_is_refused_and_requests_without_a_token_are_left_to_the_route(
@@ -105,10 +107,9 @@ async def test_a_bad_key_is_refused_and_requests_without_a_token_are_left_to_the
 ) -> None:
     long_key = {**auth("officer", OFFICER), "Idempotency-Key": "x" * 256}
     r = await client.post("/v1/regions", json=NEW_VILLAGE, headers=long_key)
-    assert r.status_code == 400
-    assert r.json()["code"] == "invalid_idempotency_key"
+    assert_problem(r, 400, "invalid_idempotency_key")
     anonymous = await client.post("/v1/regions", json=NEW_VILLAGE, headers={"Idempotency-Key": "k"})
-    assert anonymous.status_code == 401
+    assert_problem(anonymous, 401, "missing_token")
 
 
 async def test_the_openapi_document_offers_the_header_on_creates(client: httpx.AsyncClient) -> None:

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
-import json
 import time
 from typing import Any
 
@@ -19,8 +15,13 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.issues.deps import IssuesState
 from services.kit.errors import Problem, ServiceUnavailable, Unauthorized
 from services.kit.jwt import JWKSCache, TokenVerifier, public_jwk, sign
+from services.kit.state import typed_state
+from tests.support.problems import assert_unauthorized
+from tests.support.tokens import b64url as b64
+from tests.support.tokens import hs256_with_public_key, segment, unsigned_token
 
 ISSUER = "http://issues.test"
 AUDIENCE = "huanzhi"
@@ -63,26 +64,6 @@ def claims(**changes: Any) -> dict[str, Any]:
     }
     values.update(changes)
     return {k: v for k, v in values.items() if v is not None}
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def segment(value: Any) -> str:
-    return b64(json.dumps(value).encode())
-
-
-def unsigned_token(header: dict[str, Any], payload: dict[str, Any]) -> str:
-    """`alg: none`: header and claims, and an empty signature."""
-    return f"{segment(header)}.{segment(payload)}."
-
-
-def hs256_with_public_key(public_pem: str, kid: str, payload: dict[str, Any]) -> str:
-    """The classic confusion: HMAC-sign with the (public) verification key as the secret."""
-    signing_input = f"{segment({'alg': 'HS256', 'typ': 'JWT', 'kid': kid})}.{segment(payload)}"
-    mac = hmac.new(public_pem.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(mac)}"
 
 
 class FakeIssuer:
@@ -306,13 +287,17 @@ def test_a_properly_signed_token_with_arbitrary_claims_never_escapes_as_another_
 # Through the HTTP app: the issues service verifies with its own keys.
 
 
-def _app_key(issues_app: FastAPI) -> tuple[str, str]:
-    current = issues_app.state.keyring.current
+def _app_state(app: FastAPI) -> IssuesState:
+    return typed_state(app, IssuesState)
+
+
+def _app_key(app: FastAPI) -> tuple[str, str]:
+    current = _app_state(app).keyring.current
     return current.kid, current.public_pem
 
 
-def _app_claims(issues_app: FastAPI, **changes: Any) -> dict[str, Any]:
-    settings_ = issues_app.state.settings
+def _app_claims(app: FastAPI, **changes: Any) -> dict[str, Any]:
+    settings_ = _app_state(app).settings
     return claims(iss=settings_.token_issuer, aud=settings_.token_audience, **changes)
 
 
@@ -320,42 +305,32 @@ async def _caller(client: httpx.AsyncClient, token: str) -> httpx.Response:
     return await client.get("/v1/auth/caller", headers={"Authorization": f"Bearer {token}"})
 
 
-def _assert_401(r: httpx.Response, code: str = "invalid_token") -> None:
-    assert r.status_code == 401, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.headers["www-authenticate"].startswith("Bearer")
-    assert r.json()["code"] == code and r.json()["status"] == 401
-    assert r.json()["request_id"] == r.headers["x-request-id"]
-
-
-async def test_the_app_refuses_an_alg_none_token(client: httpx.AsyncClient, issues_app: FastAPI) -> None:
-    kid, _ = _app_key(issues_app)
-    _assert_401(await _caller(client, unsigned_token({"alg": "none", "kid": kid}, _app_claims(issues_app))))
+async def test_the_app_refuses_an_alg_none_token(client: httpx.AsyncClient, app: FastAPI) -> None:
+    kid, _ = _app_key(app)
+    assert_unauthorized(await _caller(client, unsigned_token({"alg": "none", "kid": kid}, _app_claims(app))))
 
 
 async def test_the_app_refuses_hs256_signed_with_its_public_key(
-    client: httpx.AsyncClient, issues_app: FastAPI
+    client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    kid, public_pem = _app_key(issues_app)
+    kid, public_pem = _app_key(app)
     # The JWKS form of the key is what an attacker would download; the PEM is what a naive verifier uses.
-    _assert_401(await _caller(client, hs256_with_public_key(public_pem, kid, _app_claims(issues_app))))
+    assert_unauthorized(await _caller(client, hs256_with_public_key(public_pem, kid, _app_claims(app))))
 
 
 async def test_the_app_accepts_its_own_token_and_refuses_it_tampered(
-    client: httpx.AsyncClient, issues_app: FastAPI
+    client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    token = issues_app.state.keyring.sign(_app_claims(issues_app))
+    token = _app_state(app).keyring.sign(_app_claims(app))
     assert (await _caller(client, token)).status_code == 200
     head, _claims, sig = token.split(".")
-    raised = segment(_app_claims(issues_app, role="admin", region_path="/"))
-    _assert_401(await _caller(client, f"{head}.{raised}.{sig}"))
+    raised = segment(_app_claims(app, role="admin", region_path="/"))
+    assert_unauthorized(await _caller(client, f"{head}.{raised}.{sig}"))
 
 
-async def test_a_signed_token_missing_the_role_is_refused(
-    client: httpx.AsyncClient, issues_app: FastAPI
-) -> None:
-    token = issues_app.state.keyring.sign(_app_claims(issues_app, role=None))
-    _assert_401(await _caller(client, token))
+async def test_a_signed_token_missing_the_role_is_refused(client: httpx.AsyncClient, app: FastAPI) -> None:
+    token = _app_state(app).keyring.sign(_app_claims(app, role=None))
+    assert_unauthorized(await _caller(client, token))
 
 
 @pytest.mark.parametrize(
@@ -363,14 +338,14 @@ async def test_a_signed_token_missing_the_role_is_refused(
     [{}, {"Authorization": "Basic b2ZmaWNlcjpwdw=="}, {"Authorization": "Bearer"}, {"Authorization": ""}],
 )
 async def test_no_bearer_token_is_missing_token(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
-    _assert_401(await client.get("/v1/auth/caller", headers=headers), code="missing_token")
+    assert_unauthorized(await client.get("/v1/auth/caller", headers=headers), code="missing_token")
 
 
 @pytest.mark.parametrize(
     "case", ["garbage", "bad base64", "header a list", "alg None", "truncated signature"]
 )
 async def test_the_app_answers_401_for_malformed_tokens(client: httpx.AsyncClient, case: str) -> None:
-    _assert_401(await _caller(client, BAD_TOKENS[case]))
+    assert_unauthorized(await _caller(client, BAD_TOKENS[case]))
 
 
 async def test_requests_arriving_during_the_first_fetch_wait_for_its_keys(issuer: FakeIssuer) -> None:

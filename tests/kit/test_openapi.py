@@ -12,23 +12,15 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from services.issues.app import create_app as issues_app
-from services.issues.settings import IssuesSettings
-from services.media.app import create_app as media_app
-from services.media.settings import MediaSettings
-from services.scoring.app import create_app as scoring_app
-from services.scoring.settings import ScoringSettings
+from tests.support.apps import SERVICES
+from tests.support.problems import PROBLEM_JSON as PROBLEM
 
-PROBLEM = "application/problem+json"
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/.well-known/jwks.json", "/v1/auth/token", "/v1/auth/wechat"}
 
 
-def _app(service: str, data_dir: Path) -> FastAPI:
-    if service == "issues":
-        return issues_app(IssuesSettings(environment="test", data_dir=data_dir))
-    if service == "scoring":
-        return scoring_app(ScoringSettings(environment="test", data_dir=data_dir))
-    return media_app(MediaSettings(environment="test", data_dir=data_dir))
+def _app(name: str, data_dir: Path) -> FastAPI:
+    service = SERVICES[name]
+    return service.build(service.settings(data_dir=data_dir))
 
 
 @pytest.fixture(params=["issues", "scoring", "media"])

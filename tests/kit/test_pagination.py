@@ -5,21 +5,29 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 from sqlmodel import col
 
 from services.issues.users.models import User
-from services.kit.db import Database, SessionDep
-from services.kit.errors import BadRequest, install_problem_handlers
+from services.kit.app import ApiInfo, build_app
+from services.kit.db import Database
+from services.kit.deps import SessionDep
+from services.kit.errors import BadRequest
 from services.kit.pagination import MAX_LIMIT, Page, PageDep, decode_cursor, encode_cursor, paginate
+from services.kit.settings import ServiceSettings
+from services.kit.state import ServiceState
+from tests.support.apps import bare_state, client_for, running
+from tests.support.problems import assert_problem
 
 _scalar = st.none() | st.booleans() | st.integers() | st.text()
 
@@ -61,12 +69,12 @@ def test_a_cursor_of_the_wrong_shape_is_invalid(cursor: str) -> None:
     assert caught.value.instance_code == "invalid_cursor"
 
 
-# Walking pages through a small app over the demo users, on SQLite and PostgreSQL.
+# Walking pages through a small app over the test tree's users, on SQLite and PostgreSQL.
 
 
 @pytest.fixture
-async def database(issues_db_url: str) -> AsyncIterator[Database]:
-    db = Database(issues_db_url)
+async def database(db_url: str) -> AsyncIterator[Database]:
+    db = Database(db_url)
     # Give half the users one creation time, so the id must break ties.
     async with db.sessionmaker() as session, session.begin():
         same = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -76,12 +84,11 @@ async def database(issues_db_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def pages(database: Database) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    install_problem_handlers(app)
-    app.state.database = database
+async def pages(db_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """A kit app of two paged routes over the users table (the kit's middleware and problems included)."""
+    router = APIRouter()
 
-    @app.get("/users")
+    @router.get("/users", summary="Users by creation")
     async def by_creation(page: PageDep, session: SessionDep) -> Page[str]:
         return await paginate(
             session,
@@ -92,13 +99,25 @@ async def pages(database: Database) -> AsyncIterator[httpx.AsyncClient]:
             lambda u: [u.created_at, u.id],
         )
 
-    @app.get("/users/by-id")
+    @router.get("/users/by-id", summary="Users by id")
     async def by_id(page: PageDep, session: SessionDep) -> Page[str]:
         return await paginate(
             session, select(User), [col(User.id)], page, lambda u: str(u.username), lambda u: [u.id]
         )
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kit.test") as c:
+    settings = ServiceSettings(environment="test", data_dir=tmp_path, database_url=db_url, log_json=False)
+
+    @asynccontextmanager
+    async def open_state(database: Database, http: httpx.AsyncClient) -> AsyncIterator[ServiceState[Any]]:
+        yield bare_state(database, settings, http)
+
+    app = build_app(
+        settings,
+        api=ApiInfo(title="pages", description="paged routes"),
+        routers=[router],
+        open_state=open_state,
+    )
+    async with running(app), client_for(app, "http://kit.test") as c:
         yield c
 
 
@@ -163,10 +182,7 @@ async def test_the_last_page_has_no_next_cursor(pages: httpx.AsyncClient) -> Non
 async def test_a_tampered_cursor_is_400_invalid_cursor(
     pages: httpx.AsyncClient, path: str, cursor: str
 ) -> None:
-    r = await pages.get(path, params={"cursor": cursor})
-    assert r.status_code == 400, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.json()["code"] == "invalid_cursor"
+    assert_problem(await pages.get(path, params={"cursor": cursor}), 400, "invalid_cursor")
 
 
 async def test_a_cursor_we_issued_for_a_time_key_is_accepted(
@@ -191,10 +207,8 @@ async def test_a_cursor_we_issued_for_a_time_key_is_accepted(
 async def test_a_limit_over_200_or_an_oversized_cursor_is_422(
     pages: httpx.AsyncClient, params: dict[str, Any], field: str
 ) -> None:
-    r = await pages.get("/users", params=params)
-    assert r.status_code == 422, r.text
-    assert r.json()["code"] == "validation_failed"
-    assert [e["field"] for e in r.json()["errors"]] == [field]
+    body = assert_problem(await pages.get("/users", params=params), 422, "validation_failed")
+    assert [e["field"] for e in body["errors"]] == [field]
 
 
 def test_the_page_envelope_is_documented() -> None:

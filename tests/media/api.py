@@ -9,15 +9,18 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from tests.media.s3_server import closed_port
+from services.kit.identity import Subject, service_client_id
+from tests.media.s3_server import closed_port, unique_bucket
+from tests.support.builders import COUNTY, FAR_VILLAGE, NEIGHBOUR, OTHER_TOWN, TOWN, VILLAGE
 
-COUNTY = "370282"
-TOWN = "370282103"  # 蓝村街道
-OTHER_TOWN = "370282104"  # 移风店镇
-VILLAGE = "370282103201"
-NEIGHBOUR = "370282103202"  # another village of the same town
-FAR_VILLAGE = "370282104201"  # a village of the other town
-ATTACHER = {"role": "service", "region": "*", "subject": "client:svc-issues"}
+__all__ = ["COUNTY", "FAR_VILLAGE", "NEIGHBOUR", "OTHER_TOWN", "TOWN", "VILLAGE"]
+
+# The issues service pinning photos to issues: `auth(**ATTACHER)`.
+ATTACHER: dict[str, Any] = {
+    "role": "service",
+    "region": "*",
+    "subject": Subject.client(service_client_id("issues")),
+}
 
 LOCAL_BASE = "http://media.test"
 
@@ -44,16 +47,6 @@ async def uploaded(
     r = await upload(client, headers, data, **fields)
     assert r.status_code == 201, r.text
     body: dict[str, Any] = r.json()
-    return body
-
-
-def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The response is an RFC 9457 problem with this status and stable `code`; returns its body."""
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json"), r.headers["content-type"]
-    body: dict[str, Any] = r.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
     return body
 
 
@@ -95,10 +88,15 @@ def picture(data: bytes) -> Image.Image:
 
 
 def unreachable_store(tmp_path: Path) -> dict[str, Any]:
-    """Media settings under which neither store answers: S3 on a closed port, the local folder under a file."""
+    """Media settings under which neither store answers: S3 on a closed port (and a bucket never made), the
+    local folder under a file."""
     blocker = tmp_path / "a-file-not-a-folder"
     blocker.write_bytes(b"")
-    return {"s3_endpoint": f"127.0.0.1:{closed_port()}", "local_store_dir": blocker / "objects"}
+    return {
+        "s3_endpoint": f"127.0.0.1:{closed_port()}",
+        "s3_bucket": unique_bucket(),
+        "local_store_dir": blocker / "objects",
+    }
 
 
 async def open_slot(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:

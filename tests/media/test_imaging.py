@@ -16,8 +16,8 @@ import pytest
 from PIL import ExifTags, Image, ImageCms, ImageFile
 from PIL.TiffImagePlugin import IFDRational
 
-from services.media import imaging
-from services.media.imaging.facts import CHINA_TIME, NO_EXIF
+from services.media.imaging import images as imaging
+from services.media.imaging.facts import CHINA_TIME, NO_EXIF, ExifFacts
 from services.media.imaging.images import (
     BadRedactionBox,
     ImageCorrupt,
@@ -264,7 +264,7 @@ def test_inspect_leaves_the_file_unchanged(put: Callable[..., Path]) -> None:
 # ---- EXIF facts ---------------------------------------------------------------------------------------
 
 
-def facts_of(put: Callable[..., Path], exif: Image.Exif, fmt: str = "JPEG") -> imaging.ExifFacts:
+def facts_of(put: Callable[..., Path], exif: Image.Exif, fmt: str = "JPEG") -> ExifFacts:
     return imaging.inspect(put(images.encode(sample(), fmt, exif=exif)), max_pixels=MAX_PIXELS).facts
 
 
@@ -317,7 +317,7 @@ def test_garbage_in_the_exif_segment_is_accepted_and_flagged(put: Callable[..., 
     garbage = np.random.default_rng(8).integers(0, 256, 300, dtype=np.uint8).tobytes()
     path = put(images.with_app1(images.jpeg(320, 240), b"Exif\x00\x00" + garbage))
     inspected = imaging.inspect(path, max_pixels=MAX_PIXELS)
-    assert inspected.facts == imaging.ExifFacts(has_exif=True, malformed=True)
+    assert inspected.facts == ExifFacts(has_exif=True, malformed=True)
     variants = imaging.make_variants(path, inspected.facts)
     assert variants.display_size == (320, 240)
 

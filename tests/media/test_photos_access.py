@@ -16,25 +16,16 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from services.kit.identity import Subject
 from services.media.photos import keys
 from services.media.photos.models import Photo
 from services.media.settings import MediaSettings
 from services.media.storage import sign_local
-from tests.media.api import (
-    COUNTY,
-    FAR_VILLAGE,
-    NEIGHBOUR,
-    OTHER_TOWN,
-    TOWN,
-    VILLAGE,
-    assert_problem,
-    follow,
-    picture,
-    uploaded,
-    variant,
-)
+from tests.media.api import ATTACHER, follow, picture, uploaded, variant
 from tests.media.images import encode, exif_block, jpeg, photo_like
 from tests.media.s3_server import S3Server
+from tests.support.builders import COUNTY, FAR_VILLAGE, NEIGHBOUR, OTHER_TOWN, TOWN, VILLAGE
+from tests.support.problems import assert_problem
 
 Auth = Callable[..., dict[str, str]]
 
@@ -48,30 +39,28 @@ def _sample(seed: int) -> bytes:
 
 
 @local_store
-async def test_uploader_reads_the_photo_as_it_was_answered(
-    media_client: httpx.AsyncClient, media_auth: Auth
-) -> None:
-    village = media_auth("village", VILLAGE)
-    body = await uploaded(media_client, village, _sample(31), purpose="before")
-    r = await media_client.get(f"/v1/photos/{body['id']}", headers=village)
+async def test_uploader_reads_the_photo_as_it_was_answered(client: httpx.AsyncClient, auth: Auth) -> None:
+    village = auth("village", VILLAGE)
+    body = await uploaded(client, village, _sample(31), purpose="before")
+    r = await client.get(f"/v1/photos/{body['id']}", headers=village)
     assert r.status_code == 200, r.text
     assert r.json() == body
-    assert_problem(await media_client.get(f"/v1/photos/{body['id']}"), 401, "missing_token")
-    assert_problem(await media_client.get("/v1/photos/" + "0" * 32, headers=village), 404, "photo_not_found")
+    assert_problem(await client.get(f"/v1/photos/{body['id']}"), 401, "missing_token")
+    assert_problem(await client.get("/v1/photos/" + "0" * 32, headers=village), 404, "photo_not_found")
 
 
 @local_store
 async def test_another_village_gets_404_on_every_photo_route(
-    media_client: httpx.AsyncClient,
-    media_auth: Auth,
-    media_rows: Any,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    count_rows: Any,
     stored_objects: Callable[[], list[str]],
 ) -> None:
-    photo = await uploaded(media_client, media_auth("village", VILLAGE), _sample(32))
+    photo = await uploaded(client, auth("village", VILLAGE), _sample(32))
     objects = stored_objects()
     base = f"/v1/photos/{photo['id']}"
     box = {"boxes": [{"x": 0, "y": 0, "width": 10, "height": 10}]}
-    for headers in (media_auth("village", NEIGHBOUR), media_auth("officer", OTHER_TOWN)):
+    for headers in (auth("village", NEIGHBOUR), auth("officer", OTHER_TOWN)):
         for method, path, extra in (
             ("GET", base, {}),
             ("GET", f"{base}/content?variant=thumb", {}),
@@ -81,72 +70,70 @@ async def test_another_village_gets_404_on_every_photo_route(
             ("DELETE", base, {}),
             ("POST", f"{base}/redactions", {"json": box}),
         ):
-            r = await media_client.request(method, path, headers=headers, **extra)
+            r = await client.request(method, path, headers=headers, **extra)
             assert (r.status_code, r.json()["code"]) == (404, "photo_not_found"), f"{method} {path}: {r.text}"
-        batch = await media_client.get("/v1/photos", params={"ids": photo["id"]}, headers=headers)
+        batch = await client.get("/v1/photos", params={"ids": photo["id"]}, headers=headers)
         assert batch.json() == {"items": [], "missing": [photo["id"]]}
-    assert await media_rows(Photo) == 1
+    assert await count_rows(Photo) == 1
     assert stored_objects() == objects
 
 
 @local_store
 async def test_town_and_county_staff_see_their_villages_photos_and_no_others(
-    media_client: httpx.AsyncClient, media_auth: Auth
+    client: httpx.AsyncClient, auth: Auth
 ) -> None:
-    photo = await uploaded(media_client, media_auth("village", VILLAGE), _sample(33))
+    photo = await uploaded(client, auth("village", VILLAGE), _sample(33))
     path = f"/v1/photos/{photo['id']}"
     for role, region in (("officer", TOWN), ("admin", COUNTY), ("inspector", COUNTY), ("viewer", COUNTY)):
-        r = await media_client.get(path, headers=media_auth(role, region))
+        r = await client.get(path, headers=auth(role, region))
         assert r.status_code == 200, f"{role} {region}: {r.text}"
     for role, region in (("officer", OTHER_TOWN), ("village", FAR_VILLAGE), ("grid", "370282104201-W01")):
-        r = await media_client.get(path, headers=media_auth(role, region))
+        r = await client.get(path, headers=auth(role, region))
         assert r.status_code == 404, f"{role} {region}: {r.text}"
 
 
 @local_store
-async def test_citizen_sees_only_its_own_uploads(media_client: httpx.AsyncClient, media_auth: Auth) -> None:
-    me = media_auth("citizen", VILLAGE, subject="user:citizen-1")
-    neighbour = media_auth("citizen", VILLAGE, subject="user:citizen-2")
-    mine = await uploaded(media_client, me, _sample(34))
-    cadres = await uploaded(media_client, media_auth("village", VILLAGE), _sample(35))
+async def test_citizen_sees_only_its_own_uploads(client: httpx.AsyncClient, auth: Auth) -> None:
+    me = auth("citizen", VILLAGE, subject=Subject.user(1001))
+    neighbour = auth("citizen", VILLAGE, subject=Subject.user(1002))
+    mine = await uploaded(client, me, _sample(34))
+    cadres = await uploaded(client, auth("village", VILLAGE), _sample(35))
 
-    assert (await media_client.get(f"/v1/photos/{mine['id']}", headers=me)).status_code == 200
-    assert_problem(
-        await media_client.get(f"/v1/photos/{mine['id']}", headers=neighbour), 404, "photo_not_found"
-    )
-    assert_problem(await media_client.get(f"/v1/photos/{cadres['id']}", headers=me), 404, "photo_not_found")
-    batch = await media_client.get("/v1/photos", params={"ids": f"{mine['id']},{cadres['id']}"}, headers=me)
+    assert (await client.get(f"/v1/photos/{mine['id']}", headers=me)).status_code == 200
+    assert_problem(await client.get(f"/v1/photos/{mine['id']}", headers=neighbour), 404, "photo_not_found")
+    assert_problem(await client.get(f"/v1/photos/{cadres['id']}", headers=me), 404, "photo_not_found")
+    batch = await client.get("/v1/photos", params={"ids": f"{mine['id']},{cadres['id']}"}, headers=me)
     assert [p["id"] for p in batch.json()["items"]] == [mine["id"]]
     assert batch.json()["missing"] == [cadres["id"]]
     # The village's cadre sees what its citizens sent.
-    r = await media_client.get(f"/v1/photos/{mine['id']}", headers=media_auth("village", VILLAGE))
+    r = await client.get(f"/v1/photos/{mine['id']}", headers=auth("village", VILLAGE))
     assert r.status_code == 200
 
 
 @local_store
 async def test_batch_answers_visible_photos_in_order_and_lists_the_rest_as_missing(
-    media_client: httpx.AsyncClient, media_auth: Auth
+    client: httpx.AsyncClient, auth: Auth
 ) -> None:
-    village = media_auth("village", VILLAGE)
-    a = await uploaded(media_client, village, _sample(36))
-    b = await uploaded(media_client, village, _sample(37))
-    c = await uploaded(media_client, media_auth("village", NEIGHBOUR), _sample(38))
+    village = auth("village", VILLAGE)
+    a = await uploaded(client, village, _sample(36))
+    b = await uploaded(client, village, _sample(37))
+    c = await uploaded(client, auth("village", NEIGHBOUR), _sample(38))
     unknown = "0" * 32
     ids = f"{b['id']}, {a['id']},{c['id']},{unknown},{b['id']}"
-    r = await media_client.get("/v1/photos", params={"ids": ids}, headers=village)
+    r = await client.get("/v1/photos", params={"ids": ids}, headers=village)
     assert r.status_code == 200, r.text
     assert [p["id"] for p in r.json()["items"]] == [b["id"], a["id"]]
     assert r.json()["items"][1] == a
     assert r.json()["missing"] == [c["id"], unknown]
     # The issues service (a service token for the whole tree) sees all three.
-    service = media_auth("service", "*", subject="client:svc-issues")
-    r = await media_client.get("/v1/photos", params={"ids": ids}, headers=service)
+    service = auth(**ATTACHER)
+    r = await client.get("/v1/photos", params={"ids": ids}, headers=service)
     assert [p["id"] for p in r.json()["items"]] == [b["id"], a["id"], c["id"]]
     too_many = ",".join(f"{i:032x}" for i in range(101))
     assert_problem(
-        await media_client.get("/v1/photos", params={"ids": too_many}, headers=village), 400, "too_many_ids"
+        await client.get("/v1/photos", params={"ids": too_many}, headers=village), 400, "too_many_ids"
     )
-    assert_problem(await media_client.get("/v1/photos", headers=village), 422, "validation_failed")
+    assert_problem(await client.get("/v1/photos", headers=village), 422, "validation_failed")
 
 
 # ---- content links ------------------------------------------------------------------------------------
@@ -159,21 +146,21 @@ def _no_exif(data: bytes) -> bool:
 
 @sqlite_only
 async def test_thumb_and_display_links_serve_upright_jpegs_without_metadata(
-    media_client: httpx.AsyncClient,
-    media_auth: Auth,
-    media_settings: MediaSettings,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    settings: MediaSettings,
     store_kind: str,
     request: pytest.FixtureRequest,
 ) -> None:
     # Stored 1800x1350 with orientation 6 (turn 90° clockwise to view): upright it is 1350x1800.
     exif = exif_block(orientation=6, gps=(36.39, 120.45), make="Xiaomi", model="14")
     data = encode(photo_like(1800, 1350, seed=39), "JPEG", exif=exif)
-    village = media_auth("village", VILLAGE)
-    photo = await uploaded(media_client, village, data)
+    village = auth("village", VILLAGE)
+    photo = await uploaded(client, village, data)
     assert (photo["width"], photo["height"], photo["facts"]["orientation"]) == (1800, 1350, 6)
     expected = {"thumb": (240, 320), "display": (1200, 1600)}
     for name, size in expected.items():
-        url, got = await variant(media_client, village, photo["id"], name)
+        url, got = await variant(client, village, photo["id"], name)
         assert got.status_code == 200, got.text
         assert got.headers["content-type"] == "image/jpeg"
         img = picture(got.content)
@@ -183,36 +170,36 @@ async def test_thumb_and_display_links_serve_upright_jpegs_without_metadata(
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         if store_kind == "local":
             assert (parts.netloc, parts.path.split("/")[1:4]) == ("media.test", ["v1", "media", "objects"])
-            assert abs(int(query["exp"]) - (time.time() + media_settings.download_url_seconds)) < 5
+            assert abs(int(query["exp"]) - (time.time() + settings.download_url_seconds)) < 5
         else:
             server: S3Server = request.getfixturevalue("s3_server")
             assert parts.netloc == server.public_endpoint
-            assert parts.path.startswith(f"/{media_settings.s3_bucket}/")
-            assert int(query["X-Amz-Expires"]) == media_settings.download_url_seconds
+            assert parts.path.startswith(f"/{settings.s3_bucket}/")
+            assert int(query["X-Amz-Expires"]) == settings.download_url_seconds
             assert query["response-content-type"] == "image/jpeg"
     # The default variant is the display copy.
-    r = await media_client.get(f"/v1/photos/{photo['id']}/content", headers=village)
+    r = await client.get(f"/v1/photos/{photo['id']}/content", headers=village)
     assert r.status_code == 307
-    assert picture((await follow(media_client, r.headers["location"])).content).size == (1200, 1600)
+    assert picture((await follow(client, r.headers["location"])).content).size == (1200, 1600)
 
 
 @sqlite_only
 async def test_original_needs_photos_original_and_is_the_exact_upload(
-    media_client: httpx.AsyncClient, media_auth: Auth
+    client: httpx.AsyncClient, auth: Auth
 ) -> None:
     data = jpeg(640, 480, seed=40, exif=exif_block(gps=(36.39, 120.45), make="HUAWEI"))
-    grid = media_auth("grid", "370282103201-W01")
-    citizen = media_auth("citizen", VILLAGE)
-    by_grid = await uploaded(media_client, grid, data)
-    by_citizen = await uploaded(media_client, citizen, _sample(41))
-    for headers, photo in ((grid, by_grid), (citizen, by_citizen), (media_auth("village", VILLAGE), by_grid)):
-        r = await media_client.get(f"/v1/photos/{photo['id']}/content?variant=original", headers=headers)
+    grid = auth("grid", "370282103201-W01")
+    citizen = auth("citizen", VILLAGE)
+    by_grid = await uploaded(client, grid, data)
+    by_citizen = await uploaded(client, citizen, _sample(41))
+    for headers, photo in ((grid, by_grid), (citizen, by_citizen), (auth("village", VILLAGE), by_grid)):
+        r = await client.get(f"/v1/photos/{photo['id']}/content?variant=original", headers=headers)
         assert_problem(r, 403, "insufficient_scope")
-    officer = media_auth("officer", TOWN)
-    listed = (await media_client.get(f"/v1/photos/{by_grid['id']}", headers=officer)).json()
+    officer = auth("officer", TOWN)
+    listed = (await client.get(f"/v1/photos/{by_grid['id']}", headers=officer)).json()
     assert listed["urls"]["original"] == f"/v1/photos/{by_grid['id']}/content?variant=original"
-    for headers in (officer, media_auth("viewer", COUNTY)):
-        _, got = await variant(media_client, headers, by_grid["id"], "original")
+    for headers in (officer, auth("viewer", COUNTY)):
+        _, got = await variant(client, headers, by_grid["id"], "original")
         assert got.status_code == 200
         assert got.content == data
         assert hashlib.sha256(got.content).hexdigest() == by_grid["sha256"]
@@ -221,28 +208,28 @@ async def test_original_needs_photos_original_and_is_the_exact_upload(
 @sqlite_only
 @local_store
 async def test_tampered_or_expired_local_link_is_refused(
-    media_client: httpx.AsyncClient, media_auth: Auth, media_settings: MediaSettings
+    client: httpx.AsyncClient, auth: Auth, settings: MediaSettings
 ) -> None:
-    village = media_auth("village", VILLAGE)
-    photo = await uploaded(media_client, village, _sample(42))
-    url, got = await variant(media_client, village, photo["id"], "thumb")
+    village = auth("village", VILLAGE)
+    photo = await uploaded(client, village, _sample(42))
+    url, got = await variant(client, village, photo["id"], "thumb")
     assert got.status_code == 200
     sig = parse_qs(urlsplit(url).query)["sig"][0]
     forged = sig[:-1] + ("0" if sig[-1] != "0" else "1")
-    assert_problem(await media_client.get(url.replace(sig, forged)), 403, "bad_signature")
+    assert_problem(await client.get(url.replace(sig, forged)), 403, "bad_signature")
     # The thumbnail's signature does not open the original next to it.
     original = url.replace(keys.thumb_key(photo["sha256"]), keys.original_key(photo["sha256"]))
-    assert_problem(await media_client.get(original), 403, "bad_signature")
+    assert_problem(await client.get(original), 403, "bad_signature")
     # A later expiry needs a new signature.
     exp = parse_qs(urlsplit(url).query)["exp"][0]
     assert_problem(
-        await media_client.get(url.replace(f"exp={exp}", f"exp={int(exp) + 3600}")), 403, "bad_signature"
+        await client.get(url.replace(f"exp={exp}", f"exp={int(exp) + 3600}")), 403, "bad_signature"
     )
     # A link signed with our secret but past its expiry.
     key = keys.thumb_key(photo["sha256"])
     past = int(time.time()) - 10
-    secret = media_settings.link_signing_secret.get_secret_value().encode()
+    secret = settings.link_signing_secret.get_secret_value().encode()
     stale = f"http://media.test/v1/media/objects/{key}?exp={past}&ct=image%2Fjpeg&sig=" + sign_local(
         secret, "GET", key, past, content_type="image/jpeg"
     )
-    assert_problem(await media_client.get(stale), 403, "link_expired")
+    assert_problem(await client.get(stale), 403, "link_expired")

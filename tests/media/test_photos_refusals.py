@@ -21,9 +21,6 @@ from services.media.imaging.facts import CHINA_TIME
 from services.media.photos.models import Photo
 from services.media.settings import MediaSettings
 from tests.media.api import (
-    TOWN,
-    VILLAGE,
-    assert_problem,
     complete,
     flags,
     open_slot,
@@ -44,13 +41,15 @@ from tests.media.images import (
     with_declared_size,
 )
 from tests.media.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
+from tests.support.builders import TOWN, VILLAGE
+from tests.support.problems import assert_problem
 
 Auth = Callable[..., dict[str, str]]
 PHOTO_LIMIT = 200_000
 
 
 @pytest.fixture
-def media_overrides(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+def overrides(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     """`small_limit`: a 200 kB photo limit; `store_down`: neither store can be reached or written."""
     wanted = getattr(request, "param", None)
     if wanted == "small_limit":
@@ -98,36 +97,34 @@ REFUSALS = [
 @pytest.mark.parametrize("way", ["multipart", "presigned"])
 @pytest.mark.parametrize(("build", "filename", "status", "code"), REFUSALS)
 async def test_bad_image_is_refused_and_nothing_is_kept(
-    media_client: httpx.AsyncClient,
-    media_auth: Auth,
-    media_rows: Any,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    count_rows: Any,
     stored_objects: Callable[[], list[str]],
-    media_settings: MediaSettings,
+    settings: MediaSettings,
     build: Callable[[], bytes],
     filename: str,
     status: int,
     code: str,
     way: str,
 ) -> None:
-    village = media_auth("village", VILLAGE)
+    village = auth("village", VILLAGE)
     objects = stored_objects()
     if way == "multipart":
-        r = await upload(media_client, village, build(), filename=filename)
+        r = await upload(client, village, build(), filename=filename)
     else:  # the bytes go straight to the store; completing the slot refuses them and removes them
-        slot = await open_slot(media_client, village)
-        await put_bytes(media_client, slot["put_url"], build())
-        r = await complete(media_client, village, slot["id"])
+        slot = await open_slot(client, village)
+        await put_bytes(client, slot["put_url"], build())
+        r = await complete(client, village, slot["id"])
         assert r.json()["upload_id"] == slot["id"]
     assert_problem(r, status, code)
-    assert await media_rows(Photo) == 0
+    assert await count_rows(Photo) == 0
     assert stored_objects() == objects
-    assert spooled(media_settings.data_dir) == []
+    assert spooled(settings.data_dir) == []
 
 
-async def test_unsupported_type_is_named_in_the_refusal(
-    media_client: httpx.AsyncClient, media_auth: Auth
-) -> None:
-    r = await upload(media_client, media_auth("village", VILLAGE), encode(photo_like(64, 48), "GIF"))
+async def test_unsupported_type_is_named_in_the_refusal(client: httpx.AsyncClient, auth: Auth) -> None:
+    r = await upload(client, auth("village", VILLAGE), encode(photo_like(64, 48), "GIF"))
     body = assert_problem(r, 415, "unsupported_image_type")
     assert body["detected_type"] == "image/gif"
     assert "image/jpeg" in body["accepted_types"]
@@ -145,17 +142,17 @@ INVALID_REQUESTS: list[tuple[str, dict[str, Any] | None, dict[str, str], int, st
 
 
 async def test_invalid_forms_are_refused_and_nothing_is_kept(
-    media_client: httpx.AsyncClient,
-    media_auth: Auth,
-    media_rows: Any,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    count_rows: Any,
     stored_objects: Callable[[], list[str]],
-    media_settings: MediaSettings,
+    settings: MediaSettings,
 ) -> None:
     # One app for the whole list: these are refused before any image work, so a case costs one request.
     for name, files, fields, status, code in INVALID_REQUESTS:
-        r = await media_client.post(
+        r = await client.post(
             "/v1/photos",
-            headers=media_auth("village", VILLAGE),
+            headers=auth("village", VILLAGE),
             files={"file": ("a.jpg", _sample(), "image/jpeg")} if files is None else files,
             data=fields,
         )
@@ -163,71 +160,71 @@ async def test_invalid_forms_are_refused_and_nothing_is_kept(
         assert r.headers["content-type"].startswith("application/problem+json"), name
         if status == 422:
             assert r.json()["errors"], name
-    assert await media_rows(Photo) == 0
+    assert await count_rows(Photo) == 0
     assert stored_objects() == []
-    assert spooled(media_settings.data_dir) == []
+    assert spooled(settings.data_dir) == []
 
 
 async def test_upload_needs_a_token_with_photos_write(
-    media_client: httpx.AsyncClient,
-    media_auth: Auth,
-    media_rows: Any,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    count_rows: Any,
     stored_objects: Callable[[], list[str]],
 ) -> None:
-    r = await upload(media_client, {}, _sample())
+    r = await upload(client, {}, _sample())
     assert_problem(r, 401, "missing_token")
     assert r.headers["www-authenticate"].startswith("Bearer")
     for role, region in (("viewer", "370282"), ("service", "*")):
-        r = await upload(media_client, media_auth(role, region), _sample())
+        r = await upload(client, auth(role, region), _sample())
         assert_problem(r, 403, "insufficient_scope")
-    assert await media_rows(Photo) == 0
+    assert await count_rows(Photo) == 0
     assert stored_objects() == []
 
 
 # ---- size limit -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("media_overrides", ["small_limit"], indirect=True)
+@pytest.mark.parametrize("overrides", ["small_limit"], indirect=True)
 async def test_photo_over_the_size_limit_is_refused_413(
-    media_client: httpx.AsyncClient,
-    media_auth: Auth,
-    media_rows: Any,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    count_rows: Any,
     stored_objects: Callable[[], list[str]],
-    media_settings: MediaSettings,
+    settings: MediaSettings,
 ) -> None:
     # 300 kB: under the body limit (photo + form framing), over the photo limit checked while spooling.
     big = _sample() + bytes(300_000 - len(_sample()))
-    r = await upload(media_client, media_auth("village", VILLAGE), big)
+    r = await upload(client, auth("village", VILLAGE), big)
     assert_problem(r, 413, "photo_too_large")
-    assert await media_rows(Photo) == 0
+    assert await count_rows(Photo) == 0
     assert stored_objects() == []
-    assert spooled(media_settings.data_dir) == []
+    assert spooled(settings.data_dir) == []
     # A photo just under the limit is taken.
     assert len(_sample()) < PHOTO_LIMIT
-    assert (await upload(media_client, media_auth("village", VILLAGE), _sample())).status_code == 201
+    assert (await upload(client, auth("village", VILLAGE), _sample())).status_code == 201
 
 
-@pytest.mark.parametrize("media_overrides", ["small_limit"], indirect=True)
+@pytest.mark.parametrize("overrides", ["small_limit"], indirect=True)
 async def test_declared_body_over_the_limit_is_refused_before_reading_it(
-    media_client: httpx.AsyncClient,
-    media_auth: Auth,
-    media_rows: Any,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    count_rows: Any,
     stored_objects: Callable[[], list[str]],
 ) -> None:
-    r = await upload(media_client, media_auth("village", VILLAGE), bytes(600_000))
+    r = await upload(client, auth("village", VILLAGE), bytes(600_000))
     assert_problem(r, 413, "payload_too_large")
     assert r.headers["connection"] == "close"
-    assert await media_rows(Photo) == 0
+    assert await count_rows(Photo) == 0
     assert stored_objects() == []
 
 
-@pytest.mark.parametrize("media_overrides", ["small_limit"], indirect=True)
+@pytest.mark.parametrize("overrides", ["small_limit"], indirect=True)
 async def test_streamed_body_without_length_is_cut_off_at_the_limit(
-    media_client: httpx.AsyncClient,
-    media_auth: Auth,
-    media_rows: Any,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    count_rows: Any,
     stored_objects: Callable[[], list[str]],
-    media_settings: MediaSettings,
+    settings: MediaSettings,
 ) -> None:
     boundary = "huanzhi-test-boundary"
     chunk, chunks = 64 * 1024, 32  # 2 MiB offered; the limit is the photo limit plus 256 KiB of framing
@@ -244,52 +241,52 @@ async def test_streamed_body_without_length_is_cut_off_at_the_limit(
             yield b"\xff" * chunk
         yield f"\r\n--{boundary}--\r\n".encode()
 
-    headers = media_auth("village", VILLAGE) | {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-    r = await media_client.post("/v1/photos", headers=headers, content=body())
+    headers = auth("village", VILLAGE) | {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    r = await client.post("/v1/photos", headers=headers, content=body())
     assert "content-length" not in r.request.headers
     assert_problem(r, 413, "payload_too_large")
     assert sent * chunk <= PHOTO_LIMIT + 256 * 1024 + chunk  # stopped while streaming, not after all of it
     assert sent < chunks
-    assert await media_rows(Photo) == 0
+    assert await count_rows(Photo) == 0
     assert stored_objects() == []
-    assert spooled(media_settings.data_dir) == []
+    assert spooled(settings.data_dir) == []
 
 
 # ---- store down -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("media_overrides", ["store_down"], indirect=True)
+@pytest.mark.parametrize("overrides", ["store_down"], indirect=True)
 async def test_store_down_answers_503_with_retry_after_and_keeps_no_row(
-    media_client: httpx.AsyncClient,
-    media_auth: Auth,
-    media_rows: Any,
-    media_settings: MediaSettings,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    count_rows: Any,
+    settings: MediaSettings,
     store_kind: str,
     request: pytest.FixtureRequest,
 ) -> None:
-    r = await upload(media_client, media_auth("village", VILLAGE), _sample())
+    r = await upload(client, auth("village", VILLAGE), _sample())
     assert_problem(r, 503, "store_unavailable")
     assert int(r.headers["retry-after"]) > 0
-    assert await media_rows(Photo) == 0
-    assert spooled(media_settings.data_dir) == []
+    assert await count_rows(Photo) == 0
+    assert spooled(settings.data_dir) == []
     if store_kind == "s3":
         server: S3Server = request.getfixturevalue("s3_server")
         real = Minio(
             server.endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False, region=REGION
         )
-        assert not real.bucket_exists(media_settings.s3_bucket)  # nothing reached the store
+        assert not real.bucket_exists(settings.s3_bucket)  # nothing reached the store
     else:
-        assert not media_settings.objects_dir.exists()
+        assert not settings.objects_dir.exists()
 
-    ready = await media_client.get("/readyz")
+    ready = await client.get("/readyz")
     assert ready.status_code == 503
     assert ready.headers["retry-after"]
     assert ready.json()["checks"]["object_store"].startswith("failed")
 
 
-async def test_readyz_reports_a_working_store(media_client: httpx.AsyncClient) -> None:
+async def test_readyz_reports_a_working_store(client: httpx.AsyncClient) -> None:
     # The issues peer is not running in these tests, so only the store's own check is looked at.
-    ready = await media_client.get("/readyz")
+    ready = await client.get("/readyz")
     checks = ready.json()["checks"]
     assert (checks["object_store"], checks["database"]) == ("ok", "ok")
 
@@ -299,30 +296,28 @@ async def test_readyz_reports_a_working_store(media_client: httpx.AsyncClient) -
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
 async def test_malformed_exif_is_accepted_and_flagged(
-    media_client: httpx.AsyncClient,
-    media_auth: Auth,
-    media_rows: Any,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    count_rows: Any,
     stored_objects: Callable[[], list[str]],
 ) -> None:
     garbage = np.random.default_rng(8).integers(0, 256, 300, dtype=np.uint8).tobytes()
     data = with_app1(jpeg(640, 480, seed=12), b"Exif\x00\x00" + garbage)
-    body = await uploaded(media_client, media_auth("village", VILLAGE), data)
+    body = await uploaded(client, auth("village", VILLAGE), data)
     assert body["facts"]["has_exif"] is True
     assert set(flags(body)) == {"exif_malformed"}
-    assert await media_rows(Photo) == 1
+    assert await count_rows(Photo) == 1
     assert len(stored_objects()) == 4
 
 
 async def test_exif_position_in_the_ocean_is_accepted_and_flagged_with_the_distance(
-    media_client: httpx.AsyncClient,
-    media_auth: Auth,
-    media_rows: Any,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    count_rows: Any,
     stored_objects: Callable[[], list[str]],
 ) -> None:
     data = jpeg(640, 480, seed=13, exif=exif_block(gps=(20.0, 125.0)))  # the Philippine Sea
-    body = await uploaded(
-        media_client, media_auth("village", VILLAGE), data, latitude="36.39", longitude="120.45"
-    )
+    body = await uploaded(client, auth("village", VILLAGE), data, latitude="36.39", longitude="120.45")
     far = flags(body)["gps_far_from_claim"]
     assert 1_850_000 < far["figures"]["distance_m"] < 1_900_000  # ≈ 1,876 km from 即墨
     assert (far["figures"]["exif_lat"], far["figures"]["claimed_lat"]) == (pytest.approx(20.0), 36.39)
@@ -330,7 +325,7 @@ async def test_exif_position_in_the_ocean_is_accepted_and_flagged_with_the_dista
         pytest.approx(20.0),
         pytest.approx(125.0),
     )
-    assert await media_rows(Photo) == 1
+    assert await count_rows(Photo) == 1
     assert len(stored_objects()) == 4
 
 
@@ -343,10 +338,8 @@ one_combination = [
 
 @one_combination[0]
 @one_combination[1]
-async def test_photo_without_exif_is_flagged_exif_missing(
-    media_client: httpx.AsyncClient, media_auth: Auth
-) -> None:
-    body = await uploaded(media_client, media_auth("citizen", VILLAGE), _sample())
+async def test_photo_without_exif_is_flagged_exif_missing(client: httpx.AsyncClient, auth: Auth) -> None:
+    body = await uploaded(client, auth("citizen", VILLAGE), _sample())
     assert body["facts"] == {
         "has_exif": False,
         "taken_at": None,
@@ -369,8 +362,8 @@ async def test_photo_without_exif_is_flagged_exif_missing(
     ],
 )
 async def test_capture_time_far_from_the_upload_is_flagged_in_hours(
-    media_client: httpx.AsyncClient,
-    media_auth: Auth,
+    client: httpx.AsyncClient,
+    auth: Auth,
     offset: timedelta,
     code: str,
     figure: str,
@@ -378,7 +371,7 @@ async def test_capture_time_far_from_the_upload_is_flagged_in_hours(
 ) -> None:
     taken = (datetime.now(CHINA_TIME) + offset).replace(microsecond=0)
     data = jpeg(640, 480, seed=14, exif=exif_block(taken_at=taken))
-    body = await uploaded(media_client, media_auth("village", VILLAGE), data)
+    body = await uploaded(client, auth("village", VILLAGE), data)
     assert set(flags(body)) == {code}
     assert flags(body)[code]["figures"][figure] == pytest.approx(hours, abs=0.1)
     assert datetime.fromisoformat(body["facts"]["taken_at"]) == taken
@@ -387,32 +380,32 @@ async def test_capture_time_far_from_the_upload_is_flagged_in_hours(
 @one_combination[0]
 @one_combination[1]
 async def test_capture_time_far_from_the_claimed_time_is_flagged(
-    media_client: httpx.AsyncClient, media_auth: Auth
+    client: httpx.AsyncClient, auth: Auth
 ) -> None:
     taken = datetime.now(CHINA_TIME).replace(microsecond=0) - timedelta(hours=1)
     data = jpeg(640, 480, seed=15, exif=exif_block(taken_at=taken))
     claimed = (taken + timedelta(hours=5)).isoformat()
-    body = await uploaded(media_client, media_auth("village", VILLAGE), data, taken_at=claimed)
+    body = await uploaded(client, auth("village", VILLAGE), data, taken_at=claimed)
     assert set(flags(body)) == {"claimed_time_mismatch"}
     assert flags(body)["claimed_time_mismatch"]["figures"]["hours_apart"] == pytest.approx(5)
     assert datetime.fromisoformat(body["claims"]["taken_at"]) == taken + timedelta(hours=5)
 
 
 async def test_json_routes_under_photos_keep_the_1_mib_json_limit(
-    media_client: httpx.AsyncClient, media_auth: Auth, stored_objects: Callable[[], list[str]]
+    client: httpx.AsyncClient, auth: Auth, stored_objects: Callable[[], list[str]]
 ) -> None:
     """Only the upload itself may be 20 MB; a 2 MB redaction request is refused before it is read."""
-    photo = await uploaded(media_client, media_auth("village", VILLAGE), _sample())
+    photo = await uploaded(client, auth("village", VILLAGE), _sample())
     objects = stored_objects()
     box = {"x": 1, "y": 1, "width": 1, "height": 1}
     huge = json.dumps({"boxes": [box] * 40_000}).encode()
     assert len(huge) > 1_048_576 * 1.5
-    officer = media_auth("officer", TOWN)
-    r = await media_client.post(
+    officer = auth("officer", TOWN)
+    r = await client.post(
         f"/v1/photos/{photo['id']}/redactions",
         headers={**officer, "content-type": "application/json"},
         content=huge,
     )
     assert_problem(r, 413, "payload_too_large")
     assert stored_objects() == objects
-    assert (await media_client.get(f"/v1/photos/{photo['id']}", headers=officer)).json()["redacted"] is False
+    assert (await client.get(f"/v1/photos/{photo['id']}", headers=officer)).json()["redacted"] is False

@@ -14,15 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from PIL import Image
 from sqlalchemy import select, update
 from sqlmodel import col
 
+from services.media.deps import MediaState
 from services.media.photos.models import Photo, PhotoHash
-from tests.conftest import REGION_PATHS
 from tests.media import photos
-from tests.media.api import COUNTY, FAR_VILLAGE, VILLAGE, flags, uploaded
+from tests.media.api import flags, uploaded
+from tests.support.builders import COUNTY, FAR_VILLAGE, REGION_PATHS, VILLAGE
 
 Auth = Callable[..., dict[str, str]]
 
@@ -60,13 +60,13 @@ async def _similar(client: httpx.AsyncClient, headers: dict[str, str], photo_id:
     "kind", ["wechat", "mirror", "screenshot", "crop_left_15", "rotate_3_crop", "brighter_15", "resize_50"]
 )
 async def test_reused_picture_from_another_user_in_the_county_is_flagged_and_listed(
-    media_client: httpx.AsyncClient, media_auth: Auth, kind: str
+    client: httpx.AsyncClient, auth: Auth, kind: str
 ) -> None:
-    first = await uploaded(media_client, media_auth("village", VILLAGE), _original_bytes(), purpose="after")
+    first = await uploaded(client, auth("village", VILLAGE), _original_bytes(), purpose="after")
     reused_img = photos.REUSE_KINDS[kind](_original())
     data = _bytes(reused_img, "PNG" if kind == "screenshot" else "JPEG")
-    other_town = media_auth("village", FAR_VILLAGE)
-    second = await uploaded(media_client, other_town, data, purpose="after")
+    other_town = auth("village", FAR_VILLAGE)
+    second = await uploaded(client, other_town, data, purpose="after")
 
     assert "reused" not in flags(first)
     flag = flags(second).get("reused")
@@ -79,31 +79,29 @@ async def test_reused_picture_from_another_user_in_the_county_is_flagged_and_lis
     assert first["id"] in flag["detail"]
 
     # County staff see the match from both sides, with the same figures as the flag.
-    inspector = media_auth("inspector", COUNTY)
-    listed = await _similar(media_client, inspector, second["id"])
+    inspector = auth("inspector", COUNTY)
+    listed = await _similar(client, inspector, second["id"])
     assert [(m["photo_id"], m["score"], m["mirrored"], m["exact"]) for m in listed] == [
         (first["id"], figures["score"], figures["mirrored"], False)
     ]
     assert listed[0]["inliers"] == figures["inliers"]
-    assert [m["photo_id"] for m in await _similar(media_client, inspector, first["id"])] == [second["id"]]
+    assert [m["photo_id"] for m in await _similar(client, inspector, first["id"])] == [second["id"]]
     # The uploader in the other town is told of the match but cannot browse the first photo.
-    assert await _similar(media_client, other_town, second["id"]) == []
+    assert await _similar(client, other_town, second["id"]) == []
 
 
-async def test_byte_identical_reuse_is_listed_as_exact(
-    media_client: httpx.AsyncClient, media_auth: Auth
-) -> None:
-    first = await uploaded(media_client, media_auth("village", VILLAGE), _original_bytes())
-    second = await uploaded(media_client, media_auth("village", FAR_VILLAGE), _original_bytes())
-    listed = await _similar(media_client, media_auth("admin", COUNTY), second["id"])
+async def test_byte_identical_reuse_is_listed_as_exact(client: httpx.AsyncClient, auth: Auth) -> None:
+    first = await uploaded(client, auth("village", VILLAGE), _original_bytes())
+    second = await uploaded(client, auth("village", FAR_VILLAGE), _original_bytes())
+    listed = await _similar(client, auth("admin", COUNTY), second["id"])
     assert [(m["photo_id"], m["exact"], m["score"]) for m in listed] == [(first["id"], True, 1.0)]
 
 
 async def test_different_scenes_are_not_flagged_even_when_alike(
-    media_client: httpx.AsyncClient, media_auth: Auth, media_rows: Any
+    client: httpx.AsyncClient, auth: Auth, count_rows: Any
 ) -> None:
-    village = media_auth("village", VILLAGE)
-    first = await uploaded(media_client, village, _original_bytes(), purpose="before")
+    village = auth("village", VILLAGE)
+    first = await uploaded(client, village, _original_bytes(), purpose="before")
     honest = {
         "another scene": photos.camera(SCENE + 1, SIZE),
         "same kind of place": photos.jpeg(photos.scene(SCENE + 2, SIZE, style=photos.style_of(SCENE)), 92),
@@ -111,25 +109,25 @@ async def test_different_scenes_are_not_flagged_even_when_alike(
         "same printed sign": photos.with_sign(photos.camera(SCENE + 3, SIZE), 7, place_seed=1),
     }
     for name, img in honest.items():
-        body = await uploaded(media_client, media_auth("village", FAR_VILLAGE), _bytes(img), purpose="after")
+        body = await uploaded(client, auth("village", FAR_VILLAGE), _bytes(img), purpose="after")
         assert "reused" not in flags(body), f"{name} accused: {body['flags']}"
-        assert await _similar(media_client, media_auth("admin", COUNTY), body["id"]) == []
-    assert await _similar(media_client, media_auth("admin", COUNTY), first["id"]) == []
-    assert await media_rows(Photo) == 1 + len(honest)
+        assert await _similar(client, auth("admin", COUNTY), body["id"]) == []
+    assert await _similar(client, auth("admin", COUNTY), first["id"]) == []
+    assert await count_rows(Photo) == 1 + len(honest)
 
 
 async def test_reuse_is_looked_for_in_the_county_archive_only(
-    media_client: httpx.AsyncClient, media_app: FastAPI, media_auth: Auth
+    client: httpx.AsyncClient, media_state: MediaState, auth: Auth
 ) -> None:
-    first = await uploaded(media_client, media_auth("village", VILLAGE), _original_bytes())
-    async with media_app.state.database.sessionmaker() as session:
+    first = await uploaded(client, auth("village", VILLAGE), _original_bytes())
+    async with media_state.database.sessionmaker() as session:
         scopes = (await session.execute(select(col(Photo.reuse_scope)))).scalars().all()
         hash_scopes = set((await session.execute(select(col(PhotoHash.reuse_scope)))).scalars().all())
     assert list(scopes) == [COUNTY_SCOPE] and hash_scopes == {COUNTY_SCOPE}
 
     # The demo tree has one county: move the first photo's archive to a neighbouring county (城阳区).
     neighbour = "/37/3702/370214/"
-    async with media_app.state.database.sessionmaker() as session, session.begin():
+    async with media_state.database.transaction() as session:
         await session.execute(update(Photo).where(col(Photo.id) == first["id"]).values(reuse_scope=neighbour))
         await session.execute(
             update(PhotoHash).where(col(PhotoHash.photo_id) == first["id"]).values(reuse_scope=neighbour)
@@ -137,6 +135,6 @@ async def test_reuse_is_looked_for_in_the_county_archive_only(
     # Neither a WeChat copy nor the very same bytes point at the photo of the other county (the second
     # upload does match the first, which is in this county).
     for data in (_bytes(photos.REUSE_KINDS["wechat"](_original())), _original_bytes()):
-        body = await uploaded(media_client, media_auth("village", FAR_VILLAGE), data)
+        body = await uploaded(client, auth("village", FAR_VILLAGE), data)
         named = [f["figures"]["other_photo_id"] for f in body["flags"] if f["code"] == "reused"]
         assert first["id"] not in named, body["flags"]

@@ -11,13 +11,12 @@ import random
 import uuid
 
 import pytest
-from fastapi import FastAPI
 
+from services.media.deps import MediaState
 from services.media.photos.models import Photo, PhotoHash
 from services.media.photos.service import Intake
 from services.media.reuse import CANDIDATE_MAX_DISTANCE, Fingerprint, band_keys, lookup_distance, to_signed
-from tests.conftest import REGION_PATHS
-from tests.media.api import COUNTY
+from tests.support.builders import COUNTY, REGION_PATHS, VILLAGE
 
 pytestmark = pytest.mark.parametrize("store_kind", ["local"], indirect=True)
 
@@ -40,16 +39,16 @@ def _photo(photo_id: str, scope: str) -> Photo:
         height=1200,
         size_bytes=1000,
         purpose="after",
-        uploader="user:x",
+        uploader="user:1",
         uploader_role="village",
-        region_code="370282103201",
+        region_code=VILLAGE,
         region_path=scope,
         reuse_scope=scope,
     )
 
 
-async def _store(app: FastAPI, archive: dict[str, tuple[str, list[int]]]) -> None:
-    async with app.state.database.sessionmaker() as session, session.begin():
+async def _store(media_state: MediaState, archive: dict[str, tuple[str, list[int]]]) -> None:
+    async with media_state.database.transaction() as session:
         for photo_id, (scope, hashes) in archive.items():
             session.add(_photo(photo_id, scope))
             await session.flush()
@@ -61,7 +60,7 @@ async def _store(app: FastAPI, archive: dict[str, tuple[str, list[int]]]) -> Non
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-async def test_the_database_lookup_is_the_models(media_app: FastAPI, seed: int) -> None:
+async def test_the_database_lookup_is_the_models(media_state: MediaState, seed: int) -> None:
     rng = random.Random(seed)
     queries = [rng.getrandbits(64) for _ in range(12)]
     archive: dict[str, tuple[str, list[int]]] = {}
@@ -73,14 +72,14 @@ async def test_the_database_lookup_is_the_models(media_app: FastAPI, seed: int) 
             hashes[rng.randrange(5)] = to_signed(_flip(rng.choice(queries), rng.randrange(0, 10), rng))
         scope = OTHER_SCOPE if n % 10 == 9 else SCOPE
         archive[f"{n:02d}" + uuid.uuid4().hex[:30]] = (scope, hashes)
-    await _store(media_app, archive)
+    await _store(media_state, archive)
     new = Fingerprint(index_hashes=(), query_hashes=tuple(to_signed(q) for q in queries), features=b"")
     excluded = next(
         pid for pid, (scope, h) in archive.items() if scope == SCOPE and lookup_distance(new, h) <= 7
     )
 
-    intake: Intake = media_app.state.intake
-    async with media_app.state.database.sessionmaker() as session:
+    intake: Intake = media_state.intake
+    async with media_state.database.sessionmaker() as session:
         found = await intake.candidates(session, SCOPE, new, exclude={excluded})
 
     expected = sorted(

@@ -10,10 +10,10 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -24,6 +24,7 @@ from minio.commonconfig import ENABLED, Filter
 from minio.lifecycleconfig import Expiration, LifecycleConfig, Rule
 
 from services.kit.errors import Problem, install_problem_handlers
+from services.media.deps import StoreDep
 from services.media.storage import (
     InvalidKey,
     LocalStore,
@@ -41,7 +42,6 @@ from tests.media.s3_server import (
     SECRET_KEY,
     S3Server,
     closed_port,
-    running_s3_server,
     start_s3_server,
     unique_bucket,
 )
@@ -53,12 +53,6 @@ KEY = "originals/ab/cd/abcdef0123456789"
 JPEG_ISH = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40  # ~10 KiB; the store does not look inside
 
 Send = Callable[..., Awaitable[httpx.Response]]
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    with running_s3_server() as server:
-        yield server
 
 
 def make_s3_store(server: S3Server, bucket: str | None = None, **kwargs: Any) -> S3Store:
@@ -96,10 +90,11 @@ async def local_store(tmp_path: Path) -> LocalStore:
 
 
 def objects_app(store: ObjectStore) -> FastAPI:
+    """The signed-link routes alone, over `store` (in the service the store comes from its state)."""
     app = FastAPI()
     install_problem_handlers(app)
     app.include_router(objects_router)
-    app.state.store = store
+    app.dependency_overrides[get_args(StoreDep)[1].dependency] = lambda: store
     return app
 
 
