@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from services.issues.auth import revocations
 from services.issues.auth.keys import KeyRing, keys_from_pem_bundle
 from services.issues.auth.routes import router as auth_router
 from services.issues.auth.throttle import FailureThrottle
@@ -26,6 +27,7 @@ from services.kit.db import Database
 from services.kit.identity import ROLE_SCOPES, ROOT_PATH, Role, Subject, service_client_id
 from services.kit.jwt import JWKSCache, TokenVerifier
 from services.kit.peers import Peer, TokenSource
+from services.kit.revocation import RevocationList
 
 TAGS = [
     {"name": "auth", "description": "Tokens: password, client credentials, WeChat mini-program; the JWKS."},
@@ -51,6 +53,12 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
 
         # The issuer verifies with its own keys; refreshing re-reads them, no HTTP to itself.
         keys = JWKSCache(own_jwks, ttl=settings.jwks_cache_seconds, min_refresh_interval=0)
+
+        async def own_revocations() -> dict[str, Any]:
+            return await revocations.recent(database, settings.access_token_seconds)
+
+        # Read from its own database, and kept briefly: a disabled officer's token stops here at once.
+        revoked = RevocationList(own_revocations, ttl=min(1.0, settings.revocation_cache_seconds))
         media = (
             Peer("media", settings.media_url, http, _self_minted(keyring, settings))
             if settings.media_url
@@ -63,7 +71,9 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
             settings=settings,
             database=database,
             http=http,
-            verifier=TokenVerifier(keys, issuer=settings.token_issuer, audience=settings.token_audience),
+            verifier=TokenVerifier(
+                keys, issuer=settings.token_issuer, audience=settings.token_audience, revocations=revoked
+            ),
             keyring=keyring,
             login_throttle=FailureThrottle(
                 settings.login_max_failures,

@@ -1,8 +1,9 @@
 """Every table of the issues service, imported in one place for Alembic."""
 
+from services.issues.auth.models import Revocation
 from services.issues.clients.models import ApiClient
 from services.issues.db import metadata
 from services.issues.regions.models import Region
 from services.issues.users.models import User
 
-__all__ = ["ApiClient", "Region", "User", "metadata"]
+__all__ = ["ApiClient", "Region", "Revocation", "User", "metadata"]

@@ -21,6 +21,7 @@ from services.kit.idempotency import IdempotencyMiddleware, document_idempotency
 from services.kit.jwt import JWKSCache, TokenVerifier, http_jwks_fetcher
 from services.kit.observability import Metrics, RequestContextMiddleware, configure_logging, health_router
 from services.kit.peers import new_http_client
+from services.kit.revocation import RevocationList, http_revocations_fetcher
 from services.kit.settings import ServiceSettings
 from services.kit.state import ServiceState, state_of
 
@@ -99,13 +100,18 @@ def build_app(
 
 
 def issuer_verifier(settings: ServiceSettings, http: httpx.AsyncClient) -> TokenVerifier:
-    """Verifies tokens with the issuer's keys, fetched from its JWKS and cached."""
+    """Verifies tokens with the issuer's keys and its recent revocations, both fetched and cached."""
     keys = JWKSCache(
         http_jwks_fetcher(http, settings.jwks_url),
         ttl=settings.jwks_cache_seconds,
         min_refresh_interval=settings.jwks_min_refresh_seconds,
     )
-    return TokenVerifier(keys, issuer=settings.token_issuer, audience=settings.token_audience)
+    revocations = RevocationList(
+        http_revocations_fetcher(http, settings.revocations_url), ttl=settings.revocation_cache_seconds
+    )
+    return TokenVerifier(
+        keys, issuer=settings.token_issuer, audience=settings.token_audience, revocations=revocations
+    )
 
 
 def _readiness_checks(request: Request) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from jose import jwk, jwt
 from jose.exceptions import JOSEError
 
 from services.kit.errors import ServiceUnavailable, Unauthorized
+from services.kit.revocation import RevocationList
 
 ALGORITHM = "ES256"
 ALLOWED_ALGORITHMS = [ALGORITHM]
@@ -100,10 +101,13 @@ def http_jwks_fetcher(client: httpx.AsyncClient, url: str) -> JWKSFetcher:
 
 
 class TokenVerifier:
-    def __init__(self, keys: JWKSCache, *, issuer: str, audience: str) -> None:
+    def __init__(
+        self, keys: JWKSCache, *, issuer: str, audience: str, revocations: RevocationList | None = None
+    ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
+        self.revocations = revocations
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The verified claims of an access token, or `Unauthorized`."""
@@ -144,6 +148,10 @@ class TokenVerifier:
             value = claims.get(name)
             if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise Unauthorized(f"token claim {name} is not a number", code="invalid_token")
+        if self.revocations is not None:
+            revoked_at = await self.revocations.revoked_at(str(claims["sub"]))
+            if revoked_at is not None and claims["iat"] <= revoked_at:
+                raise Unauthorized("token revoked", code="token_revoked")
         return claims
 
 

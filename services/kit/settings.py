@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal, Self
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SERVICE_SECRET = "dev-service-secret-change-me"
@@ -32,6 +32,9 @@ class ServiceSettings(BaseSettings):
     jwks_cache_seconds: int = 3600
     # An unknown kid refetches the JWKS at most this often (a rotated-in key is seen within a second).
     jwks_min_refresh_seconds: float = 1.0
+    # How long the issuer's list of revoked tokens is trusted: a disabled user's or a revoked client's
+    # token stops working on this service within this many seconds (the review asked for 60 at most).
+    revocation_cache_seconds: float = Field(default=20.0, ge=0, le=60)
 
     peer_timeout_seconds: float = 5.0
     max_json_body_bytes: int = 1_048_576
@@ -42,6 +45,11 @@ class ServiceSettings(BaseSettings):
     def jwks_url(self) -> str:
         """Where the issuer publishes its public keys: always derived from `token_issuer`."""
         return self.token_issuer.rstrip("/") + "/.well-known/jwks.json"
+
+    @property
+    def revocations_url(self) -> str:
+        """Where the issuer publishes recent revocations: derived from `token_issuer` too."""
+        return self.token_issuer.rstrip("/") + "/.well-known/revocations.json"
 
     @property
     def resolved_database_url(self) -> str:

@@ -39,6 +39,9 @@ CALLER_PATHS = {"issues": "/v1/auth/caller", "scoring": "/v1/scoring/caller", "m
 STACK_ENV = {
     "HUANZHI_SCORING_JWKS_MIN_REFRESH_SECONDS": "0",
     "HUANZHI_MEDIA_JWKS_MIN_REFRESH_SECONDS": "0",
+    # Revocations reach the consumers within a second here (20 s by default), so the test waits little.
+    "HUANZHI_SCORING_REVOCATION_CACHE_SECONDS": "1",
+    "HUANZHI_MEDIA_REVOCATION_CACHE_SECONDS": "1",
     # The tests' tree instead of the demo's; password hashes at the cost tests use.
     "HUANZHI_ISSUES_SEED_DEMO": "false",
     "HUANZHI_ISSUES_ENVIRONMENT": "test",

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
-from services.issues.auth import service
+from services.issues.auth import revocations, service
 from services.issues.auth.schemas import (
     ClientCredentialsGrant,
     PasswordGrant,
@@ -19,7 +19,7 @@ from services.issues.auth.schemas import (
     WeChatTokenResponse,
 )
 from services.issues.auth.wechat import openid_for_code
-from services.issues.deps import HttpDep, KeyRingDep, LoginThrottleDep, SessionDep, SettingsDep
+from services.issues.deps import HttpDep, KeyRingDep, LoginThrottleDep, SessionDep, SettingsDep, StateDep
 from services.kit.errors import BadRequest, TooManyRequests, UnsupportedMediaType, problem_docs
 from services.kit.identity import ROLE_SCOPES, Role, Subject
 
@@ -197,3 +197,27 @@ async def wechat_login(
 )
 async def jwks(keyring: KeyRingDep) -> dict[str, Any]:
     return keyring.jwks()
+
+
+@router.get(
+    "/.well-known/revocations.json",
+    summary="Recently revoked subjects (for verifiers)",
+    description="Subjects whose tokens issued at or before `revoked_at` (Unix seconds) are void: users "
+    "disabled, demoted, moved to another region or given a new password, API clients revoked. Entries "
+    "stay for a token's lifetime (`window_seconds`). Every service refreshes this list every "
+    "`REVOCATION_CACHE_SECONDS` (20 s by default), so a revocation takes effect everywhere within that.",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "subjects": [{"sub": "user:42", "revoked_at": 1796371200.25}],
+                        "window_seconds": 3660,
+                    }
+                }
+            }
+        }
+    },
+)
+async def revocations_list(state: StateDep) -> dict[str, Any]:
+    return await revocations.recent(state.database, state.settings.access_token_seconds)

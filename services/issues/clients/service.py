@@ -9,6 +9,7 @@ from sqlalchemy import Select, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from services.issues.auth import revocations
 from services.issues.auth.passwords import hash_secret
 from services.issues.auth.rules import may_grant_scopes
 from services.issues.clients.models import ApiClient
@@ -19,7 +20,7 @@ from services.issues.users.service import region_codes, region_in_scope
 from services.kit.auth import Caller, in_subtree
 from services.kit.db import utcnow
 from services.kit.errors import Forbidden, NotFound
-from services.kit.identity import SERVICE_ONLY_SCOPES, Role
+from services.kit.identity import SERVICE_ONLY_SCOPES, Role, Subject
 from services.kit.pagination import Page, PageParams, paginate
 
 
@@ -107,5 +108,6 @@ async def revoke_client(session: AsyncSession, caller: Caller, client_id: str) -
     client, region = await get_client(session, caller, client_id)
     if client.revoked_at is None:
         client.revoked_at = utcnow()
+        await revocations.revoke(session, Subject.client(client.client_id))
         await session.flush()
     return client, region

@@ -93,6 +93,7 @@ async def read_user(user_id: UserId, caller: UsersReaderDep, session: SessionDep
     response_model=UserPublic,
     summary="Change a user",
     description="Change the display name, phone, role, home region or password, or disable the account. "
+    "A change of role, region, password or a disable revokes the tokens the user holds. "
     "The caller may not change a user ranked above itself (403 `user_outranks_caller`), grant a role above "
     "its own (403 `role_not_grantable`), change its own role (403 `own_role`) or disable itself "
     "(403 `own_account`).",
@@ -109,8 +110,8 @@ async def update_user(
     "/v1/users/{user_id}/disable",
     response_model=UserPublic,
     summary="Disable a user",
-    description="A disabled user can no longer sign in. Idempotent. Tokens already issued stay valid until "
-    "they expire.",
+    description="A disabled user can no longer sign in, and the tokens it holds stop working: at once on "
+    "this service, within `REVOCATION_CACHE_SECONDS` (20 s by default) on the others. Idempotent.",
     responses=problem_docs(403),
 )
 async def disable_user(

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from services.issues.auth import revocations
 from services.issues.auth.passwords import hash_secret
 from services.issues.auth.rules import may_grant_role
 from services.issues.regions.models import Region
@@ -18,7 +19,7 @@ from services.issues.users.schemas import UserCreate, UserPublic, UserUpdate
 from services.kit.auth import Caller, in_subtree
 from services.kit.db import utcnow
 from services.kit.errors import Conflict, Forbidden, NotFound
-from services.kit.identity import RANK, Role
+from services.kit.identity import RANK, Role, Subject
 from services.kit.pagination import Page, PageParams, paginate
 
 
@@ -215,6 +216,9 @@ async def update_user(
     if body.password is not None:
         user.password_hash = await _hash(body.password, settings)
     after = (user.role, user.disabled, user.region_id, user.display_name, user.phone)
+    if after[:3] != before[:3] or body.password is not None:
+        # Disabled, demoted, moved or given a new password: the tokens it holds say otherwise, so they go.
+        await revocations.revoke(session, Subject.user(user_id))
     # A repeated disable (or an unchanged value) leaves updated_at alone.
     if after != before or body.password is not None:
         user.updated_at = utcnow()
