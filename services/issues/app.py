@@ -78,7 +78,11 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
             login_throttle=FailureThrottle(
                 settings.login_max_failures,
                 settings.login_failure_window_seconds,
-                limits={"addr": settings.login_max_failures_per_address},
+                limits={
+                    "account": settings.login_max_failures_per_account,
+                    "addr": settings.login_max_failures_per_address,
+                },
+                delays={"account": (settings.login_delay_after_failures, settings.login_max_delay_seconds)},
             ),
             media=media,
         )

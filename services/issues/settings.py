@@ -42,7 +42,14 @@ class IssuesSettings(ServiceSettings):
     password_hash_parallelism: int = Field(default=4, ge=1)
 
     # Password and client-credentials login: failures allowed in a window before 429.
-    login_max_failures: int = Field(default=5, ge=1)  # per username or client id
+    # Per account from one address: a person who mistyped, or a guesser, is stopped there and only there.
+    login_max_failures: int = Field(default=5, ge=1)
+    # Per account from anywhere: past `login_delay_after_failures`, each attempt waits 1, 2, 4 … up to
+    # `login_max_delay_seconds`; the hard ceiling is much higher, so nobody locks an account from elsewhere
+    # (and one person mistyping at one address never slows the account down elsewhere).
+    login_delay_after_failures: int = Field(default=10, ge=1)
+    login_max_delay_seconds: float = Field(default=60.0, gt=0)
+    login_max_failures_per_account: int = Field(default=50, ge=1)
     # Per client address: higher, since a village's phones often share one address (carrier NAT).
     login_max_failures_per_address: int = Field(default=30, ge=1)
     login_failure_window_seconds: int = 900

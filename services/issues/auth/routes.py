@@ -84,7 +84,9 @@ async def _read_token_request(request: Request) -> PasswordGrant | ClientCredent
     summary="Get an access token (password or client credentials)",
     description="OAuth 2.0 token endpoint. Staff sign in with `grant_type=password`; integrations and the "
     "other services with `grant_type=client_credentials`. A wrong user and a wrong password get the same "
-    "answer; repeated failures for one username, client or address answer 429 with `Retry-After`.",
+    "answer. Failures answer 429 `login_throttled` with `Retry-After`: 5 for one username or client from one "
+    "address (15 minutes there, and only there), growing waits (1 s, 2 s, 4 s … 60 s) past 10 from anywhere "
+    "and a ceiling of 50, and 30 from one address over all accounts.",
     openapi_extra=_TOKEN_BODY_DOC,
     responses=problem_docs(415, 429),
 )
@@ -98,7 +100,10 @@ async def token(
 ) -> TokenResponse:
     grant = await _read_token_request(request)
     account = grant.username.lower() if isinstance(grant, PasswordGrant) else grant.client_id
-    keys = (f"account:{account}", f"addr:{request.client.host if request.client else '-'}")
+    address = request.client.host if request.client else "-"
+    # The account from this address (hard limit), the account from anywhere (growing delays, a much
+    # higher ceiling), the address over every account.
+    keys = (f"pair:{account}|{address}", f"account:{account}", f"addr:{address}")
     wait = throttle.retry_after(*keys)
     if wait:
         raise TooManyRequests(
@@ -118,6 +123,7 @@ async def token(
         throttle.fail(*keys)
         raise
     throttle.succeed(keys[0])
+    throttle.succeed(keys[1])
     issued = service.token_for(keyring, settings, principal, service.narrow(principal.scopes, grant.scope))
     response.headers.update(_NO_STORE)
     return TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope)

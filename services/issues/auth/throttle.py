@@ -1,7 +1,9 @@
-"""Failed-login throttling: a sliding window of failures per key (username, client id, address).
+"""Failed-login throttling: a sliding window of failures per key (account and address, account, address).
 
 Keys are `kind:value`; each kind has its own limit, so one address shared by a whole village (carrier NAT
-is the rule on rural mobile networks) tolerates more failures than one account. Kept in the process's
+is the rule on rural mobile networks) tolerates more failures than one account, and a kind may also ask
+for growing delays between attempts before its hard limit (so nobody can lock an account by guessing at
+it from elsewhere, yet guessing stays slow). Kept in the process's
 memory, bounded in keys: behind several replicas each counts its own failures, which still bounds
 guessing to replicas × limit per window.
 """
@@ -21,12 +23,15 @@ class FailureThrottle:
         clock: Callable[[], float] = time.monotonic,
         *,
         limits: Mapping[str, int] | None = None,
+        delays: Mapping[str, tuple[int, float]] | None = None,
         max_keys: int = 100_000,
     ) -> None:
         """`max_failures` for every kind of key not named in `limits`; at most `max_keys` keys remembered
         (the longest untouched are forgotten first)."""
         self.max_failures = max_failures
         self.limits = dict(limits or {})
+        # kind → (failures after which each attempt waits, the longest wait): 1 s, 2 s, 4 s … up to it.
+        self.delays = dict(delays or {})
         self.window = window_seconds
         self.max_keys = max_keys
         self._clock = clock
@@ -54,6 +59,9 @@ class FailureThrottle:
             limit = self.limit_for(key)
             if len(entries) >= limit:
                 wait = max(wait, entries[-limit] + self.window - self._clock())
+            elif (delay := self.delays.get(key.partition(":")[0])) is not None and len(entries) >= delay[0]:
+                pause = min(delay[1], 2.0 ** (len(entries) - delay[0]))
+                wait = max(wait, entries[-1] + pause - self._clock())
         return int(wait) + 1 if wait > 0 else 0
 
     def fail(self, *keys: str) -> None:
