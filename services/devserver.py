@@ -129,6 +129,11 @@ def start_stack(
     return stack
 
 
+# No `server: uvicorn` in answers; headers up to 64 KiB reach the app, which answers what is too large
+# with a problem (431) instead of the server's plain-text 400.
+UVICORN_HARDENING = ("--no-server-header", "--h11-max-incomplete-event-size", str(64 * 1024 + 8192))
+
+
 def spawn_service(
     service: str, host: str, port: int, env: Mapping[str, str], *, quiet: bool = False
 ) -> subprocess.Popen[bytes]:
@@ -148,6 +153,7 @@ def spawn_service(
             "--log-level",
             "warning",
             "--no-access-log",
+            *UVICORN_HARDENING,
         ],
         env=dict(env),
         stdout=output,

@@ -9,13 +9,17 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Table
+from starlette.datastructures import Headers
+from starlette.responses import Response
 
 from services.kit.db import Database
 from services.kit.errors import (
     COMMON_PROBLEM_RESPONSES,
     document_problem_media_type,
     install_problem_handlers,
+    problem_response,
 )
 from services.kit.idempotency import IdempotencyMiddleware, document_idempotency
 from services.kit.jwt import JWKSCache, TokenVerifier, http_jwks_fetcher
@@ -87,6 +91,23 @@ def build_app(
     if idempotency is not None:
         # Inside the request-context middleware: replays carry a request id and respect the body limit.
         app.add_middleware(IdempotencyMiddleware, table=idempotency)
+    if settings.cors_allowed_origins:
+        # Outside everything but the request context: a preflight is answered before tokens or bodies are
+        # looked at, and still carries a request id.
+        app.add_middleware(
+            ProblemCORSMiddleware,
+            allow_origins=settings.cors_allowed_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=[
+                "Location",
+                "Retry-After",
+                "X-Request-ID",
+                "Idempotent-Replayed",
+                "Content-Disposition",
+            ],
+            max_age=600,
+        )
     app.add_middleware(
         RequestContextMiddleware,
         metrics=metrics,
@@ -97,6 +118,21 @@ def build_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered as a problem like every other refusal."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        return problem_response(
+            400,
+            "cors_preflight_refused",
+            "Bad request",
+            detail=bytes(response.body).decode() or "the cross-origin request is not allowed",
+        )
 
 
 def issuer_verifier(settings: ServiceSettings, http: httpx.AsyncClient) -> TokenVerifier:

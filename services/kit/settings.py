@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SERVICE_SECRET = "dev-service-secret-change-me"
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class ServiceSettings(BaseSettings):
@@ -36,10 +40,28 @@ class ServiceSettings(BaseSettings):
     # token stops working on this service within this many seconds (the review asked for 60 at most).
     revocation_cache_seconds: float = Field(default=20.0, ge=0, le=60)
 
+    # Browser front ends on other origins allowed to call this service (CORS), e.g.
+    # `https://zhengzhi.jimo.gov.cn,https://admin.example`; none by default.
+    cors_allowed_origins: Annotated[list[str], NoDecode] = []
+
     peer_timeout_seconds: float = 5.0
     max_json_body_bytes: int = 1_048_576
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _origins_from_text(cls, value: object) -> object:
+        """A comma-separated list in the environment; each an origin (scheme, host, port), not a pattern."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for origin in value:
+                if not isinstance(origin, str) or not _ORIGIN.fullmatch(origin):
+                    raise ValueError(
+                        f"not an origin: {origin!r} (scheme://host[:port], no path, no wildcard)"
+                    )
+        return value
 
     @property
     def jwks_url(self) -> str:

@@ -42,6 +42,10 @@ STACK_ENV = {
     # Revocations reach the consumers within a second here (20 s by default), so the test waits little.
     "HUANZHI_SCORING_REVOCATION_CACHE_SECONDS": "1",
     "HUANZHI_MEDIA_REVOCATION_CACHE_SECONDS": "1",
+    # One browser front end, to test CORS on the running services.
+    "HUANZHI_ISSUES_CORS_ALLOWED_ORIGINS": "https://zhengzhi.jimo.example",
+    "HUANZHI_SCORING_CORS_ALLOWED_ORIGINS": "https://zhengzhi.jimo.example",
+    "HUANZHI_MEDIA_CORS_ALLOWED_ORIGINS": "https://zhengzhi.jimo.example",
     # The tests' tree instead of the demo's; password hashes at the cost tests use.
     "HUANZHI_ISSUES_SEED_DEMO": "false",
     "HUANZHI_ISSUES_ENVIRONMENT": "test",

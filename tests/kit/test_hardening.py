@@ -249,3 +249,56 @@ async def test_every_api_answer_forbids_sniffing_and_caching(
 async def test_an_oversized_authorization_header_is_a_problem(client: httpx.AsyncClient) -> None:
     answer = await client.get("/v1/regions", headers={"Authorization": "Bearer " + "A" * 64 * 1024})
     assert_problem(answer, 431, "headers_too_large")
+
+
+# ---- 10. CORS: none by default, the configured origins exactly ----
+
+FRONT_END = "https://zhengzhi.jimo.example"
+
+
+async def test_without_configured_origins_a_preflight_is_refused(client: httpx.AsyncClient) -> None:
+    preflight = await client.options(
+        "/v1/regions", headers={"Origin": FRONT_END, "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status_code == 405
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+@pytest.mark.parametrize("overrides", [{"cors_allowed_origins": [FRONT_END]}])
+async def test_a_configured_origin_passes_its_preflight_and_reads_the_answer(
+    client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]
+) -> None:
+    preflight = await client.options(
+        "/v1/regions",
+        headers={
+            "Origin": FRONT_END,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
+        },
+    )
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == FRONT_END
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert "idempotency-key" in preflight.headers["access-control-allow-headers"].lower()
+
+    answer = await client.get("/v1/regions", headers={**auth("admin"), "Origin": FRONT_END})
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == FRONT_END
+    assert "x-request-id" in answer.headers["access-control-expose-headers"].lower()
+
+    elsewhere = await client.options(
+        "/v1/regions", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert_problem(elsewhere, 400, "cors_preflight_refused")
+    plain = await client.get("/v1/regions", headers={**auth("admin"), "Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in plain.headers
+
+
+def test_an_origin_setting_must_name_origins() -> None:
+    from services.kit.settings import ServiceSettings
+
+    parsed = ServiceSettings(cors_allowed_origins=f"{FRONT_END}, http://127.0.0.1:5173")  # type: ignore[arg-type]
+    assert parsed.cors_allowed_origins == [FRONT_END, "http://127.0.0.1:5173"]
+    for bad in ("*", "https://x.example/path", "zhengzhi.example"):
+        with pytest.raises(ValueError, match="not an origin"):
+            ServiceSettings(cors_allowed_origins=bad)  # type: ignore[arg-type]
