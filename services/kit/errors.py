@@ -10,8 +10,10 @@ import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from services.kit.context import request_id_var
 
@@ -218,12 +220,24 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code, title = _STATUS_CODES.get(exc.status_code, (f"http_{exc.status_code}", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) else None
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette's Allow names the methods of the first route whose path matched; list every route's.
+        allowed = {
+            method
+            for route in iter_route_contexts(request.app.router.routes)
+            if route.matches(request.scope)[0] is not Match.NONE
+            for method in route.methods or ()
+        }
+        if allowed:
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+            headers["Allow"] = ", ".join(sorted(allowed))
     return problem_response(
         exc.status_code,
         code,
         title,
         detail=detail,
-        headers=dict(exc.headers or {}),
+        headers=headers,
         instance=request.url.path,
     )
 

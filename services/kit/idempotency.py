@@ -311,13 +311,23 @@ async def _problem(
 
 def document_idempotency(openapi: dict[str, Any]) -> dict[str, Any]:
     """Add the optional `Idempotency-Key` header to every POST that takes a bearer token."""
+    # What the middleware takes: the value (as Latin-1, HTTP's header charset) less surrounding whitespace
+    # is 1 to 255 printable characters: ASCII 0x20-0x7E and Latin-1 0xA1-0xFF but the soft hyphen 0xAD.
+    printable, edge = r"[ -~\xa1-\xac\xae-\xff]", r"[\t-\r\x1c-\x20\x85\xa0]*"
+    visible = r"[!-~\xa1-\xac\xae-\xff]"
     parameter = {
         "name": HEADER,
         "in": "header",
         "required": False,
-        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "pattern": f"^{edge}{visible}(?:{printable}{{0,253}}{visible})?{edge}$",
+        },
         "description": "Send the same key when retrying this request: the first answer comes back again "
-        "(`Idempotent-Replayed: true`); the same key with a different body is refused (422).",
+        "(`Idempotent-Replayed: true`); the same key with a different body is refused (422). 1 to 255 "
+        "printable characters once surrounding whitespace is trimmed (ASCII, or Latin-1 above 0xA0 but the "
+        "soft hyphen); anything else answers 400 `invalid_idempotency_key`. A UUID is a good key.",
         "example": "6f1c7a52-3f5e-4d55-9d1e-8c7f6b9a0e21",
     }
     for path, operations in openapi.get("paths", {}).items():

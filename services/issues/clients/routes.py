@@ -11,6 +11,7 @@ from services.issues.clients.schemas import ClientCreate, ClientCreated, ClientP
 from services.issues.deps import SessionDep, SettingsDep
 from services.kit.auth import Caller, current_caller, require_scope
 from services.kit.errors import problem_docs
+from services.kit.fields import TRUE_FALSE, OptionalQueryBool
 from services.kit.identity import Scope
 from services.kit.pagination import Page, PageDep
 
@@ -57,7 +58,10 @@ async def list_clients(
     caller: ClientsWriterDep,
     session: SessionDep,
     page: PageDep,
-    revoked: Annotated[bool | None, Query(description="Only revoked (or only active) clients.")] = None,
+    revoked: Annotated[
+        OptionalQueryBool,
+        Query(description="`true`: only revoked clients; `false`: only active ones. " + TRUE_FALSE),
+    ] = None,
 ) -> Page[ClientPublic]:
     return await service.list_clients(session, caller, page, revoked=revoked)
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.datastructures import UploadFile
 
 from services.issues.deps import SessionDep, StateDep
@@ -24,10 +25,21 @@ from services.kit.exports import (
     csv_chunks,
     xlsx_chunks,
 )
+from services.kit.fields import TRUE_FALSE, QueryBool
 from services.kit.identity import Scope
 from services.kit.pagination import Page, PageDep
 
 router = APIRouter(tags=["regions"])
+
+
+class _RegionCodeConvertor(StringConvertor):
+    """A region code in a path, but never `import`: `/v1/regions/import` is the importer (POST) alone, as
+    OpenAPI reads a concrete path before a templated one, so GET there is 405, not a region lookup."""
+
+    regex = "(?!import(?:/|$))[^/]+"
+
+
+register_url_convertor("region_code", _RegionCodeConvertor())
 
 RegionsReaderDep = Annotated[Caller, Depends(require_scope(Scope.regions_read))]
 RegionsWriterDep = Annotated[Caller, Depends(require_scope(Scope.regions_write))]
@@ -79,11 +91,13 @@ async def list_regions(
 _IMPORT_BODY_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "A UTF-8 CSV file (a BOM is fine) with the header `code,name,level,parent_code`; a "
-        "parent is a region in the caller's subtree or a row earlier in the file. At most 20,000 rows.",
+        "description": "A UTF-8 CSV file (a BOM is fine) whose first line is the header "
+        "`code,name,level,parent_code`; a parent is a region in the caller's subtree or a row earlier in the "
+        "file. At most 20,000 rows. An empty file has no header (400 `bad_csv_header`); a file with the "
+        "header and no rows is a valid import of nothing.",
         "content": {
             "text/csv": {
-                "schema": {"type": "string"},
+                "schema": {"type": "string", "minLength": 1},
                 "example": "code,name,level,parent_code\n370282103204,北庄村,village,370282103\n"
                 "370282103204-W01,北庄村第一网格,grid,370282103204\n",
             },
@@ -105,8 +119,11 @@ _IMPORT_BODY_DOC: dict[str, Any] = {
     summary="Import regions from a CSV file",
     description="Every row is checked and reported. By default the file is all-or-nothing: one refused row "
     "stores nothing and answers 422 `import_rejected` with the report in `rows`. `partial=true` stores the "
-    "good rows; `dry_run=true` stores nothing and only reports. Header problems answer 400 "
-    "(`bad_csv_header`, `invalid_encoding`, `malformed_csv`), more than 20,000 rows 413 `too_many_rows`.",
+    "good rows; `dry_run=true` stores nothing and only reports. A file that is not UTF-8 answers 400 "
+    "`invalid_encoding`, one that is not CSV 400 `malformed_csv`, one whose first line is not the header "
+    "(an empty file too) 400 `bad_csv_header`, more than 20,000 rows 413 `too_many_rows`. A file with the "
+    "header and no data rows answers 200 with an empty report (`valid`, `created` and `refused` 0, `rows` "
+    "empty) and stores nothing.",
     openapi_extra=_IMPORT_BODY_DOC,
     responses=problem_docs(403, 409, 415),
 )
@@ -114,8 +131,12 @@ async def import_regions(
     request: Request,
     session: SessionDep,
     caller: RegionsWriterDep,
-    partial: Annotated[bool, Query(description="Store the good rows even if some are refused.")] = False,
-    dry_run: Annotated[bool, Query(description="Check and report, store nothing.")] = False,
+    partial: Annotated[
+        QueryBool, Query(description="`true`: store the good rows even if some are refused. " + TRUE_FALSE)
+    ] = False,
+    dry_run: Annotated[
+        QueryBool, Query(description="`true`: check and report, store nothing. " + TRUE_FALSE)
+    ] = False,
 ) -> RegionImportReport:
     data = await _import_file(request)
     return await service.import_regions(session, caller, data, partial=partial, dry_run=dry_run)
@@ -135,7 +156,7 @@ async def _import_file(request: Request) -> bytes:
 
 
 @router.get(
-    "/v1/regions/{code}",
+    "/v1/regions/{code:region_code}",
     response_model=RegionPublic,
     summary="Get a region",
     responses=problem_docs(403),
@@ -146,7 +167,7 @@ async def get_region(code: str, session: SessionDep, caller: RegionsReaderDep) -
 
 
 @router.patch(
-    "/v1/regions/{code}",
+    "/v1/regions/{code:region_code}",
     response_model=RegionPublic,
     summary="Rename, re-level or move a region",
     description="A move takes the whole subtree along (every path is rewritten in the same transaction). "
@@ -162,7 +183,7 @@ async def update_region(
 
 
 @router.get(
-    "/v1/regions/{code}/children",
+    "/v1/regions/{code:region_code}/children",
     response_model=Page[RegionPublic],
     summary="Direct children of a region",
     responses=problem_docs(403),
@@ -175,7 +196,7 @@ async def list_children(
 
 
 @router.get(
-    "/v1/regions/{code}/subtree",
+    "/v1/regions/{code:region_code}/subtree",
     response_model=Page[RegionPublic],
     summary="Every region below a region",
     responses=problem_docs(403),

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from services.issues.regions.models import Level
 from services.issues.regions.rules import CODE_PATTERN, MAX_NAME_LENGTH, valid_name
+from services.kit.fields import not_nullable
 
 RegionCode = Annotated[
     str,
@@ -59,16 +60,21 @@ class RegionCreate(BaseModel):
 
 
 class RegionUpdate(BaseModel):
-    """Rename, change the level, or move a region (with its whole subtree) under another parent."""
+    """Rename, change the level, or move a region (with its whole subtree) under another parent.
+
+    A field left out keeps its value. `name` and `level` may not be null; `parent_code: null` makes a root.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"example": {"name": "前庄社区", "parent_code": "370282103"}},
     )
 
-    name: RegionName | None = None
+    name: RegionName | None = Field(default=None, json_schema_extra=not_nullable)
     level: Level | None = Field(
-        default=None, description="Must still sit below the parent and above children."
+        default=None,
+        description="Must still sit below the parent and above children.",
+        json_schema_extra=not_nullable,
     )
     parent_code: RegionCode | None = Field(
         default=None,

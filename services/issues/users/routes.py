@@ -11,6 +11,7 @@ from services.issues.users import service
 from services.issues.users.schemas import UserCreate, UserPublic, UserUpdate
 from services.kit.auth import Caller, CallerDep, current_caller, require_scope
 from services.kit.errors import problem_docs
+from services.kit.fields import TRUE_FALSE, OptionalQueryBool
 from services.kit.identity import Role, Scope
 from services.kit.pagination import Page, PageDep
 
@@ -66,7 +67,10 @@ async def list_users(
     region_code: Annotated[
         str | None, Query(max_length=32, description="Only users homed in this region's subtree.")
     ] = None,
-    disabled: Annotated[bool | None, Query(description="Only disabled (or only enabled) users.")] = None,
+    disabled: Annotated[
+        OptionalQueryBool,
+        Query(description="`true`: only disabled users; `false`: only enabled ones. " + TRUE_FALSE),
+    ] = None,
     q: Annotated[
         str | None, Query(min_length=1, max_length=64, description="Part of the username or display name.")
     ] = None,
@@ -77,7 +81,7 @@ async def list_users(
 
 
 @router.get(
-    "/v1/users/{user_id}",
+    "/v1/users/{user_id:int}",
     response_model=UserPublic,
     summary="Read a user",
     description="404 `user_not_found` when the user does not exist or is homed outside the caller's subtree.",
@@ -89,7 +93,7 @@ async def read_user(user_id: UserId, caller: UsersReaderDep, session: SessionDep
 
 
 @router.patch(
-    "/v1/users/{user_id}",
+    "/v1/users/{user_id:int}",
     response_model=UserPublic,
     summary="Change a user",
     description="Change the display name, phone, role, home region or password, or disable the account. "
@@ -107,7 +111,7 @@ async def update_user(
 
 
 @router.post(
-    "/v1/users/{user_id}/disable",
+    "/v1/users/{user_id:int}/disable",
     response_model=UserPublic,
     summary="Disable a user",
     description="A disabled user can no longer sign in, and the tokens it holds stop working: at once on "
@@ -122,7 +126,7 @@ async def disable_user(
 
 
 @router.post(
-    "/v1/users/{user_id}/enable",
+    "/v1/users/{user_id:int}/enable",
     response_model=UserPublic,
     summary="Enable a user",
     description="The user may sign in again. Idempotent.",

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     WithJsonSchema,
-    model_validator,
+    field_validator,
 )
 
+from services.kit.fields import not_nullable
 from services.kit.identity import USER_ROLES, Role
 from services.kit.text import PLAIN_TEXT
 
@@ -69,29 +71,38 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    """Fields to change; omitted fields stay as they are (`phone: null` clears the phone)."""
+    """Fields to change; omitted fields stay as they are. Only `phone` may be null (it clears the phone)."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"example": {"display_name": "前庄村 张伟（书记）", "role": "village"}},
     )
 
-    display_name: DisplayName | None = None
-    phone: Phone | None = None
-    role: UserRole | None = Field(default=None, description="No higher than the caller's own role.")
-    region_code: RegionCode | None = Field(
-        default=None, description="New home region in the caller's subtree."
+    display_name: DisplayName | None = Field(default=None, json_schema_extra=not_nullable)
+    phone: Phone | None = Field(default=None, description="`null` clears the phone.")
+    role: UserRole | None = Field(
+        default=None, description="No higher than the caller's own role.", json_schema_extra=not_nullable
     )
-    password: Password | None = Field(default=None, description="Resets the password.")
-    disabled: bool | None = Field(default=None, description="A disabled user cannot sign in.")
+    region_code: RegionCode | None = Field(
+        default=None, description="New home region in the caller's subtree.", json_schema_extra=not_nullable
+    )
+    password: Password | None = Field(
+        default=None, description="Resets the password.", json_schema_extra=not_nullable
+    )
+    disabled: StrictBool | None = Field(
+        default=None,
+        description='`true` or `false` (a JSON boolean; `1` or `"no"` are refused). A disabled user cannot '
+        "sign in.",
+        json_schema_extra=not_nullable,
+    )
 
-    @model_validator(mode="after")
-    def _no_null_except_phone(self) -> Self:
+    @field_validator("display_name", "role", "region_code", "password", "disabled", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
         # Only the phone may be cleared; null for anything else is a mistake, not "leave it".
-        nulls = sorted(f for f in self.model_fields_set if f != "phone" and getattr(self, f) is None)
-        if nulls:
-            raise ValueError(f"may not be null: {', '.join(nulls)}")
-        return self
+        if value is None:
+            raise ValueError("may be left out but not null")
+        return value
 
 
 class UserPublic(BaseModel):

@@ -1,0 +1,41 @@
+"""Request fields whose OpenAPI says exactly what the code takes: omittable-but-not-null, strict booleans."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, StrictBool, WithJsonSchema
+
+__all__ = ["TRUE_FALSE", "OptionalQueryBool", "QueryBool", "StrictBool", "not_nullable"]
+
+
+def not_nullable(schema: dict[str, Any]) -> None:
+    """`Field(json_schema_extra=not_nullable)` on `X | None = None`: the document shows X alone.
+
+    For Update shapes whose fields may be left out (Python sees None) but never sent as null; the model
+    refuses an explicit null with a validator, so the OpenAPI and the code say the same thing.
+    """
+    branches = [branch for branch in schema.pop("anyOf", []) if branch != {"type": "null"}]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
+
+
+_QUERY_BOOLS = {"true": True, "false": False}
+TRUE_FALSE = "Exactly `true` or `false`; other spellings (`1`, `yes`, `True`) are refused (422)."
+
+
+def _query_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # a default, or a caller in Python
+        return value
+    if isinstance(value, str) and value in _QUERY_BOOLS:
+        return _QUERY_BOOLS[value]
+    raise ValueError("must be `true` or `false`")
+
+
+# A boolean query parameter: exactly `true` or `false` (lower case), as OpenAPI clients write a boolean;
+# the other spellings pydantic would coerce (`1`, `on`, `yes`, `True`) answer 422. Describe it with TRUE_FALSE.
+QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
+# The same, for a filter that may be left out (never null: a query parameter has no null).
+OptionalQueryBool = Annotated[bool | None, BeforeValidator(_query_bool), WithJsonSchema({"type": "boolean"})]
