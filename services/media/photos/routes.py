@@ -134,7 +134,20 @@ async def read_photo(photo_id: str, session: SessionDep, caller: PhotosReaderDep
     description="Answers 307 with `Location` set to a signed URL valid for a few minutes. `original` (the "
     "unaltered upload) needs the `photos:original` scope (staff); `display` is the redacted copy once staff "
     "have redacted it.",
-    responses={307: {"description": "Redirect to the signed URL"}, **problem_docs(403)},
+    response_class=RedirectResponse,
+    responses={
+        307: {
+            "description": "Redirect to the signed URL; no body.",
+            "headers": {
+                "Location": {
+                    "description": "The signed URL of the variant, valid for a few minutes.",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uri"},
+                }
+            },
+        },
+        **problem_docs(403),
+    },
 )
 async def content(
     photo_id: str,
