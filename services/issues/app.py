@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,8 +16,10 @@ from services.issues.auth.keys import KeyRing, keys_from_pem_bundle
 from services.issues.auth.routes import router as auth_router
 from services.issues.auth.throttle import FailureThrottle
 from services.issues.auth.tokens import mint_access_token
+from services.issues.cases import evidence
+from services.issues.cases.routes import router as cases_router
 from services.issues.clients.routes import router as clients_router
-from services.issues.db import idempotency_keys
+from services.issues.db import idempotency_keys, outbox_rows
 from services.issues.demo import seed_demo_data
 from services.issues.deps import IssuesState
 from services.issues.regions.routes import router as regions_router
@@ -26,6 +30,7 @@ from services.kit.auth import caller_router
 from services.kit.db import Database
 from services.kit.identity import ROLE_SCOPES, ROOT_PATH, Role, Subject, service_client_id
 from services.kit.jwt import JWKSCache, TokenVerifier
+from services.kit.outbox import Outbox
 from services.kit.peers import Peer, TokenSource
 from services.kit.revocation import RevocationList
 
@@ -37,6 +42,10 @@ TAGS = [
     },
     {"name": "users", "description": "Staff and citizen accounts."},
     {"name": "clients", "description": "API clients for integrations (client credentials)."},
+    {
+        "name": "issues",
+        "description": "Problems found in villages, from report to 销号: actions, evidence checks, history.",
+    },
 ]
 
 
@@ -64,28 +73,40 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
             if settings.media_url
             else None
         )
+        outbox = Outbox(
+            database, outbox_rows, {evidence.ATTACH: lambda payload: evidence.attach(media, payload)}
+        )
         if settings.seed_demo:
             async with database.transaction() as session:
                 await seed_demo_data(session, settings=settings)
-        yield IssuesState(
-            settings=settings,
-            database=database,
-            http=http,
-            verifier=TokenVerifier(
-                keys, issuer=settings.token_issuer, audience=settings.token_audience, revocations=revoked
-            ),
-            keyring=keyring,
-            login_throttle=FailureThrottle(
-                settings.login_max_failures,
-                settings.login_failure_window_seconds,
-                limits={
-                    "account": settings.login_max_failures_per_account,
-                    "addr": settings.login_max_failures_per_address,
-                },
-                delays={"account": (settings.login_delay_after_failures, settings.login_max_delay_seconds)},
-            ),
-            media=media,
-        )
+        retrying = asyncio.create_task(outbox.run_forever(settings.outbox_interval_seconds))
+        try:
+            yield IssuesState(
+                settings=settings,
+                database=database,
+                http=http,
+                verifier=TokenVerifier(
+                    keys, issuer=settings.token_issuer, audience=settings.token_audience, revocations=revoked
+                ),
+                keyring=keyring,
+                login_throttle=FailureThrottle(
+                    settings.login_max_failures,
+                    settings.login_failure_window_seconds,
+                    limits={
+                        "account": settings.login_max_failures_per_account,
+                        "addr": settings.login_max_failures_per_address,
+                    },
+                    delays={
+                        "account": (settings.login_delay_after_failures, settings.login_max_delay_seconds)
+                    },
+                ),
+                media=media,
+                outbox=outbox,
+            )
+        finally:
+            retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retrying
 
     return build_app(
         settings,
@@ -101,6 +122,7 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
             regions_router,
             users_router,
             clients_router,
+            cases_router,
         ],
         open_state=open_state,
         idempotency=idempotency_keys,

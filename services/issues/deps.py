@@ -12,6 +12,7 @@ from services.issues.auth.keys import KeyRing
 from services.issues.auth.throttle import FailureThrottle
 from services.issues.settings import IssuesSettings
 from services.kit.deps import SessionDep
+from services.kit.outbox import Outbox
 from services.kit.peers import Peer
 from services.kit.state import ServiceState, typed_state
 
@@ -31,6 +32,7 @@ class IssuesState(ServiceState[IssuesSettings]):
     keyring: KeyRing
     login_throttle: FailureThrottle
     media: Peer | None  # None where no media URL is configured
+    outbox: Outbox  # effects after the commit: pinning photos in media
 
 
 def _state(request: Request) -> IssuesState:

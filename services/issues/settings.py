@@ -63,6 +63,16 @@ class IssuesSettings(ServiceSettings):
     citizen_region_code: str = "370282"
 
     media_url: str = "http://127.0.0.1:8003"
+
+    # The issue lifecycle.
+    # A new report this close to an open issue of the same category is answered with `probable_duplicate_of`.
+    duplicate_distance_m: float = Field(default=50.0, gt=0)
+    # An after photo taken farther than this from the issue's point is flagged (acceptance needs a reason).
+    evidence_max_distance_m: float = Field(default=500.0, gt=0)
+    # Citizens' reports per account in a rolling hour; more answer 429 with Retry-After.
+    citizen_reports_per_hour: int = Field(default=10, ge=1)
+    # How often effects still due after a failure (pinning photos while media was down) are retried.
+    outbox_interval_seconds: float = Field(default=30.0, gt=0)
     seed_demo: bool = False
 
     secret_defaults: ClassVar[dict[str, str]] = {"scoring_client_secret": DEV_SERVICE_SECRET}

@@ -120,12 +120,16 @@ async def paginate(
     params: PageParams,
     shape: Callable[[Any], R],
     key_of: Callable[[Any], Sequence[Any]],
+    *,
+    descending: bool = False,
 ) -> Page[R]:
-    """Keyset page over `statement` ordered by `keys` (unique together, ascending)."""
+    """Keyset page over `statement` ordered by `keys` (unique together; ascending, or all descending)."""
     if params.cursor:
         after = _typed(decode_cursor(params.cursor, len(keys)), keys)
-        statement = statement.where(tuple_(*keys) > tuple_(*after) if len(keys) > 1 else keys[0] > after[0])
-    rows = (await session.execute(statement.order_by(*keys).limit(params.limit + 1))).scalars().all()
+        left, right = (tuple_(*keys), tuple_(*after)) if len(keys) > 1 else (keys[0], after[0])
+        statement = statement.where(left < right if descending else left > right)
+    order = [key.desc() for key in keys] if descending else list(keys)
+    rows = (await session.execute(statement.order_by(*order).limit(params.limit + 1))).scalars().all()
     more = len(rows) > params.limit
     rows = rows[: params.limit]
     next_cursor = encode_cursor(key_of(rows[-1])) if more and rows else None

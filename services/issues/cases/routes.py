@@ -1,0 +1,206 @@
+"""Issue routes: report, list, read, one route per action, the events and the chain check."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+from pydantic import AwareDatetime, BaseModel
+
+from services.issues.cases import service
+from services.issues.cases.rules import Action, Source, Status
+from services.issues.cases.schemas import (
+    ACTION_BODIES,
+    ChainReport,
+    EventList,
+    IssueCreate,
+    IssuePage,
+    IssuePublic,
+    Light,
+)
+from services.issues.deps import SessionDep, StateDep
+from services.kit.auth import Caller, require_scope
+from services.kit.errors import problem_docs
+from services.kit.identity import Scope
+from services.kit.pagination import PageDep
+
+router = APIRouter(tags=["issues"])
+
+IssuesReaderDep = Annotated[Caller, Depends(require_scope(Scope.issues_read))]
+IssuesWriterDep = Annotated[Caller, Depends(require_scope(Scope.issues_write))]
+IssueId = Annotated[int, Path(ge=1, le=2**62, description="The issue's `id`.")]
+
+# The scope each action needs beside the role the rules ask for.
+ACTION_SCOPES: dict[Action, Scope] = {
+    Action.verify: Scope.issues_verify,
+    Action.reject: Scope.issues_verify,
+    Action.assign: Scope.issues_verify,
+    Action.unlink: Scope.issues_verify,
+    Action.accept: Scope.issues_accept,
+    Action.return_: Scope.issues_accept,
+}
+
+ACTION_DOCS: dict[Action, str] = {
+    Action.verify: "立案: a reported problem is real; it is assigned to the responsible unit with a deadline "
+    "(the category's working days for its severity unless given). Admin, inspector, officer.",
+    Action.reject: "Not a problem to fix here (`invalid`, `duplicate` of `duplicate_of`, `not_responsible`, "
+    "`other` with a note). Never counted as fixed. Admin, inspector, officer.",
+    Action.assign: "派遣 (again): the responsible region or user and the deadline. Admin, inspector, officer.",
+    Action.submit: "整改完毕: at least one after photo. Each is checked with the media service: its distance "
+    "from the issue's point, a capture time before the report, missing EXIF, and whether it is a copy of this "
+    "issue's before photo or of another issue's photo; the findings are kept in `evidence_flags` and the event.",
+    Action.accept: "销号, by an inspector or the office, never by the one who submitted. After photos with a "
+    "distance, time or reuse flag need an `override_reason` (else 409 `evidence_flags_unresolved`).",
+    Action.return_: "退回重整: rework count + 1 and a new deadline. Inspector or the office, not the submitter.",
+    Action.request_extension: "申请延期, with a reason and the date asked for. Officer, village, grid.",
+    Action.approve_extension: "The office grants the extension: the deadline moves.",
+    Action.refuse_extension: "The office refuses the extension: the deadline stays.",
+    Action.put_on_account: "挂账: cannot be fixed soon (money, construction); a plan and a target date. The office.",
+    Action.resume: "Off the account again, optionally with a new deadline. The office.",
+    Action.supervise: "督办: marked for supervision. Inspector or the office.",
+    Action.recur: "反弹: the closed problem is back; answers 201 with a new issue linked to this one.",
+    Action.feedback: "群众满意度: the reporter's satisfaction (1–5) with the fix, once, after closing.",
+    Action.unlink: "Not a duplicate after all: clears `probable_duplicate_of`.",
+}
+
+
+@router.post(
+    "/v1/issues",
+    response_model=IssuePublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Report an issue",
+    description="A problem in a village or grid of the caller's subtree. Inspectors' and the office's findings "
+    "(`inspection`, `covert`) start `assigned` with a deadline; citizen, grid, hotline and integration reports "
+    "start `reported` and are verified first. Before photos are checked with the media service (they must "
+    "exist and be the caller's own or in its region) and pinned to the issue. A report near an open issue of "
+    "the same category (50 m) answers with `probable_duplicate_of`. Citizens may report a limited number an "
+    "hour (429 with `Retry-After`).",
+    responses=problem_docs(403, 429, 503),
+)
+async def report_issue(
+    body: IssueCreate, session: SessionDep, caller: IssuesWriterDep, state: StateDep, response: Response
+) -> IssuePublic:
+    issue = await service.create(session, state, caller, body)
+    response.headers["Location"] = f"/v1/issues/{issue.id}"
+    return (await service.presenter(session, caller, [issue])).issue(issue)
+
+
+def _filters(
+    region: Annotated[str | None, Query(max_length=32, description="Only issues under this region.")] = None,
+    status: Annotated[list[Status] | None, Query(description="Any of these statuses.")] = None,
+    category: Annotated[list[str] | None, Query(max_length=20)] = None,
+    source: Annotated[list[Source] | None, Query()] = None,
+    severity: Annotated[list[str] | None, Query(max_length=3)] = None,
+    overdue: Annotated[bool | None, Query(description="Open and past the deadline (or not).")] = None,
+    light: Annotated[Light | None, Query(description="The traffic light of open issues.")] = None,
+    reported_from: Annotated[AwareDatetime | None, Query()] = None,
+    reported_to: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
+    closed_from: Annotated[AwareDatetime | None, Query()] = None,
+    closed_to: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=100, pattern=r"^[^\x00]*$", description="Text in the description or address."),
+    ] = None,
+    mine: Annotated[bool, Query(description="Reported by me or assigned to me.")] = False,
+) -> service.IssueFilters:
+    return service.IssueFilters(
+        region=region,
+        status=status or (),
+        category=category or (),
+        source=source or (),
+        severity=severity or (),
+        overdue=overdue,
+        light=light,
+        reported_from=reported_from,
+        reported_to=reported_to,
+        closed_from=closed_from,
+        closed_to=closed_to,
+        q=q,
+        mine=mine,
+    )
+
+
+FiltersDep = Annotated[service.IssueFilters, Depends(_filters)]
+
+
+@router.get(
+    "/v1/issues",
+    response_model=IssuePage,
+    summary="List issues",
+    description="Issues in the caller's subtree (a citizen: its own reports), newest first, in cursor pages.",
+    responses=problem_docs(403),
+)
+async def list_issues(
+    session: SessionDep, caller: IssuesReaderDep, page: PageDep, filters: FiltersDep
+) -> IssuePage:
+    return await service.list_issues(session, caller, filters, page)
+
+
+@router.get(
+    "/v1/issues/{issue_id}", response_model=IssuePublic, summary="An issue", responses=problem_docs(403)
+)
+async def read_issue(issue_id: IssueId, session: SessionDep, caller: IssuesReaderDep) -> IssuePublic:
+    issue = await service.get_visible(session, caller, issue_id)
+    return (await service.presenter(session, caller, [issue])).issue(issue)
+
+
+@router.get(
+    "/v1/issues/{issue_id}/events",
+    response_model=EventList,
+    summary="An issue's history",
+    description="Every change, oldest first: who (hidden from village and grid cadres when it is the reporter), "
+    "as what role, when, the note, what changed, the photos' SHA-256 and flags, and the hash chain.",
+    responses=problem_docs(403),
+)
+async def issue_events(issue_id: IssueId, session: SessionDep, caller: IssuesReaderDep) -> EventList:
+    return EventList(items=await service.events_of(session, caller, issue_id))
+
+
+@router.get(
+    "/v1/issues/{issue_id}/verify",
+    response_model=ChainReport,
+    summary="Check an issue's history has not been changed",
+    description="Recomputes every event's hash and link: an edited, deleted, inserted or reordered row behind "
+    "the API's back shows as the first event that does not hold.",
+    responses=problem_docs(403),
+)
+async def verify_issue(issue_id: IssueId, session: SessionDep, caller: IssuesReaderDep) -> ChainReport:
+    return await service.check_chain(session, await service.get_visible(session, caller, issue_id))
+
+
+def _action_route(action: Action, body_type: type[BaseModel]) -> None:
+    scope = ACTION_SCOPES.get(action, Scope.issues_write)
+    ActorDep = Annotated[Caller, Depends(require_scope(scope))]  # noqa: N806 - a dependency alias
+
+    async def take(
+        issue_id: IssueId,
+        body: body_type,  # type: ignore[valid-type]
+        session: SessionDep,
+        caller: ActorDep,
+        state: StateDep,
+        response: Response,
+    ) -> IssuePublic:
+        issue, recurred = await service.act(session, state, caller, issue_id, action, body)
+        shown = recurred or issue
+        if recurred is not None:
+            response.status_code = status.HTTP_201_CREATED
+            response.headers["Location"] = f"/v1/issues/{recurred.id}"
+        return (await service.presenter(session, caller, [shown])).issue(shown)
+
+    take.__name__ = f"issue_{action.name.rstrip('_')}"
+    router.add_api_route(
+        f"/v1/issues/{{issue_id}}/actions/{action.value}",
+        take,
+        methods=["POST"],
+        response_model=IssuePublic,
+        status_code=status.HTTP_201_CREATED if action is Action.recur else status.HTTP_200_OK,
+        summary=f"Action: {action.value}",
+        description=ACTION_DOCS[action]
+        + " Not possible from the current state: 409 `action_not_allowed` naming what the caller may do; "
+        "a role that may not: 403 `role_not_allowed`; an issue outside the caller's region: 404.",
+        responses=problem_docs(403, 409, 503),
+    )
+
+
+for _action, _body in ACTION_BODIES.items():
+    _action_route(_action, _body)
