@@ -17,7 +17,6 @@ from services.issues.auth.routes import router as auth_router
 from services.issues.auth.throttle import FailureThrottle
 from services.issues.auth.tokens import mint_access_token
 from services.issues.cases import evidence
-from services.issues.cases.routes import router as cases_router
 from services.issues.clients.routes import router as clients_router
 from services.issues.db import idempotency_keys, outbox_rows
 from services.issues.demo import seed_demo_data
@@ -122,7 +121,6 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
             regions_router,
             users_router,
             clients_router,
-            cases_router,
         ],
         open_state=open_state,
         idempotency=idempotency_keys,
