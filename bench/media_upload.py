@@ -63,11 +63,11 @@ from bench._util import (
     table,
 )
 from services.issues.auth.keys import KeyRing
-from services.issues.auth.rules import ROLE_SCOPES, Role
 from services.issues.auth.tokens import mint_access_token
+from services.kit.identity import ROLE_SCOPES, Role
 from services.kit.migrations import upgrade
-from services.media import imaging
-from services.media.pipeline import process, sha256_of
+from services.media.imaging import images as imaging
+from services.media.imaging.pipeline import process, sha256_of
 from services.media.reuse import fingerprint
 from tests.media.s3_server import ACCESS_KEY, REGION, SECRET_KEY
 
@@ -589,13 +589,14 @@ def main() -> None:
     moto = start_moto(ROOT) if "s3" in stores else None
     try:
         keyring = KeyRing.from_folder(work / "keys", generate_if_empty=True)
-        with static_json_server({"/.well-known/jwks.json": keyring.jwks()}) as jwks_base:
+        issuer = {"/.well-known/jwks.json": keyring.jwks(), "/.well-known/revocations.json": {"subjects": []}}
+        with static_json_server(issuer) as jwks_base:
             token = mint_access_token(
                 keyring,
                 issuer=jwks_base,
                 audience=AUDIENCE,
                 lifetime_seconds=3600,
-                subject="user:bench-village",
+                subject="user:900002",
                 role="village",
                 region=VILLAGE,
                 region_path=VILLAGE_PATH,

@@ -39,6 +39,11 @@ class MediaSettings(ServiceSettings):
 
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 100_000_000  # a 48 MP phone photo passes; a 30000×30000 bomb does not
+    # Pictures decoded at once per process. A picture is decoded in its own mode and reduced a strip at a
+    # time (JPEG at a DCT scale near the display size), but a PNG, WebP or HEIF is decoded whole first:
+    # up to 4 bytes a pixel, so each decode may hold up to 4 × max_pixels bytes (400 MB at the default)
+    # while it runs. Size the container's memory limit with this product in mind.
+    max_concurrent_decodes: int = Field(default=2, ge=1)
     upload_url_seconds: int = 900
     download_url_seconds: int = 300
     sweep_interval_seconds: float = 60.0

@@ -426,7 +426,7 @@ def inspect_and_make_variants(path: Path, *, max_pixels: int) -> tuple[Inspected
             target = _fit(img.size, DISPLAY_EDGE)
             _decode(img, target)
             facts = read_facts(img)
-            profile, decoded = _icc_profile(img), _to_rgb(img)
+            profile, decoded = _icc_profile(img), _reduced_rgb(img, target)
     inspected = Inspected(mime=mime, width=width, height=height, facts=facts)
     return inspected, _variants(decoded, target, profile, facts.orientation)
 
@@ -511,6 +511,34 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+# Bytes of one strip of a converted picture: small against any decoded image, large enough that the
+# per-strip overhead (a crop, a conversion, a reduce) stays negligible.
+_STRIP_BYTES: Final = 4 * 1024 * 1024
+
+
+def _reduced_rgb(img: Image.Image, target: tuple[int, int]) -> Image.Image:
+    """`_to_rgb(img)` box-reduced by the integer factor `_scale` would reduce it by on the way to `target`.
+
+    A decoded picture stays in its own mode (1 byte a pixel for a 1-bit or palette PNG, where RGB takes 4)
+    and is converted a strip at a time, each strip reduced before the next is made: no full-size copy in
+    another mode ever exists. Strips are whole multiples of the factor, so the result is exactly what
+    converting the whole picture and then reducing it gives. JPEGs already come decoded at a DCT scale
+    near `target` and skip this.
+    """
+    factor = min(img.width // target[0], img.height // target[1])
+    if factor < 2:
+        return _to_rgb(img)
+    rows = max(1, _STRIP_BYTES // (img.width * 4 * factor)) * factor
+    reduced: Image.Image | None = None
+    for top in range(0, img.height, rows):
+        strip = _to_rgb(img.crop((0, top, img.width, min(img.height, top + rows)))).reduce(factor)
+        if reduced is None:
+            reduced = Image.new(strip.mode, (-(-img.width // factor), -(-img.height // factor)))
+        reduced.paste(strip, (0, top // factor))
+    assert reduced is not None  # the picture has at least one row
+    return reduced
+
+
 def _jpeg(img: Image.Image, quality: int, *, progressive: bool) -> bytes:
     img.info.clear()  # nothing from the source travels along (EXIF, ICC, XMP, comments)
     buf = io.BytesIO()
@@ -552,7 +580,7 @@ def make_variants(path: Path, facts: ExifFacts) -> Variants:
     with Image.open(path, formats=_FORMATS) as img:
         target = _fit(img.size, DISPLAY_EDGE)
         _decode(img, target)
-        profile, decoded = _icc_profile(img), _to_rgb(img)
+        profile, decoded = _icc_profile(img), _reduced_rgb(img, target)
     return _variants(decoded, target, profile, facts.orientation)
 
 

@@ -78,13 +78,11 @@ async def get_visible(session: AsyncSession, caller: Caller, photo_id: str) -> P
 class Intake:
     """Takes in photos for one app: bounds how many are decoded at once (memory) and talks to the store."""
 
-    def __init__(
-        self, store: ObjectStore, settings: MediaSettings, outbox: Outbox, concurrency: int = 2
-    ) -> None:
+    def __init__(self, store: ObjectStore, settings: MediaSettings, outbox: Outbox) -> None:
         self.store = store
         self.settings = settings
         self.outbox = outbox
-        self._decoding = asyncio.Semaphore(concurrency)
+        self._decoding = asyncio.Semaphore(settings.max_concurrent_decodes)
 
     async def ingest(
         self,
