@@ -16,7 +16,9 @@ from services.issues.auth.keys import KeyRing, keys_from_pem_bundle
 from services.issues.auth.routes import router as auth_router
 from services.issues.auth.throttle import FailureThrottle
 from services.issues.auth.tokens import mint_access_token
+from services.issues.calendar.routes import router as calendar_router
 from services.issues.cases import evidence
+from services.issues.categories.routes import router as categories_router
 from services.issues.clients.routes import router as clients_router
 from services.issues.db import idempotency_keys, outbox_rows
 from services.issues.demo import seed_demo_data
@@ -41,6 +43,14 @@ TAGS = [
     },
     {"name": "users", "description": "Staff and citizen accounts."},
     {"name": "clients", "description": "API clients for integrations (client credentials)."},
+    {
+        "name": "categories",
+        "description": "The county's issue categories: default deadlines and extra fields.",
+    },
+    {
+        "name": "calendar",
+        "description": "The working-day calendar deadlines are counted on (holidays, 调休).",
+    },
     {
         "name": "issues",
         "description": "Problems found in villages, from report to 销号: actions, evidence checks, history.",
@@ -121,6 +131,8 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
             regions_router,
             users_router,
             clients_router,
+            categories_router,
+            calendar_router,
         ],
         open_state=open_state,
         idempotency=idempotency_keys,
