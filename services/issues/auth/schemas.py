@@ -12,7 +12,10 @@ class PasswordGrant(BaseModel):
     username: str = Field(min_length=1, max_length=64, examples=["admin"])
     password: str = Field(min_length=1, max_length=256, examples=["huanzhi-demo-2026"])
     scope: str | None = Field(
-        default=None, max_length=1000, description="Ask for fewer scopes than the role has."
+        default=None,
+        max_length=1000,
+        description="Space-separated scopes, to ask for fewer than the role has; one the role does not "
+        "have answers 400 `invalid_scope`.",
     )
 
 
@@ -20,7 +23,12 @@ class ClientCredentialsGrant(BaseModel):
     grant_type: Literal["client_credentials"]
     client_id: str = Field(min_length=1, max_length=64, examples=["cli_7f3a9c2e1b4d5a60"])
     client_secret: str = Field(min_length=1, max_length=256)
-    scope: str | None = Field(default=None, max_length=1000)
+    scope: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="Space-separated scopes, to ask for fewer than the client has; one it does not have "
+        "answers 400 `invalid_scope`.",
+    )
 
 
 TokenRequest = Annotated[PasswordGrant | ClientCredentialsGrant, Field(discriminator="grant_type")]

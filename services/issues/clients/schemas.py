@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from services.kit.fields import plain_text_schema
 from services.kit.identity import SCOPE_DESCRIPTIONS, Scope
 from services.kit.text import PLAIN_TEXT
 
@@ -49,7 +50,12 @@ class ClientCreate(BaseModel):
         },
     )
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), PLAIN_TEXT]
+    name: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+        PLAIN_TEXT,
+        plain_text_schema(100),
+    ] = Field(description="1 to 100 characters after trimming, without control or text-direction characters.")
     scopes: Annotated[list[KnownScope], AfterValidator(_distinct)] = Field(
         min_length=1,
         max_length=len(SCOPE_NAMES),

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from services.issues.regions.models import Level
 from services.issues.regions.rules import CODE_PATTERN, MAX_NAME_LENGTH, valid_name
-from services.kit.fields import not_nullable
+from services.kit.fields import not_nullable, plain_text_schema
 
 RegionCode = Annotated[
     str,
@@ -32,7 +32,12 @@ RegionName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
     AfterValidator(_no_control_characters),
-    Field(description="Display name, 1 to 100 characters after trimming.", examples=["北庄村"]),
+    plain_text_schema(MAX_NAME_LENGTH),
+    Field(
+        description="Display name, 1 to 100 characters after trimming, without control or text-direction "
+        "characters.",
+        examples=["北庄村"],
+    ),
 ]
 
 

@@ -16,7 +16,7 @@ from pydantic import (
     field_validator,
 )
 
-from services.kit.fields import not_nullable
+from services.kit.fields import TRIMMED, not_nullable, plain_text_schema
 from services.kit.identity import USER_ROLES, Role
 from services.kit.text import PLAIN_TEXT
 
@@ -38,9 +38,19 @@ UserRole = Annotated[
 ]
 Username = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=USERNAME_PATTERN)]
 DisplayName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), PLAIN_TEXT
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    PLAIN_TEXT,
+    plain_text_schema(100),
+    Field(description="1 to 100 characters after trimming, without control or text-direction characters."),
 ]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32, pattern=PHONE_PATTERN)]
+# The phone is trimmed before PHONE_PATTERN and the 32-character limit apply; the document says the same.
+_PHONE_DOCUMENTED = rf"^{TRIMMED}*\+?[0-9][0-9 -]{{3,29}}[0-9-]{TRIMMED}*$"
+Phone = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=32, pattern=PHONE_PATTERN),
+    WithJsonSchema({"type": "string", "pattern": _PHONE_DOCUMENTED}),
+]
 Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
 RegionCode = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 
