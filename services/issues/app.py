@@ -18,6 +18,7 @@ from services.issues.auth.throttle import FailureThrottle
 from services.issues.auth.tokens import mint_access_token
 from services.issues.calendar.routes import router as calendar_router
 from services.issues.cases import evidence
+from services.issues.cases.routes import router as cases_router
 from services.issues.categories.routes import router as categories_router
 from services.issues.clients.routes import router as clients_router
 from services.issues.db import idempotency_keys, outbox_rows
@@ -82,36 +83,35 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
             if settings.media_url
             else None
         )
-        outbox = Outbox(
-            database, outbox_rows, {evidence.ATTACH: lambda payload: evidence.attach(media, payload)}
-        )
+        outbox = Outbox(database, outbox_rows, {})
         if settings.seed_demo:
             async with database.transaction() as session:
                 await seed_demo_data(session, settings=settings)
+        state = IssuesState(
+            settings=settings,
+            database=database,
+            http=http,
+            verifier=TokenVerifier(
+                keys, issuer=settings.token_issuer, audience=settings.token_audience, revocations=revoked
+            ),
+            keyring=keyring,
+            login_throttle=FailureThrottle(
+                settings.login_max_failures,
+                settings.login_failure_window_seconds,
+                limits={
+                    "account": settings.login_max_failures_per_account,
+                    "addr": settings.login_max_failures_per_address,
+                },
+                delays={"account": (settings.login_delay_after_failures, settings.login_max_delay_seconds)},
+            ),
+            media=media,
+            outbox=outbox,
+        )
+        # Read from the state when run, so the media peer can be replaced (tests wire media in-process).
+        outbox.handlers[evidence.ATTACH] = lambda payload: evidence.attach(state.media, payload)
         retrying = asyncio.create_task(outbox.run_forever(settings.outbox_interval_seconds))
         try:
-            yield IssuesState(
-                settings=settings,
-                database=database,
-                http=http,
-                verifier=TokenVerifier(
-                    keys, issuer=settings.token_issuer, audience=settings.token_audience, revocations=revoked
-                ),
-                keyring=keyring,
-                login_throttle=FailureThrottle(
-                    settings.login_max_failures,
-                    settings.login_failure_window_seconds,
-                    limits={
-                        "account": settings.login_max_failures_per_account,
-                        "addr": settings.login_max_failures_per_address,
-                    },
-                    delays={
-                        "account": (settings.login_delay_after_failures, settings.login_max_delay_seconds)
-                    },
-                ),
-                media=media,
-                outbox=outbox,
-            )
+            yield state
         finally:
             retrying.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -133,6 +133,7 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
             clients_router,
             categories_router,
             calendar_router,
+            cases_router,
         ],
         open_state=open_state,
         idempotency=idempotency_keys,

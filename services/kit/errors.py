@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy.exc
+import sqlalchemy.orm.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -319,10 +320,22 @@ async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     return internal_error_response(request.url.path)
 
 
+async def _on_concurrent_change(request: Request, exc: Exception) -> JSONResponse:
+    # A row's version column moved under us: another request changed it first; this one changed nothing.
+    return problem_response(
+        409,
+        "concurrent_change",
+        "Conflict",
+        detail="the object was changed by another request at the same moment; reload it and try again",
+        instance=request.url.path,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(sqlalchemy.orm.exc.StaleDataError, _on_concurrent_change)
     # Handled where the route runs (not re-raised to the server): an outage is one warning, not a traceback.
     for kind in (sqlalchemy.exc.DBAPIError, *_CONNECTION_ERRORS, asyncpg.PostgresError):
         app.add_exception_handler(kind, _on_database_error)

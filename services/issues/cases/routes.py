@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import AwareDatetime, BaseModel
 
+from services.issues.calendar.rules import Light
 from services.issues.cases import service
 from services.issues.cases.rules import Action, Source, Status
 from services.issues.cases.schemas import (
@@ -16,7 +17,6 @@ from services.issues.cases.schemas import (
     IssueCreate,
     IssuePage,
     IssuePublic,
-    Light,
 )
 from services.issues.deps import SessionDep, StateDep
 from services.kit.auth import Caller, require_scope
@@ -188,6 +188,9 @@ def _action_route(action: Action, body_type: type[BaseModel]) -> None:
         return (await service.presenter(session, caller, [shown])).issue(shown)
 
     take.__name__ = f"issue_{action.name.rstrip('_')}"
+    # Annotations are text here (postponed evaluation): the two that name this closure's locals are given
+    # as objects, so FastAPI reads the action's own body schema and scope.
+    take.__annotations__.update(body=body_type, caller=ActorDep)
     router.add_api_route(
         f"/v1/issues/{{issue_id}}/actions/{action.value}",
         take,

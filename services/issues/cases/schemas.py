@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from services.issues.calendar.rules import Light
 from services.issues.cases.rules import Action, RejectReason, Source, Status
 from services.issues.categories.models import Severity
 from services.kit.pagination import envelope_example
@@ -18,12 +18,6 @@ PhotoId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
-
-
-class Light(StrEnum):
-    green = "green"  # under 80 % of the allowed working time used
-    yellow = "yellow"  # 80 – 100 %
-    red = "red"  # past the deadline
 
 
 _PHOTO = "3f1c2a9b8e7d4c6f9a0b1c2d3e4f5a6b"

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import col
 
+from services.issues.calendar.rules import Light
 from services.issues.cases import evidence, timing
 from services.issues.cases.models import Issue, IssueCounter, IssueEvent
 from services.issues.cases.rules import (
@@ -50,7 +51,6 @@ from services.issues.cases.schemas import (
     IssueCreate,
     IssuePage,
     IssuePublic,
-    Light,
     PutOnAccountBody,
     RecurBody,
     RefuseExtensionBody,

@@ -6,14 +6,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from services.issues.calendar.rules import WorkingCalendar, deadline_after, light, working_time_used
-from services.issues.calendar.service import working_calendar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from services.issues.calendar.rules import Light, WorkingCalendar, deadline_after, light, working_time_used
+from services.issues.calendar.service import working_calendar
 from services.issues.cases.models import Issue
-from services.issues.cases.schemas import Light
 from services.issues.categories.models import Category
 from services.issues.categories.rules import check_fields, deadline_days_for, specs_of
 from services.kit.errors import FieldError, UnprocessableEntity
@@ -97,4 +96,4 @@ def light_of(issue: Issue, now: datetime) -> Light | None:
 
 def check_light_rule(share: float) -> Light:
     """The calendar's rule for a share of time used (kept equal to `light_of` by the tests)."""
-    return Light(light(share))
+    return light(share)

@@ -1,0 +1,445 @@
+"""The issue lifecycle through the API: report, the actions and their refusals, scope, history, evidence."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import delete, update
+from sqlmodel import col
+
+from services.issues.cases.models import Issue, IssueEvent
+from services.kit.state import state_of
+from tests.issues.lifecycle import POINT, Media, media, report, scene_jpeg
+from tests.media.images import exif_block, jpeg
+from tests.support.builders import COUNTY, FAR_VILLAGE, GRID, OTHER_TOWN, TOWN, VILLAGE
+from tests.support.problems import assert_problem
+
+__all__ = ["media"]  # the fixture, used by name
+
+Auth = Callable[..., dict[str, str]]
+
+
+async def _report(client: httpx.AsyncClient, headers: dict[str, str], **changes: Any) -> dict[str, Any]:
+    answer = await client.post("/v1/issues", json=report(**changes), headers=headers)
+    assert answer.status_code == 201, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def _act(
+    client: httpx.AsyncClient, issue_id: int, action: str, headers: dict[str, str], **body: Any
+) -> httpx.Response:
+    return await client.post(f"/v1/issues/{issue_id}/actions/{action}", json=body, headers=headers)
+
+
+# ---- report ----
+
+
+async def test_an_inspectors_finding_starts_assigned_with_a_deadline_and_a_code(
+    client: httpx.AsyncClient, auth: Auth, count_rows: Callable[..., Any]
+) -> None:
+    answer = await client.post("/v1/issues", json=report(), headers=auth("inspector"))
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert answer.headers["location"] == f"/v1/issues/{body['id']}"
+    assert body["status"] == "assigned" and body["light"] == "green" and body["overdue"] is False
+    assert body["code"].startswith(f"{COUNTY}-") and body["code"].endswith("-000001")
+    assert body["deadline"] is not None and body["responsible_region"] == VILLAGE
+    assert await count_rows(Issue) == 1 and await count_rows(IssueEvent) == 1
+
+
+async def test_a_citizens_report_starts_reported_and_codes_stay_gap_free(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    citizen = auth("citizen", VILLAGE)
+    first = await _report(client, citizen, source="citizen")
+    refused = await client.post(
+        "/v1/issues", json=report(source="citizen", category="no-such"), headers=citizen
+    )
+    assert_problem(refused, 422, "unknown_category")
+    second = await _report(client, citizen, source="citizen", latitude=POINT[0] + 0.01)
+    assert first["status"] == second["status"] == "reported" and first["deadline"] is None
+    numbers = [int(first["code"].rsplit("-", 1)[1]), int(second["code"].rsplit("-", 1)[1])]
+    assert numbers[1] == numbers[0] + 1  # the refused report took no number
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "code"),
+    [
+        ({"region": TOWN}, 422, "region_not_village"),
+        ({"region": FAR_VILLAGE}, 404, "region_not_found"),
+        ({"latitude": None}, 422, "incomplete_position"),
+        ({"source": "rumour"}, 422, "validation_failed"),
+        ({"severity": "catastrophic"}, 422, "validation_failed"),
+        ({"description": ""}, 422, "validation_failed"),
+        ({"description": "x\u202eyz"}, 422, "validation_failed"),
+        ({"fields": {"no_such_field": 1}}, 422, "validation_failed"),
+        ({"before_photo_ids": ["not-an-id"]}, 422, "validation_failed"),
+    ],
+)
+async def test_a_bad_report_is_refused_and_nothing_is_stored(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    count_rows: Callable[..., Any],
+    changes: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    officer = auth("officer", TOWN)
+    assert_problem(await client.post("/v1/issues", json=report(**changes), headers=officer), status, code)
+    assert await count_rows(Issue) == 0 and await count_rows(IssueEvent) == 0
+
+
+async def test_a_report_near_an_open_one_of_the_same_category_names_it(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    grid = auth("grid", GRID)
+    first = await _report(client, grid, source="grid", region=GRID)
+    near = await _report(client, grid, source="grid", region=GRID, latitude=POINT[0] + 0.0002)  # ~22 m away
+    far = await _report(client, grid, source="grid", region=GRID, latitude=POINT[0] + 0.01)
+    other_kind = await _report(
+        client, grid, source="grid", region=GRID, category="luan-reng-dao", latitude=POINT[0] + 0.0002
+    )
+    assert near["probable_duplicate_of"] == first["code"]
+    assert far["probable_duplicate_of"] is None and other_kind["probable_duplicate_of"] is None
+    officer = auth("officer", TOWN)
+    unlinked = await _act(client, near["id"], "unlink", officer, note="非同一问题")
+    assert unlinked.status_code == 200 and unlinked.json()["probable_duplicate_of"] is None
+
+
+@pytest.mark.parametrize("overrides", [{"citizen_reports_per_hour": 3}])
+async def test_citizens_are_limited_per_hour(
+    client: httpx.AsyncClient, auth: Auth, count_rows: Callable[..., Any]
+) -> None:
+    citizen = auth("citizen", VILLAGE)
+    for n in range(3):
+        await _report(client, citizen, source="citizen", latitude=POINT[0] + 0.001 * n)
+    refused = await client.post("/v1/issues", json=report(source="citizen"), headers=citizen)
+    assert_problem(refused, 429, "too_many_reports")
+    assert 0 < int(refused.headers["retry-after"]) <= 3600
+    assert await count_rows(Issue) == 3
+
+
+# ---- the whole flow, with evidence ----
+
+
+async def test_the_flow_from_report_to_closing_with_evidence(
+    client: httpx.AsyncClient, auth: Auth, media: Media, count_rows: Callable[..., Any]
+) -> None:
+    citizen, officer, village, inspector = (
+        auth("citizen", VILLAGE),
+        auth("officer", TOWN),
+        auth("village", VILLAGE),
+        auth("inspector"),
+    )
+    before = await media.upload(citizen, seed=11)
+    reported = await _report(client, citizen, source="citizen", before_photo_ids=[before])
+    issue_id = reported["id"]
+    assert reported["allowed_actions"] == []  # a citizen cannot act on a report yet
+
+    assert_problem(
+        await _act(client, issue_id, "submit", village, after_photo_ids=[before]), 409, "action_not_allowed"
+    )
+    verified = await _act(client, issue_id, "verify", officer, note="属实")
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["status"] == "assigned" and verified.json()["deadline"]
+    # The before photo is pinned to the issue once the report committed (the outbox after the commit).
+    assert (await media.photo(before, officer))["issue_id"] == reported["code"]
+
+    after = await media.upload(village, seed=12)
+    submitted = await _act(client, issue_id, "submit", village, after_photo_ids=[after], note="已清运")
+    assert submitted.status_code == 200, submitted.text
+    assert submitted.json()["status"] == "submitted"
+    assert {f["code"] for f in submitted.json()["evidence_flags"]} == {"no_exif"}  # shown, never blocking
+
+    assert_problem(await _act(client, issue_id, "accept", village), 403, "insufficient_scope")
+    accepted = await _act(client, issue_id, "accept", inspector, note="核查已整改")
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["status"] == "closed" and accepted.json()["closed_late"] is False
+
+    feedback = await _act(client, issue_id, "feedback", citizen, satisfaction=5, comment="满意")
+    assert feedback.status_code == 200 and feedback.json()["satisfaction"] == 5
+    assert_problem(
+        await _act(client, issue_id, "feedback", citizen, satisfaction=1), 409, "action_not_allowed"
+    )
+
+    events = (await client.get(f"/v1/issues/{issue_id}/events", headers=officer)).json()["items"]
+    assert [e["action"] for e in events] == ["report", "verify", "submit", "accept", "feedback"]
+    assert events[0]["photos"][0]["id"] == before and len(events[0]["photos"][0]["sha256"]) == 64
+    assert all(e["prev_hash"] == p["hash"] for p, e in itertools.pairwise(events))
+    hidden = (await client.get(f"/v1/issues/{issue_id}/events", headers=village)).json()["items"]
+    assert hidden[0]["actor"] is None  # village cadres never see who reported
+    assert (await client.get(f"/v1/issues/{issue_id}", headers=village)).json()["reporter"] is None
+    chain = (await client.get(f"/v1/issues/{issue_id}/verify", headers=officer)).json()
+    assert chain == {
+        "code": reported["code"],
+        "events": 5,
+        "intact": True,
+        "first_bad_seq": None,
+        "reason": None,
+    }
+
+
+async def test_a_before_photo_handed_in_as_the_after_photo_blocks_acceptance(
+    client: httpx.AsyncClient, auth: Auth, media: Media
+) -> None:
+    inspector, village = auth("inspector"), auth("village", VILLAGE)
+    before = await media.upload(inspector, scene_jpeg(21))
+    issue = await _report(client, inspector, before_photo_ids=[before])
+    # The village re-encodes the before picture and hands it in as the fix.
+    again = await media.upload(village, scene_jpeg(21, quality=60))
+    submitted = await _act(client, issue["id"], "submit", village, after_photo_ids=[again])
+    assert submitted.status_code == 200, submitted.text
+    codes = {f["code"] for f in submitted.json()["evidence_flags"]}
+    assert "reuses_before_photo" in codes
+    refused = await _act(client, issue["id"], "accept", inspector)
+    assert_problem(refused, 409, "evidence_flags_unresolved")
+    assert (await client.get(f"/v1/issues/{issue['id']}", headers=inspector)).json()["status"] == "submitted"
+    returned = await _act(client, issue["id"], "return", inspector, note="照片为整改前照片")
+    assert returned.status_code == 200
+    assert returned.json()["rework_count"] == 1 and returned.json()["status"] == "assigned"
+
+
+async def test_far_and_early_after_photos_are_flagged_and_an_override_is_recorded(
+    client: httpx.AsyncClient, auth: Auth, media: Media
+) -> None:
+    inspector, village = auth("inspector"), auth("village", VILLAGE)
+    issue = await _report(client, inspector)
+    long_ago = datetime.now(timezone(timedelta(hours=8))) - timedelta(days=30)
+    far_away = exif_block(gps=(POINT[0] + 0.05, POINT[1]), taken_at=long_ago.replace(tzinfo=None))
+    after = await media.upload(village, jpeg(seed=31, exif=far_away))
+    submitted = await _act(client, issue["id"], "submit", village, after_photo_ids=[after])
+    codes = {f["code"] for f in submitted.json()["evidence_flags"]}
+    assert {"far_from_issue", "taken_before_report"} <= codes
+    accepted = await _act(
+        client, issue["id"], "accept", inspector, override_reason="现场复核属实，照片为补拍"
+    )
+    assert accepted.status_code == 200, accepted.text
+    events = (await client.get(f"/v1/issues/{issue['id']}/events", headers=inspector)).json()["items"]
+    assert events[-1]["changes"]["override_reason"][1] == "现场复核属实，照片为补拍"
+
+
+async def test_photos_that_are_not_the_callers_are_refused_and_nothing_stored(
+    client: httpx.AsyncClient, auth: Auth, media: Media, count_rows: Callable[..., Any]
+) -> None:
+    far_officer = auth("officer", OTHER_TOWN)
+    theirs = await media.upload(far_officer, seed=41)
+    answer = await client.post(
+        "/v1/issues", json=report(before_photo_ids=[theirs, "0" * 32]), headers=auth("officer", TOWN)
+    )
+    body = assert_problem(answer, 422, "photos_refused")
+    assert len(body["errors"]) == 2
+    assert await count_rows(Issue) == 0
+
+
+async def test_without_media_a_report_with_photos_answers_503_and_stores_nothing(
+    client: httpx.AsyncClient, auth: Auth, count_rows: Callable[..., Any]
+) -> None:
+    answer = await client.post(
+        "/v1/issues", json=report(before_photo_ids=["a" * 32]), headers=auth("inspector")
+    )
+    assert_problem(answer, 503, "media_not_configured")
+    assert await count_rows(Issue) == 0
+
+
+# ---- refusals of actions ----
+
+
+async def test_actions_refused_by_state_role_or_submitter(
+    client: httpx.AsyncClient, auth: Auth, media: Media
+) -> None:
+    officer, village, inspector, admin = (
+        auth("officer", TOWN),
+        auth("village", VILLAGE),
+        auth("inspector"),
+        auth("admin"),
+    )
+    issue = await _report(client, inspector)
+    refused = await _act(client, issue["id"], "verify", officer)
+    body = assert_problem(refused, 409, "action_not_allowed")
+    assert "assign" in body["allowed_actions"]
+    assert_problem(await _act(client, issue["id"], "approve_extension", admin), 409, "action_not_allowed")
+    assert_problem(
+        await _act(client, issue["id"], "put_on_account", village, plan="x", target_date="2027-06-30"),
+        403,
+        "role_not_allowed",
+    )
+    after = await media.upload(admin, seed=51)
+    assert (await _act(client, issue["id"], "submit", admin, after_photo_ids=[after])).status_code == 200
+    assert_problem(await _act(client, issue["id"], "accept", admin), 403, "own_submission")
+    assert_problem(
+        await _act(client, issue["id"], "submit", village, after_photo_ids=[after]), 409, "action_not_allowed"
+    )
+    assert_problem(await _act(client, issue["id"], "accept", inspector, bogus=1), 422, "validation_failed")
+
+
+async def test_extension_account_and_supervision(client: httpx.AsyncClient, auth: Auth) -> None:
+    inspector, village, admin = auth("inspector"), auth("village", VILLAGE), auth("admin")
+    issue = await _report(client, inspector)
+    asked = await _act(
+        client,
+        issue["id"],
+        "request_extension",
+        village,
+        reason="需协调铲车",
+        until="2027-01-31T23:59:59+08:00",
+    )
+    assert asked.status_code == 200 and asked.json()["extension_pending"] is True
+    assert_problem(
+        await _act(
+            client,
+            issue["id"],
+            "request_extension",
+            village,
+            reason="再延",
+            until="2027-02-28T23:59:59+08:00",
+        ),
+        409,
+        "action_not_allowed",
+    )
+    approved = await _act(client, issue["id"], "approve_extension", admin, note="同意")
+    assert approved.status_code == 200
+    assert approved.json()["deadline"].startswith("2027-01-31") and approved.json()["extension_count"] == 1
+    on_account = await _act(
+        client, issue["id"], "put_on_account", admin, plan="纳入明年项目", target_date="2027-06-30"
+    )
+    assert on_account.json()["on_account"] is True and on_account.json()["account_plan"] == "纳入明年项目"
+    resumed = await _act(client, issue["id"], "resume", admin, note="资金到位")
+    assert resumed.json()["on_account"] is False
+    supervised = await _act(client, issue["id"], "supervise", inspector, note="区督办")
+    assert supervised.json()["supervised"] is True
+    assert_problem(
+        await _act(client, issue["id"], "supervise", inspector, note="again"), 409, "action_not_allowed"
+    )
+
+
+async def test_reject_as_duplicate_and_recur(client: httpx.AsyncClient, auth: Auth, media: Media) -> None:
+    officer, grid, inspector, village = (
+        auth("officer", TOWN),
+        auth("grid", GRID),
+        auth("inspector"),
+        auth("village", VILLAGE),
+    )
+    original = await _report(client, inspector)
+    repeat = await _report(client, grid, source="grid", region=GRID, latitude=POINT[0] + 0.003)
+    rejected = await _act(
+        client, repeat["id"], "reject", officer, reason="duplicate", duplicate_of=original["code"]
+    )
+    assert rejected.status_code == 200, rejected.text
+    assert rejected.json()["status"] == "rejected" and rejected.json()["duplicate_of"] == original["code"]
+    assert_problem(
+        await _act(client, repeat["id"], "reject", officer, reason="other"), 409, "action_not_allowed"
+    )
+
+    after = await media.upload(village, seed=61)
+    await _act(client, original["id"], "submit", village, after_photo_ids=[after])
+    assert (await _act(client, original["id"], "accept", inspector)).status_code == 200
+    recurred = await _act(client, original["id"], "recur", inspector, note="又堆上了")
+    assert recurred.status_code == 201, recurred.text
+    assert recurred.json()["recurrence_of"] == original["code"] and recurred.json()["status"] == "assigned"
+    assert recurred.headers["location"] == f"/v1/issues/{recurred.json()['id']}"
+
+
+# ---- scope and listing ----
+
+
+async def test_every_route_hides_issues_outside_the_callers_region(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    issue = await _report(client, auth("inspector"))
+    outsider = auth("officer", OTHER_TOWN)
+    for path in ("", "/events", "/verify"):
+        assert_problem(
+            await client.get(f"/v1/issues/{issue['id']}{path}", headers=outsider), 404, "issue_not_found"
+        )
+    assert_problem(await _act(client, issue["id"], "assign", outsider), 404, "issue_not_found")
+    assert (await client.get("/v1/issues", headers=outsider)).json()["items"] == []
+    other_citizen = auth("citizen", VILLAGE, subject="user:999999")
+    assert_problem(
+        await client.get(f"/v1/issues/{issue['id']}", headers=other_citizen), 404, "issue_not_found"
+    )
+    assert_problem(await client.get(f"/v1/issues/{issue['id']}"), 401, "missing_token")
+
+
+async def test_the_list_filters_and_pages_stably(client: httpx.AsyncClient, auth: Auth) -> None:
+    inspector, grid = auth("inspector"), auth("grid", GRID)
+    made = [await _report(client, inspector, latitude=POINT[0] + 0.001 * n) for n in range(5)]
+    reported = await _report(
+        client, grid, source="grid", region=GRID, description="河道漂浮垃圾", latitude=POINT[0] + 0.02
+    )
+    first = (await client.get("/v1/issues", params={"limit": 4}, headers=inspector)).json()
+    second = (
+        await client.get("/v1/issues", params={"limit": 4, "cursor": first["next_cursor"]}, headers=inspector)
+    ).json()
+    ids = [i["id"] for i in first["items"] + second["items"]]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 6 and second["next_cursor"] is None
+    only_reported = (await client.get("/v1/issues", params={"status": "reported"}, headers=inspector)).json()
+    assert [i["id"] for i in only_reported["items"]] == [reported["id"]]
+    text = (await client.get("/v1/issues", params={"q": "漂浮"}, headers=inspector)).json()
+    assert [i["id"] for i in text["items"]] == [reported["id"]]
+    green = (await client.get("/v1/issues", params={"light": "green"}, headers=inspector)).json()
+    assert {i["id"] for i in green["items"]} == {m["id"] for m in made}
+    mine = (await client.get("/v1/issues", params={"mine": "true"}, headers=grid)).json()
+    assert [i["id"] for i in mine["items"]] == [reported["id"]]
+    late = (await client.get("/v1/issues", params={"overdue": "true"}, headers=inspector)).json()
+    assert late["items"] == []
+    assert_problem(
+        await client.get("/v1/issues", params={"region": FAR_VILLAGE}, headers=auth("officer", TOWN)),
+        404,
+        "region_not_found",
+    )
+
+
+# ---- concurrency and tampering ----
+
+
+async def test_two_conflicting_actions_at_once_exactly_one_wins(
+    backend: str, client: httpx.AsyncClient, auth: Auth, media: Media
+) -> None:
+    inspector, admin, village = auth("inspector"), auth("admin"), auth("village", VILLAGE)
+    issue = await _report(client, inspector)
+    after = await media.upload(village, seed=71)
+    assert (await _act(client, issue["id"], "submit", village, after_photo_ids=[after])).status_code == 200
+    answers = await asyncio.gather(
+        _act(client, issue["id"], "accept", inspector),
+        _act(client, issue["id"], "return", admin, note="不合格"),
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200, 409], [a.text for a in answers]
+    events = (await client.get(f"/v1/issues/{issue['id']}/events", headers=admin)).json()["items"]
+    assert [e["action"] for e in events][-1] in ("accept", "return") and len(events) == 3
+
+
+@pytest.mark.parametrize("tamper", ["edit", "delete_middle", "delete_last", "reorder"])
+async def test_history_changed_behind_the_apis_back_is_caught(
+    tamper: str, client: httpx.AsyncClient, auth: Auth, app: Any
+) -> None:
+    inspector, admin = auth("inspector"), auth("admin")
+    issue = await _report(client, inspector)
+    await _act(client, issue["id"], "supervise", inspector, note="督办")
+    await _act(client, issue["id"], "put_on_account", admin, plan="明年", target_date="2027-06-30")
+    assert (await client.get(f"/v1/issues/{issue['id']}/verify", headers=admin)).json()["intact"] is True
+    database = state_of(app).database
+    async with database.transaction() as session:
+        where = col(IssueEvent.issue_id) == issue["id"]
+        if tamper == "edit":
+            await session.execute(
+                update(IssueEvent).where(where, col(IssueEvent.seq) == 2).values(note="无需督办")
+            )
+        elif tamper == "delete_middle":
+            await session.execute(delete(IssueEvent).where(where, col(IssueEvent.seq) == 2))
+        elif tamper == "delete_last":
+            await session.execute(delete(IssueEvent).where(where, col(IssueEvent.seq) == 3))
+        else:
+            await session.execute(update(IssueEvent).where(where, col(IssueEvent.seq) == 2).values(seq=99))
+            await session.execute(update(IssueEvent).where(where, col(IssueEvent.seq) == 3).values(seq=2))
+            await session.execute(update(IssueEvent).where(where, col(IssueEvent.seq) == 99).values(seq=3))
+    report_ = (await client.get(f"/v1/issues/{issue['id']}/verify", headers=admin)).json()
+    assert report_["intact"] is False
+    assert report_["first_bad_seq"] in (2, 3)
