@@ -108,7 +108,7 @@ class PhotoPublic(BaseModel):
                     {
                         "code": "reused",
                         "detail": "the same picture is already stored as photo 5b2…",
-                        "figures": {"other_photo_id": "5b2e…", "score": 0.93},
+                        "figures": {"other_photo_id": "5b2e…", "elsewhere": False, "score": 0.93},
                     }
                 ],
                 "urls": {

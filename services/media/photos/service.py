@@ -15,7 +15,7 @@ from sqlmodel import col
 from services.kit.auth import Caller, in_subtree
 from services.kit.db import utcnow
 from services.kit.errors import Conflict, Forbidden, NotFound
-from services.kit.identity import SUPERVISOR_ROLES, Role, path_prefix
+from services.kit.identity import SUPERVISOR_ROLES, Role, Subject, path_prefix
 from services.kit.outbox import Outbox
 from services.media.imaging.images import redact_with_thumb
 from services.media.imaging.pipeline import Processed, process
@@ -52,14 +52,29 @@ class Owner:
     def of(cls, caller: Caller) -> Owner:
         return cls(str(caller.subject), caller.role, caller.region, caller.region_path)
 
+    def as_viewer(self) -> Caller:
+        """The uploader as a reader of photos (no scopes: only what `visible_to` weighs)."""
+        subject = Subject.parse(self.subject)
+        if subject is None:
+            raise ValueError(f"not a token subject: {self.subject!r}")
+        return Caller(
+            subject=subject,
+            role=Role(self.role),
+            region=self.region_code,
+            region_path=self.region_path,
+            scopes=frozenset(),
+        )
+
 
 def reuse_scope(region_path: str, depth: int) -> str:
     """The archive a photo is compared with: its region path cut to `depth` levels (the county)."""
     return path_prefix(region_path, depth)
 
 
-def visible_to(caller: Caller) -> ColumnElement[bool]:
-    """Photos in the caller's subtree; a citizen sees only its own."""
+def visible_to(viewer: Caller | Owner) -> ColumnElement[bool]:
+    """Photos in the caller's subtree; a citizen sees only its own. An `Owner` is the uploader of a photo
+    being taken in, seeing what its own token would."""
+    caller = viewer if isinstance(viewer, Caller) else viewer.as_viewer()
     condition = in_subtree(col(Photo.region_path), caller)
     if caller.role == Role.citizen:
         condition = and_(condition, col(Photo.uploader) == str(caller.subject))
@@ -142,7 +157,10 @@ class Intake:
         matches = await self._find_reuse(session, photo, processed.fingerprint)
         for match in matches:
             session.add(match)
-        photo.flags = [_flag_json(f) for f in flags] + [_reuse_flag(m) for m in matches[:MAX_REUSE_FLAGS]]
+        flagged = matches[:MAX_REUSE_FLAGS]
+        # The archive is the county's, but the uploader is told which photo only where it may read it.
+        seen = await _visible_ids(session, owner, [m.other_id for m in flagged])
+        photo.flags = [_flag_json(f) for f in flags] + [_reuse_flag(m, m.other_id in seen) for m in flagged]
         for full_hash in processed.fingerprint.index_hashes:
             for band, value in band_keys(full_hash):
                 session.add(
@@ -317,13 +335,24 @@ def _flag_json(flag: Flag) -> dict[str, Any]:
     return {"code": flag.code, "detail": flag.detail, "figures": dict(flag.figures)}
 
 
-def _reuse_flag(match: PhotoMatch) -> dict[str, Any]:
+async def _visible_ids(session: AsyncSession, owner: Owner, photo_ids: list[str]) -> set[str]:
+    """Those of `photo_ids` the uploader may read."""
+    if not photo_ids:
+        return set()
+    rows = await session.execute(select(col(Photo.id)).where(col(Photo.id).in_(photo_ids), visible_to(owner)))
+    return set(rows.scalars())
+
+
+def _reuse_flag(match: PhotoMatch, named: bool) -> dict[str, Any]:
+    """The `reused` flag; the other photo's id only where the uploader may read that photo (`named`)."""
     how = "byte-identical" if match.exact else ("mirrored" if match.mirrored else "the same picture")
+    where = f"as photo {match.other_id}" if named else "elsewhere in the county (outside your region)"
     return {
         "code": "reused",
-        "detail": f"{how}: already stored as photo {match.other_id}",
+        "detail": f"{how}: already stored {where}",
         "figures": {
-            "other_photo_id": match.other_id,
+            **({"other_photo_id": match.other_id} if named else {}),
+            "elsewhere": not named,
             "score": match.score,
             "distance": match.distance,
             "inliers": match.inliers,
