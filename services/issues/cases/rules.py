@@ -168,6 +168,28 @@ def status_after(state: CaseState, action: Action) -> Status:
     }.get(action, state.status)
 
 
+def next_state(state: CaseState, action: Action) -> CaseState:
+    """The state an allowed action leads to, flags included: handing in the fix makes a pending extension
+    moot, 销号 takes an issue off the account, a return keeps what was asked for the rework."""
+    extension_pending = {
+        Action.request_extension: True,
+        Action.approve_extension: False,
+        Action.refuse_extension: False,
+        Action.submit: False,
+    }.get(action, state.extension_pending)
+    on_account = {Action.put_on_account: True, Action.resume: False, Action.accept: False}.get(
+        action, state.on_account
+    )
+    return CaseState(
+        status=status_after(state, action),
+        extension_pending=extension_pending,
+        on_account=on_account,
+        supervised=state.supervised or action is Action.supervise,
+        has_feedback=state.has_feedback or action is Action.feedback,
+        probable_duplicate=state.probable_duplicate and action is not Action.unlink,
+    )
+
+
 def initial_status(source: Source, role: Role) -> Status:
     """Inspectors' and the office's findings start assigned; what citizens, grids and systems report is
     verified (立案) first."""

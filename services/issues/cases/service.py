@@ -39,7 +39,7 @@ from services.issues.cases.rules import (
     issue_code,
     link_hash,
     may_take,
-    status_after,
+    next_state,
 )
 from services.issues.cases.schemas import (
     AcceptBody,
@@ -525,8 +525,10 @@ async def act(
         raise Forbidden(f"a {caller.role.value} may not {action.value} an issue", code="role_not_allowed")
     handler = _HANDLERS[action]
     recurred = await handler(session, state, caller, issue, body)
-    status = status_after(current, action)
-    issue.status = status.value
+    after = next_state(current, action)
+    issue.status = after.status.value
+    issue.extension_pending, issue.on_account = after.extension_pending, after.on_account
+    issue.supervised = after.supervised
     try:
         await session.flush()
     except (StaleDataError, OperationalError) as exc:
