@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import delete, update
 from sqlmodel import col
 
+from services.issues.cases.check import main as check_main
 from services.issues.cases.models import Issue, IssueEvent
 from services.kit.state import state_of
 from tests.issues.lifecycle import POINT, Media, media, report, scene_jpeg
@@ -443,3 +444,27 @@ async def test_history_changed_behind_the_apis_back_is_caught(
     report_ = (await client.get(f"/v1/issues/{issue['id']}/verify", headers=admin)).json()
     assert report_["intact"] is False
     assert report_["first_bad_seq"] in (2, 3)
+
+
+# ---- the command-line check over all issues ----
+
+
+async def test_the_command_line_check_names_the_issue_whose_history_was_changed(
+    client: httpx.AsyncClient, auth: Auth, app: Any, settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inspector = auth("inspector")
+    kept = await _report(client, inspector)
+    changed = await _report(client, inspector, latitude=POINT[0] + 0.01)
+    await _act(client, changed["id"], "supervise", inspector, note="督办")
+    url = settings.resolved_database_url
+    assert await asyncio.to_thread(check_main, ["--database-url", url]) == 0
+    async with state_of(app).database.transaction() as session:
+        await session.execute(
+            update(IssueEvent)
+            .where(col(IssueEvent.issue_id) == changed["id"], col(IssueEvent.seq) == 1)
+            .values(note="改过")
+        )
+    assert await asyncio.to_thread(check_main, ["--database-url", url]) == 1
+    out = capsys.readouterr().out
+    assert f"{changed['code']}: event 1: its content does not match its hash" in out
+    assert kept["code"] not in out and "2 issues checked, 1 with a broken history" in out
