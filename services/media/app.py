@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import cv2
@@ -27,7 +28,7 @@ from services.media.settings import MediaSettings
 from services.media.storage import LocalStore, ObjectStore, S3Store
 from services.media.storage.routes import router as objects_router
 from services.media.uploads.routes import router as uploads_router
-from services.media.uploads.service import sweep_expired
+from services.media.uploads.service import refuse_closed_slot, sweep_closed, sweep_expired
 
 logger = logging.getLogger("huanzhi.media")
 
@@ -77,6 +78,9 @@ def create_app(
         # (~6 ms of CPU per fingerprint measured here) under concurrent uploads.
         cv2.setNumThreads(1)
         object_store = store or build_store(settings)
+        if isinstance(object_store, LocalStore):
+            # A slot's signed link stops writing once the slot is closed, though the link is still valid.
+            object_store.write_guard = partial(refuse_closed_slot, database)
         outbox = Outbox(
             database,
             outbox_rows,
@@ -138,6 +142,7 @@ async def _sweep_forever(state: MediaState, interval: float) -> None:
         try:
             async with state.database.transaction() as session:
                 await sweep_expired(session, state.intake)
+                await sweep_closed(session, state.intake)
             await state.outbox.run_due()
         except Exception:
             logger.warning("sweeping failed", exc_info=True)

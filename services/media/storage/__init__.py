@@ -7,6 +7,7 @@ from services.media.storage.base import (
     ObjectTooLarge,
     PresignedPost,
     StoreUnavailable,
+    WriteGuard,
     check_key,
 )
 from services.media.storage.local import LocalStore, sign_local, verify_local_signature
@@ -21,6 +22,7 @@ __all__ = [
     "PresignedPost",
     "S3Store",
     "StoreUnavailable",
+    "WriteGuard",
     "check_key",
     "sign_local",
     "verify_local_signature",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,12 @@ def check_key(key: str) -> str:
     if any(segment.startswith(".") for segment in key.split("/")):
         raise InvalidKey(f"invalid object key {key[:80]!r}")
     return key
+
+
+# Asked before (and after) bytes are written through one of the service's own signed links: raises a problem
+# (409, 410 …) when the key may no longer be written, though the link is still valid. The app wires it in;
+# the storage layer knows nothing of what the keys are for.
+WriteGuard = Callable[[str], Awaitable[None]]
 
 
 class StoreUnavailable(ServiceUnavailable):

@@ -25,6 +25,7 @@ from services.media.storage.base import (
     ObjectTooLarge,
     PresignedPost,
     StoreUnavailable,
+    WriteGuard,
     check_key,
 )
 
@@ -148,6 +149,7 @@ class LocalStore:
         signing_secret: bytes,
         *,
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+        write_guard: WriteGuard | None = None,
     ) -> None:
         if not signing_secret:
             raise ValueError("the local store needs a signing secret")
@@ -155,6 +157,8 @@ class LocalStore:
         self.public_base_url = public_base_url.rstrip("/")
         self.signing_secret = signing_secret
         self.max_upload_bytes = max_upload_bytes
+        # Asked by the signed-link routes before and after a write (the app sets it: closed upload slots).
+        self.write_guard = write_guard
         self._tmp = self.root / ".tmp"
         self._meta = self.root / ".meta"
 
@@ -391,6 +395,11 @@ class LocalStore:
             self.signing_secret, "GET", key, exp, content_type=content_type, filename=filename
         )
         return self._link(key, query)
+
+    async def guard_write(self, key: str) -> None:
+        """Raise the write guard's problem if `key` may no longer be written through a signed link."""
+        if self.write_guard is not None:
+            await self.write_guard(key)
 
     def verify(
         self,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from services.kit.errors import BadRequest, Forbidden, NotFound, problem_docs
+from services.kit.errors import BadRequest, Forbidden, NotFound, Problem, problem_docs
 from services.media.deps import StoreDep
 from services.media.storage import InvalidKey, LocalStore, ObjectInfo, ObjectTooLarge, check_key
 from services.media.storage.local import OBJECTS_PATH
@@ -174,7 +174,7 @@ async def get_object(
     summary="Upload an object's bytes through a signed PUT link (local store)",
     status_code=201,
     response_model=StoredObject,
-    responses=problem_docs(403, 503),
+    responses=problem_docs(403, 409, 410, 503),
     openapi_extra=_BINARY_BODY,
 )
 async def put_object(
@@ -193,9 +193,11 @@ async def put_object(
     declared = _declared_length(request)
     if declared is not None and declared > store.max_upload_bytes:
         raise ObjectTooLarge(store.max_upload_bytes)
+    await store.guard_write(key)
     info = await store.write_stream(
         key, request.stream(), ct or sent_type or "application/octet-stream", store.max_upload_bytes
     )
+    await _still_writable(store, key)
     return StoredObject.of(info)
 
 
@@ -204,7 +206,7 @@ async def put_object(
     summary="Upload an object as a form with presigned fields (local store)",
     status_code=201,
     response_model=StoredObject,
-    responses=problem_docs(403, 503),
+    responses=problem_docs(403, 409, 410, 503),
     openapi_extra=_FORM_BODY,
 )
 async def post_object(key: str, request: Request, store: LocalStoreDep) -> StoredObject:
@@ -244,7 +246,18 @@ async def post_object(key: str, request: Request, store: LocalStoreDep) -> Store
             raise BadRequest("the file is empty", code="empty_object")
         if upload.size > max_bytes:
             raise ObjectTooLarge(max_bytes)
+        await store.guard_write(key)
         info = await store.write_stream(key, _chunks(upload), content_type, max_bytes)
     finally:
         await form.close()
+    await _still_writable(store, key)
     return StoredObject.of(info)
+
+
+async def _still_writable(store: LocalStore, key: str) -> None:
+    """After a write: a key closed while the bytes were arriving (a slot completed meanwhile) loses them."""
+    try:
+        await store.guard_write(key)
+    except Problem:
+        await store.delete(key)
+        raise

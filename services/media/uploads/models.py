@@ -29,4 +29,6 @@ class Upload(MediaTable, table=True):
     claimed_taken_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     photo_id: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    # When the sweeper removed the slot's object for good: past the link's expiry nothing can write it again.
+    swept_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))

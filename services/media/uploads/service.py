@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -16,7 +16,7 @@ from services.kit.auth import Caller
 from services.kit.db import Database, utcnow
 from services.kit.errors import BadRequest, Conflict, NotFound, Problem
 from services.media.photos.contents import DELETE_OBJECTS
-from services.media.photos.keys import incoming_key
+from services.media.photos.keys import INCOMING_PREFIX, incoming_key
 from services.media.photos.models import Photo
 from services.media.photos.schemas import Claims, Purpose
 from services.media.photos.service import Intake, Owner
@@ -126,9 +126,32 @@ async def complete(session: AsyncSession, intake: Intake, caller: Caller, upload
         path.unlink(missing_ok=True)
 
 
-async def sweep_expired(session: AsyncSession, intake: Intake) -> int:
+async def refuse_closed_slot(database: Database, key: str) -> None:
+    """The local store's write guard: a slot's link still valid may no longer write once the slot is closed
+    (completed 409, refused 409, expired 410). Keys that are no slot's are left to the link's signature."""
+    if not key.startswith(INCOMING_PREFIX):
+        return
+    async with database.sessionmaker() as session:
+        upload = (
+            await session.execute(select(Upload).where(col(Upload.object_key) == key))
+        ).scalar_one_or_none()
+    if upload is None:
+        return
+    shown = status_of(upload)
+    if shown == "expired":
+        raise UploadExpired("the upload slot has expired; ask for a new one", upload_id=upload.id)
+    if shown != "pending":
+        raise Conflict(
+            f"this upload is {shown}: its link no longer takes bytes",
+            code=f"upload_{shown}",
+            upload_id=upload.id,
+        )
+
+
+async def sweep_expired(session: AsyncSession, intake: Intake, *, now: datetime | None = None) -> int:
     """Remove the objects of slots that expired without completion (past the grace); returns how many."""
-    cutoff = utcnow() - timedelta(seconds=intake.settings.sweep_grace_seconds)
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=intake.settings.sweep_grace_seconds)
     expired = (
         (
             await session.execute(
@@ -143,10 +166,41 @@ async def sweep_expired(session: AsyncSession, intake: Intake) -> int:
     for upload in expired:
         await intake.store.delete(upload.object_key)
         upload.status = "expired"
+        upload.swept_at = now
     await session.flush()
     if expired:
         logger.info("swept %d expired uploads", len(expired))
     return len(expired)
+
+
+async def sweep_closed(session: AsyncSession, intake: Intake, *, now: datetime | None = None) -> int:
+    """Remove, once more, the objects of completed and refused slots whose links have expired (past the
+    grace); returns how many. Their bytes were deleted when the slot closed, but a presigned S3 PUT or POST
+    cannot be refused by the service: until the link expires, the client may write the key again."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=intake.settings.sweep_grace_seconds)
+    closed = (
+        (
+            await session.execute(
+                select(Upload)
+                .where(
+                    col(Upload.status).in_(("completed", "refused")),
+                    col(Upload.swept_at).is_(None),
+                    col(Upload.expires_at) < cutoff,
+                )
+                .limit(500)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for upload in closed:
+        await intake.store.delete(upload.object_key)
+        upload.swept_at = now
+    await session.flush()
+    if closed:
+        logger.info("swept the objects of %d closed uploads", len(closed))
+    return len(closed)
 
 
 async def mark_refused(database: Database, intake: Intake, upload_id: str) -> None:
