@@ -18,14 +18,17 @@ from services.issues.auth.throttle import FailureThrottle
 from services.issues.auth.tokens import mint_access_token
 from services.issues.calendar.routes import router as calendar_router
 from services.issues.cases import evidence
+from services.issues.cases.demo import seed_demo_issues
 from services.issues.cases.routes import router as cases_router
 from services.issues.categories.routes import router as categories_router
 from services.issues.clients.routes import router as clients_router
 from services.issues.db import idempotency_keys, outbox_rows
 from services.issues.demo import seed_demo_data
 from services.issues.deps import IssuesState
+from services.issues.ledger.routes import router as ledger_router
 from services.issues.regions.routes import router as regions_router
 from services.issues.settings import IssuesSettings
+from services.issues.stats.routes import router as stats_router
 from services.issues.users.routes import router as users_router
 from services.kit.app import ApiInfo, build_app
 from services.kit.auth import caller_router
@@ -87,6 +90,7 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
         if settings.seed_demo:
             async with database.transaction() as session:
                 await seed_demo_data(session, settings=settings)
+                await seed_demo_issues(session)
         state = IssuesState(
             settings=settings,
             database=database,
@@ -133,6 +137,8 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
             clients_router,
             categories_router,
             calendar_router,
+            stats_router,
+            ledger_router,
             cases_router,
         ],
         open_state=open_state,
