@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -36,10 +36,10 @@ def have_postgres() -> bool:
 
 
 @pytest.fixture(scope="session")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+async def templates(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Templates]:
     t = Templates(tmp_path_factory.mktemp("templates"))
     yield t
-    t.drop_templates()
+    await t.drop_templates()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -95,10 +95,7 @@ def sqlite_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def db_url(service: Service, backend: str, templates: Templates, sqlite_folder: Path) -> str:
     """The service's database, migrated and seeded, in its starting state (on SQLite a fresh copy)."""
     template = await asyncio.to_thread(templates.template, service.name, backend, _seeder(service))
-    url, _ = await templates.copy(
-        service.name, backend, template, sqlite_folder, metadata=service.metadata, reseed=service.seed
-    )
-    return url
+    return await templates.copy(service.name, backend, template, sqlite_folder, metadata=service.metadata)
 
 
 def _seeder(service: Service) -> Callable[[str], None] | None:

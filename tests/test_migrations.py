@@ -29,6 +29,7 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path, have_postgres
     asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("service", SERVICES)
 def test_migrations_match_the_models_and_go_down_and_up_again(service: str, empty_database: str) -> None:
     config = alembic_config(service, empty_database)

@@ -173,6 +173,15 @@ class LiveStack:
         self.start_service(service)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Everything here starts or talks to processes: slow, and crossservice whether or not a module says so.
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.crossservice)
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def live_stack(
     request: pytest.FixtureRequest, have_postgres: bool, tmp_path_factory: pytest.TempPathFactory

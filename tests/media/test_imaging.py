@@ -439,6 +439,7 @@ def test_heic_comes_out_upright(put: Callable[..., Path]) -> None:
     assert corner_colours(variants.upright) == ("red", "blue")
 
 
+@pytest.mark.slow
 def test_large_photo_is_scaled_to_display_and_thumb_sizes(put: Callable[..., Path]) -> None:
     upright = images.marked(3200, 2400)
     stored = images.stored_for_orientation(upright, 6)

@@ -115,6 +115,7 @@ def _honest() -> list[tuple[str, int, Fingerprint]]:
     ]
 
 
+@pytest.mark.slow
 def test_different_photos_are_never_candidates_or_confirmed() -> None:
     honest = _honest()
     fps = [fp for _, _, fp in honest]
@@ -208,6 +209,7 @@ def test_photos_with_a_smooth_sky_are_not_trimmed(seed: int) -> None:
 # ---- hashes and band keys ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_window_hash_is_imagehashs_phash() -> None:
     """dct_hash is the perceptual hash of imagehash (DCT of a 32x32 grey copy, 8x8 lowest frequencies
     against their median), computed with OpenCV; only the resize filter differs."""
