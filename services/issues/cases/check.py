@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlmodel import col
 
+from services.issues.cases.history import link_of
 from services.issues.cases.models import Issue, IssueEvent
 from services.issues.cases.rules import ChainBreak, first_break
-from services.issues.cases.service import link_of
 from services.issues.settings import IssuesSettings
 from services.kit.db import Database
 

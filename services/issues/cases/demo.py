@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.issues.cases import timing
+from services.issues.cases.history import append_event
 from services.issues.cases.models import Issue
 from services.issues.cases.rules import GENESIS, Action, Status
-from services.issues.cases.service import _append_event, next_code
+from services.issues.cases.service import next_code
 from services.issues.regions.models import Region
 from services.issues.users.models import User
 from services.kit.auth import Caller
@@ -114,7 +115,7 @@ async def seed_demo_issues(session: AsyncSession, *, seed: int = 2026) -> int:
             )
             session.add(issue)
             await session.flush()
-            await _append_event(
+            await append_event(
                 session, issue, reporter, "report", None, {"status": [None, "reported"]}, [], at=reported
             )
             await _tell(session, issue, actions, people, reported, rng)
@@ -171,4 +172,4 @@ async def _tell(
             issue.extension_reason = "需协调机械清运"
             issue.extension_until = (issue.deadline or moment) + timedelta(days=7)
         changes = {"status": [before, issue.status]} if before != issue.status else {}
-        await _append_event(session, issue, actor, action, None, changes, [], at=moment)
+        await append_event(session, issue, actor, action, None, changes, [], at=moment)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import AwareDatetime, BaseModel
 
 from services.issues.calendar.rules import Light
-from services.issues.cases import service
+from services.issues.cases import actions, history, service
 from services.issues.cases.rules import Action, Source, Status
 from services.issues.cases.schemas import (
     ACTION_BODIES,
@@ -153,7 +153,9 @@ async def read_issue(issue_id: IssueId, session: SessionDep, caller: IssuesReade
     responses=problem_docs(403),
 )
 async def issue_events(issue_id: IssueId, session: SessionDep, caller: IssuesReaderDep) -> EventList:
-    return EventList(items=await service.events_of(session, caller, issue_id))
+    return EventList(
+        items=await history.events_of(session, caller, await service.get_visible(session, caller, issue_id))
+    )
 
 
 @router.get(
@@ -165,7 +167,7 @@ async def issue_events(issue_id: IssueId, session: SessionDep, caller: IssuesRea
     responses=problem_docs(403),
 )
 async def verify_issue(issue_id: IssueId, session: SessionDep, caller: IssuesReaderDep) -> ChainReport:
-    return await service.check_chain(session, await service.get_visible(session, caller, issue_id))
+    return await history.check_chain(session, await service.get_visible(session, caller, issue_id))
 
 
 def _action_route(action: Action, body_type: type[BaseModel]) -> None:
@@ -180,7 +182,7 @@ def _action_route(action: Action, body_type: type[BaseModel]) -> None:
         state: StateDep,
         response: Response,
     ) -> IssuePublic:
-        issue, recurred = await service.act(session, state, caller, issue_id, action, body)
+        issue, recurred = await actions.act(session, state, caller, issue_id, action, body)
         shown = recurred or issue
         if recurred is not None:
             response.status_code = status.HTTP_201_CREATED
