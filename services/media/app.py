@@ -53,6 +53,8 @@ def build_store(settings: MediaSettings) -> ObjectStore:
             if settings.s3_public_secure is None
             else settings.s3_public_secure,
             create_bucket=settings.s3_create_bucket,
+            connect_timeout=settings.store_connect_timeout_seconds,
+            read_timeout=settings.store_read_timeout_seconds,
             temporary_prefix=keys.INCOMING_PREFIX,
         )
     return LocalStore(

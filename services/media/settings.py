@@ -35,7 +35,12 @@ class MediaSettings(ServiceSettings):
     s3_region: str = "us-east-1"
     s3_secure: bool = False
     s3_public_secure: bool | None = None
-    s3_create_bucket: bool = True
+    s3_create_bucket: bool = True  # also: a bucket found missing on a write is created again
+    # How long the service waits for the object store (S3): to connect, and for each answer (or for room to
+    # send more of a body). A store that is down or hung answers 503 after about their sum; a dropped
+    # connection is retried once, a timeout never.
+    store_connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    store_read_timeout_seconds: float = Field(default=5.0, gt=0)
 
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 100_000_000  # a 48 MP phone photo passes; a 30000×30000 bomb does not

@@ -35,6 +35,14 @@ _MISSING = {"NoSuchKey", "NoSuchObject"}
 _CHUNK = 256 * 1024
 
 
+class _RetryNoTimeouts(Retry):
+    """One retry of a dropped connection (a pooled keep-alive connection the store closed, a store that
+    restarted), but none of a read that timed out: a store that hangs must answer 503 after one timeout."""
+
+    def _is_read_error(self, err: Exception) -> bool:
+        return isinstance(err, urllib3.exceptions.ProtocolError)  # a timeout counts as "other": none allowed
+
+
 def _split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
     """Accept `host:port` or `http(s)://host:port`; a scheme overrides `secure`."""
     if "://" not in endpoint:
@@ -71,7 +79,7 @@ class S3Store:
         *,
         public_secure: bool | None = None,
         connect_timeout: float = 2.0,
-        read_timeout: float = 20.0,
+        read_timeout: float = 5.0,
         retries: int = 1,
         part_size: int = 0,
         temporary_prefix: str | None = None,
@@ -81,10 +89,14 @@ class S3Store:
         public_host, public_secure = _split_endpoint(
             public_endpoint or endpoint, secure if public_secure is None else public_secure
         )
-        # Short timeouts and one retry: a store that is down must give a quick 503, never a hang.
+        # Short timeouts, one retry of a refused or dropped connection and none of a timeout: a store that is
+        # down or hung must give a quick 503 (after about connect_timeout + read_timeout), never a hang.
+        # The read timeout bounds each wait for the store (a response, or room to send more of a body).
         self._http = urllib3.PoolManager(
             timeout=Timeout(connect=connect_timeout, read=read_timeout),
-            retries=Retry(total=retries, connect=retries, read=retries, redirect=0, status=0, other=0),
+            retries=_RetryNoTimeouts(
+                total=retries, connect=retries, read=retries, redirect=0, status=0, other=0
+            ),
             maxsize=32,
         )
         self._client = Minio(
@@ -173,31 +185,39 @@ class S3Store:
             # Not ours to configure (a managed bucket): the sweeper still removes what it knows of.
             logger.warning("could not set the lifecycle rule on %s: %s", self.bucket, exc.code)
 
+    def _write(self, call: Callable[[], object]) -> None:
+        """A write; where the bucket has gone (deleted by hand, a store set up afresh) and this store may
+        create it, the bucket is created again and the write repeated once."""
+        try:
+            call()
+        except S3Error as exc:
+            if exc.code != "NoSuchBucket" or not self.create_bucket:
+                raise
+            logger.warning("bucket %s is missing: creating it again", self.bucket)
+            self._ensure_bucket()
+            call()
+
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         check_key(key)
-        await self._run(
-            partial(
-                self._client.put_object,
-                self.bucket,
-                key,
-                io.BytesIO(data),
-                len(data),
-                content_type=content_type,
+
+        def put() -> object:  # a fresh stream for each attempt
+            return self._client.put_object(
+                self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
             )
-        )
+
+        await self._run(partial(self._write, put))
 
     async def put_file(self, key: str, path: Path, content_type: str) -> None:
         check_key(key)
-        await self._run(
-            partial(
-                self._client.fput_object,
-                self.bucket,
-                key,
-                str(path),
-                content_type=content_type,
-                part_size=self._part_size,
-            )
+        put = partial(
+            self._client.fput_object,
+            self.bucket,
+            key,
+            str(path),
+            content_type=content_type,
+            part_size=self._part_size,
         )
+        await self._run(partial(self._write, put))
 
     async def get_bytes(self, key: str) -> bytes:
         check_key(key)
