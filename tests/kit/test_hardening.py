@@ -50,13 +50,10 @@ async def test_made_up_methods_and_paths_add_no_metric_series(client: httpx.Asyn
 # ---- 9. claims: NumericDate means a number ----
 
 
-@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
-async def test_a_time_claim_given_as_a_string_is_refused(
-    claim: str, app: FastAPI, client: httpx.AsyncClient
-) -> None:
-    keyring = typed_state(app, IssuesState).keyring
+def admin_claims(**changes: Any) -> dict[str, Any]:
+    """The claims of a county admin's access token, as the issuer writes them."""
     now = int(time.time())
-    claims: dict[str, Any] = {
+    return {
         "iss": ISSUER,
         "aud": AUDIENCE,
         "sub": "user:4",
@@ -68,12 +65,21 @@ async def test_a_time_claim_given_as_a_string_is_refused(
         "region": COUNTY,
         "region_path": "/37/3702/370282/",
         "scope": "regions:read",
+        **changes,
     }
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+async def test_a_time_claim_given_as_a_string_is_refused(
+    claim: str, app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    keyring = typed_state(app, IssuesState).keyring
+    claims = admin_claims()
     good = keyring.sign(claims)
     assert (
         await client.get("/v1/auth/caller", headers={"Authorization": f"Bearer {good}"})
     ).status_code == 200
-    claims[claim] = str(claims.get(claim, now))
+    claims[claim] = str(claims.get(claim, claims["iat"]))
     bad = keyring.sign(claims)
     refused = await client.get("/v1/auth/caller", headers={"Authorization": f"Bearer {bad}"})
     assert_problem(refused, 401, "invalid_token")
@@ -110,22 +116,7 @@ async def test_a_database_that_cannot_be_reached_answers_503_not_500(tmp_path: P
     app = create_issues_app(settings)
     async with app.router.lifespan_context(app):
         keyring = typed_state(app, IssuesState).keyring
-        now = int(time.time())
-        token = keyring.sign(
-            {
-                "iss": ISSUER,
-                "aud": AUDIENCE,
-                "sub": "user:4",
-                "iat": now,
-                "exp": now + 600,
-                "jti": uuid.uuid4().hex,
-                "token_use": "access",
-                "role": "admin",
-                "region": COUNTY,
-                "region_path": "/37/3702/370282/",
-                "scope": "regions:read regions:write",
-            }
-        )
+        token = keyring.sign(admin_claims(scope="regions:read regions:write"))
         headers = {"Authorization": f"Bearer {token}"}
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as c:
