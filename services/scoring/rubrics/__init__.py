@@ -1,0 +1,1 @@
+"""Rubrics (考评办法): indicators, deduction rules and component weights as versioned data."""
