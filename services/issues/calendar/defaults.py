@@ -18,8 +18,16 @@ from services.issues.calendar.rules import CalendarSource, NamedDay, YearSchedul
 
 LIBRARY = f"chinesecalendar {version('chinesecalendar')}"
 
-# The library names holidays in English; the API speaks Chinese.
-_CHINESE_NAMES: dict[str, str] = {holiday.value: holiday.chinese for holiday in chinese_calendar.Holiday}
+# The library names holidays in English (its Chinese names are short: 清明, 中秋); the API names them as
+# the State Council's notices do.
+_NOTICE_NAMES = {
+    "tomb_sweeping_day": "清明节",
+    "dragon_boat_festival": "端午节",
+    "mid_autumn_festival": "中秋节",
+}
+_CHINESE_NAMES: dict[str, str] = {
+    holiday.value: _NOTICE_NAMES.get(holiday.name, holiday.chinese) for holiday in chinese_calendar.Holiday
+}
 
 
 def _chinese(name: str) -> str:
