@@ -43,6 +43,7 @@ from services.issues.cases.schemas import (
     VerifyBody,
 )
 from services.issues.categories.models import Severity
+from services.issues.categories.service import get_category
 from services.issues.deps import IssuesState
 from services.issues.regions.models import Region
 from services.kit.auth import Caller
@@ -112,7 +113,7 @@ async def _dispatch(
         issue.responsible_user_id = user_id
     issue.assigned_at = issue.assigned_at or now
     if deadline is not None or issue.deadline is None:
-        category = await timing.category(session, issue.category, for_new=False)
+        category = await get_category(session, issue.category)
         await timing.apply_deadline(session, issue, deadline, start=now, default_from=category)
     return _changes(
         responsible_region=(old[0], issue.responsible_region_code),
@@ -248,7 +249,7 @@ async def _return(
 ) -> None:
     if issue.submitter == str(caller.subject):
         raise Forbidden("the one who submitted a fix may not return it", code="own_submission")
-    category = await timing.category(session, issue.category, for_new=False)
+    category = await get_category(session, issue.category)
     old_deadline = issue.deadline
     now = utcnow()
     issue.assigned_at = now  # the rework's time starts now

@@ -19,6 +19,7 @@ from services.issues.cases.history import append_event
 from services.issues.cases.models import Issue
 from services.issues.cases.rules import GENESIS, Action, Status
 from services.issues.cases.service import next_code
+from services.issues.categories.service import get_category
 from services.issues.regions.models import Region
 from services.issues.users.models import User
 from services.kit.auth import Caller
@@ -134,7 +135,7 @@ async def _tell(
 ) -> None:
     """Move the issue through `actions`, a day or two apart, as the office and the village would."""
     moment = start
-    category = await timing.category(session, issue.category, for_new=False)
+    category = await get_category(session, issue.category)
     for action in actions:
         moment = min(moment + timedelta(days=rng.randint(1, 3), hours=rng.randint(1, 5)), utcnow())
         before = issue.status

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, StringConstraints
 
 from services.issues.calendar.rules import Light
 from services.issues.cases import actions, history, service
@@ -18,11 +18,17 @@ from services.issues.cases.schemas import (
     IssuePage,
     IssuePublic,
 )
+from services.issues.categories.rules import CODE_PATTERN
 from services.issues.deps import SessionDep, StateDep
 from services.kit.auth import Caller, require_scope
 from services.kit.errors import problem_docs
+from services.kit.fields import TRUE_FALSE, OptionalQueryBool, QueryBool
 from services.kit.identity import Scope
 from services.kit.pagination import PageDep
+
+# PostgreSQL refuses NUL in text: a filter that holds one is refused (422) instead of failing (500).
+CategoryCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
+NoNul = Annotated[str, StringConstraints(max_length=32, pattern=r"^[^\x00]*$")]
 
 router = APIRouter(tags=["issues"])
 
@@ -88,10 +94,12 @@ async def report_issue(
 def _filters(
     region: Annotated[str | None, Query(max_length=32, description="Only issues under this region.")] = None,
     status: Annotated[list[Status] | None, Query(description="Any of these statuses.")] = None,
-    category: Annotated[list[str] | None, Query(max_length=20)] = None,
+    category: Annotated[list[CategoryCode] | None, Query(max_length=20)] = None,
     source: Annotated[list[Source] | None, Query()] = None,
-    severity: Annotated[list[str] | None, Query(max_length=3)] = None,
-    overdue: Annotated[bool | None, Query(description="Open and past the deadline (or not).")] = None,
+    severity: Annotated[list[NoNul] | None, Query(max_length=3)] = None,
+    overdue: Annotated[
+        OptionalQueryBool, Query(description="Open and past the deadline (or not). " + TRUE_FALSE)
+    ] = None,
     light: Annotated[Light | None, Query(description="The traffic light of open issues.")] = None,
     reported_from: Annotated[AwareDatetime | None, Query()] = None,
     reported_to: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
@@ -101,7 +109,7 @@ def _filters(
         str | None,
         Query(max_length=100, pattern=r"^[^\x00]*$", description="Text in the description or address."),
     ] = None,
-    mine: Annotated[bool, Query(description="Reported by me or assigned to me.")] = False,
+    mine: Annotated[QueryBool, Query(description="Reported by me or assigned to me. " + TRUE_FALSE)] = False,
 ) -> service.IssueFilters:
     return service.IssueFilters(
         region=region,
