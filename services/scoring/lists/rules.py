@@ -407,7 +407,8 @@ class _History:
         period = ranking.period
         while True:
             earlier = self.rankings.get((period, ranking.parent, ranking.level))
-            if earlier is None or earlier.entry(unit) is None or not self.holds(trigger, earlier, unit):
+            # Membership is looked up in sets worked out once per ranking: no scan per unit.
+            if earlier is None or not self.holds(trigger, earlier, unit):
                 return count
             count += 1
             period = period.previous()
