@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -16,11 +19,21 @@ from fastapi import FastAPI
 
 from services.kit.app import ApiInfo, build_app, issuer_verifier
 from services.kit.auth import caller_router
-from services.kit.db import Database
+from services.kit.db import Database, utcnow
 from services.kit.jwt import TokenVerifier
+from services.kit.observability import Metrics
 from services.kit.outbox import Outbox
 from services.media.db import idempotency_keys, outbox_rows
 from services.media.deps import MediaState
+from services.media.leftovers import (
+    CLOSED_UPLOADS,
+    EXPIRED_UPLOADS,
+    ORPHAN_CONTENTS,
+    SPOOL_FILES,
+    SweptCollector,
+    spool_cutoff,
+    sweep_spool,
+)
 from services.media.photos import contents, keys
 from services.media.photos.routes import router as photos_router
 from services.media.photos.service import Intake
@@ -104,7 +117,8 @@ def create_app(
             await object_store.ensure_ready()
         except Exception:
             logger.warning("object store not ready at start", exc_info=True)
-        sweeper = asyncio.create_task(_sweep_forever(state, settings.sweep_interval_seconds))
+        await _sweep_spool(state)  # what a crash left there: only its own files older than the grace
+        sweeper = asyncio.create_task(_sweep_forever(state))
         try:
             yield state
         finally:
@@ -113,7 +127,7 @@ def create_app(
                 await sweeper
 
     upload_limit = settings.max_upload_bytes + 256 * 1024  # the photo plus multipart framing and fields
-    return build_app(
+    app = build_app(
         settings,
         api=ApiInfo(
             title="Huanzhi media (照片存证)",
@@ -131,20 +145,69 @@ def create_app(
         idempotency=idempotency_keys,
         body_limits={"/v1/photos": upload_limit, "/v1/media/objects/": upload_limit},
     )
+    _export_sweep_counts(app)
+    return app
+
+
+def _export_sweep_counts(app: FastAPI) -> None:
+    """`media_swept_total` beside the kit's metrics, read from the running state at each scrape.
+
+    The kit keeps its registry to itself; it reaches the request middleware as an argument, so it is taken
+    from there. Without it (a kit that changed) the counts are simply not exported.
+    """
+    for middleware in app.user_middleware:
+        metrics = middleware.kwargs.get("metrics")
+        if isinstance(metrics, Metrics):
+            metrics.registry.register(SweptCollector(lambda: _running_counts(app)))
+            return
+    logger.warning("the kit's metrics registry was not found: media_swept_total is not exported")
+
+
+def _running_counts(app: FastAPI) -> Counter[str] | None:
+    state = getattr(app.state, "service", None)
+    return state.swept if isinstance(state, MediaState) else None
 
 
 async def _release(database: Database, store: ObjectStore, payload: dict[str, Any]) -> None:
     await contents.release(database, store, str(payload["sha256"]))
 
 
-async def _sweep_forever(state: MediaState, interval: float) -> None:
-    """Expired upload slots and effects still due in the outbox (a store that was down, a crash)."""
+async def _sweep_forever(state: MediaState) -> None:
+    """Expired and closed upload slots, effects still due in the outbox (a store that was down, a crash),
+    spooled files and, less often, content objects no photo shows (what a crash left)."""
+    settings = state.settings
+    orphans_due = time.monotonic() + settings.orphan_sweep_interval_seconds
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(settings.sweep_interval_seconds)
         try:
             async with state.database.transaction() as session:
-                await sweep_expired(session, state.intake)
-                await sweep_closed(session, state.intake)
+                state.swept[EXPIRED_UPLOADS] += await sweep_expired(session, state.intake)
+                state.swept[CLOSED_UPLOADS] += await sweep_closed(session, state.intake)
             await state.outbox.run_due()
+            await _sweep_spool(state)
         except Exception:
             logger.warning("sweeping failed", exc_info=True)
+        if time.monotonic() >= orphans_due:
+            orphans_due = time.monotonic() + settings.orphan_sweep_interval_seconds
+            try:
+                await sweep_orphan_contents(state)
+            except Exception:
+                logger.warning("sweeping unreferenced content objects failed", exc_info=True)
+
+
+async def _sweep_spool(state: MediaState) -> None:
+    cutoff = spool_cutoff(state.settings.spool_grace_seconds)
+    removed = await asyncio.to_thread(sweep_spool, state.settings.spool_dir, cutoff)
+    if removed:
+        logger.info("removed %d spooled files left by an earlier process", removed)
+    state.swept[SPOOL_FILES] += removed
+
+
+async def sweep_orphan_contents(state: MediaState, *, now: datetime | None = None) -> int:
+    """Content objects older than the grace that no photo shows and no row names; returns how many contents."""
+    older_than = (now or utcnow()) - timedelta(seconds=state.settings.orphan_grace_seconds)
+    removed = await contents.sweep_orphans(state.database, state.store, older_than)
+    if removed:
+        logger.info("removed the objects of %d contents no photo shows", removed)
+    state.swept[ORPHAN_CONTENTS] += removed
+    return removed

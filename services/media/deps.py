@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -23,6 +24,8 @@ class MediaState(ServiceState[MediaSettings]):
     store: ObjectStore
     outbox: Outbox
     intake: Intake
+    # What the sweeper removed, by kind (services/media/leftovers.py): exported as media_swept_total.
+    swept: Counter[str] = field(default_factory=Counter)
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
         return {**super().readiness_checks(), "object_store": self._store_answers}

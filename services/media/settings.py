@@ -55,6 +55,13 @@ class MediaSettings(ServiceSettings):
     # A slot's bytes are removed this long after it expired: a PUT begun just before expiry may still be
     # arriving over a slow line. The S3 store also gets a one-day lifecycle rule on incoming/ as a backstop.
     sweep_grace_seconds: float = 900.0
+    # What a crash leaves: spooled request bodies in data_dir/tmp, swept at start and with the slots, and
+    # content objects no photo shows (written before the commit that never came), swept every
+    # orphan_sweep_interval_seconds (a listing of the store). Only what is older than its grace goes: a
+    # spool file is rewritten while its body arrives, and an upload commits long before an hour is up.
+    spool_grace_seconds: float = Field(default=3600.0, ge=0)
+    orphan_grace_seconds: float = Field(default=3600.0, ge=0)
+    orphan_sweep_interval_seconds: float = Field(default=3600.0, gt=0)
 
     # Checks (flags, never refusals).
     max_distance_m: float = 500.0
@@ -70,6 +77,11 @@ class MediaSettings(ServiceSettings):
     @property
     def objects_dir(self) -> Path:
         return self.local_store_dir or self.data_dir / "objects"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where request bodies are spooled while they are checked (the photo and upload routes)."""
+        return self.data_dir / "tmp"
 
     def production_gaps(self) -> list[str]:
         gaps = super().production_gaps()

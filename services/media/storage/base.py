@@ -64,6 +64,7 @@ class ObjectInfo:
     size: int
     content_type: str | None
     etag: str | None
+    modified: datetime | None = None  # when the object was last written (listings give it)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,13 @@ class ObjectStore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove an object; removing a missing one is not an error."""
+        ...
+
+    async def list_objects(
+        self, prefix: str, *, start_after: str | None = None, limit: int = 1000
+    ) -> list[ObjectInfo]:
+        """Up to `limit` objects whose keys start with `prefix`, in key order after `start_after`, each with
+        its size and `modified` time (content type and etag may be missing)."""
         ...
 
     async def healthy(self) -> bool:

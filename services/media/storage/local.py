@@ -318,6 +318,41 @@ class LocalStore:
 
         await self._run(remove)
 
+    async def list_objects(
+        self, prefix: str, *, start_after: str | None = None, limit: int = 1000
+    ) -> list[ObjectInfo]:
+        """Objects under `prefix` in key order (a walk of the folder for each page: the embedded store is
+        small)."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        if folder:
+            check_key(folder)
+
+        def walk() -> list[ObjectInfo]:
+            top = self.root / folder if folder else self.root
+            found: list[tuple[str, Path]] = []
+            for path in top.rglob("*") if top.is_dir() else ():
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(".") or not key.startswith(prefix) or (start_after and key <= start_after):
+                    continue
+                if path.is_file():
+                    found.append((key, path))
+            found.sort()
+            page: list[ObjectInfo] = []
+            for key, path in found[:limit]:
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue  # removed meanwhile
+                modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                page.append(
+                    ObjectInfo(key=key, size=stat.st_size, content_type=None, etag=None, modified=modified)
+                )
+            return page
+
+        return await self._run(walk)
+
     async def healthy(self) -> bool:
         def check() -> bool:
             return self._tmp.is_dir() and self._meta.is_dir() and os.access(self._tmp, os.W_OK)

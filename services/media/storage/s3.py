@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -284,6 +285,29 @@ class S3Store:
     async def delete(self, key: str) -> None:
         check_key(key)
         await self._run(partial(self._client.remove_object, self.bucket, key))
+
+    async def list_objects(
+        self, prefix: str, *, start_after: str | None = None, limit: int = 1000
+    ) -> list[ObjectInfo]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+
+        def page() -> list[ObjectInfo]:
+            listed = self._client.list_objects(
+                self.bucket, prefix=prefix, recursive=True, start_after=start_after
+            )
+            return [
+                ObjectInfo(
+                    key=o.object_name or "",
+                    size=o.size or 0,
+                    content_type=None,
+                    etag=o.etag,
+                    modified=o.last_modified,
+                )
+                for o in itertools.islice(listed, limit)
+            ]
+
+        return await self._run(page)
 
     async def healthy(self) -> bool:
         try:
