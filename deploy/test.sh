@@ -16,6 +16,8 @@ for service in issues scoring media; do
   uv run --frozen alembic -n "$service" -x url="sqlite+aiosqlite:///$scratch/$service.db" upgrade head
   uv run --frozen alembic -n "$service" -x url="sqlite+aiosqlite:///$scratch/$service.db" check
 done
+echo "== clients generated from the three OpenAPI documents compile (TypeScript, Python)"
+bash deploy/clients/check.sh
 echo "== pytest"
 uv run --frozen pytest -q -p no:cacheprovider "$@"
 echo "== done in $(( $(date +%s) - started )) s"
