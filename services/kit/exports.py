@@ -19,8 +19,6 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import quote
 
-import xlsxwriter  # type: ignore[import-untyped]
-
 Cell = str | int | float | bool | datetime | date | None
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -80,6 +78,8 @@ async def csv_chunks(sheet: Sheet, *, rows_per_chunk: int = 500) -> AsyncIterato
 
 async def write_xlsx(path: Path, sheets: Sequence[Sheet]) -> None:
     """Write the sheets to an .xlsx file in constant memory (xlsxwriter spills rows to temporary files)."""
+    import xlsxwriter  # type: ignore[import-untyped]  # only here: it costs every service's start otherwise
+
     workbook = xlsxwriter.Workbook(
         str(path), {"constant_memory": True, "tmpdir": str(path.parent), "remove_timezone": True}
     )
