@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Table
 from starlette.datastructures import Headers
 from starlette.responses import Response
@@ -79,6 +80,7 @@ def build_app(
         openapi_tags=api.tags or None,
     )
     metrics = Metrics(service)
+    app.state.metrics = metrics  # a service adds collectors of its own through `metrics_registry(app)`
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -133,6 +135,13 @@ class ProblemCORSMiddleware(CORSMiddleware):
             "Bad request",
             detail=bytes(response.body).decode() or "the cross-origin request is not allowed",
         )
+
+
+def metrics_registry(app: FastAPI) -> CollectorRegistry:
+    """The registry `/metrics` exports: where a service registers collectors of its own."""
+    metrics = app.state.metrics
+    assert isinstance(metrics, Metrics)
+    return metrics.registry
 
 
 def issuer_verifier(settings: ServiceSettings, http: httpx.AsyncClient) -> TokenVerifier:

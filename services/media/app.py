@@ -17,11 +17,10 @@ import cv2
 import httpx
 from fastapi import FastAPI
 
-from services.kit.app import ApiInfo, build_app, issuer_verifier
+from services.kit.app import ApiInfo, build_app, issuer_verifier, metrics_registry
 from services.kit.auth import caller_router
 from services.kit.db import Database, utcnow
 from services.kit.jwt import TokenVerifier
-from services.kit.observability import Metrics
 from services.kit.outbox import Outbox
 from services.media.db import idempotency_keys, outbox_rows
 from services.media.deps import MediaState
@@ -150,17 +149,8 @@ def create_app(
 
 
 def _export_sweep_counts(app: FastAPI) -> None:
-    """`media_swept_total` beside the kit's metrics, read from the running state at each scrape.
-
-    The kit keeps its registry to itself; it reaches the request middleware as an argument, so it is taken
-    from there. Without it (a kit that changed) the counts are simply not exported.
-    """
-    for middleware in app.user_middleware:
-        metrics = middleware.kwargs.get("metrics")
-        if isinstance(metrics, Metrics):
-            metrics.registry.register(SweptCollector(lambda: _running_counts(app)))
-            return
-    logger.warning("the kit's metrics registry was not found: media_swept_total is not exported")
+    """`media_swept_total` beside the kit's metrics, read from the running state at each scrape."""
+    metrics_registry(app).register(SweptCollector(lambda: _running_counts(app)))
 
 
 def _running_counts(app: FastAPI) -> Counter[str] | None:
