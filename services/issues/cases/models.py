@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlmodel import Field
 
@@ -59,6 +60,16 @@ class Issue(IssuesTable, table=True):
             postgresql_include=["status", "closed_at", "deadline", "category", "source", "rework_count"],
         ),
         Index("ix_issues_status_deadline", "status", "deadline"),
+        # A new report looks for an open issue of its category nearby in its county: on PostgreSQL only the
+        # open ones (the statuses of rules.OPEN_STATUSES) are in this index, read without the table.
+        Index(
+            "ix_issues_open_nearby",
+            "county_code",
+            "category",
+            "latitude",
+            postgresql_include=["longitude", "id"],
+            postgresql_where=text("status IN ('reported', 'assigned', 'submitted')"),
+        ),
     )
 
     id: int | None = Field(
