@@ -104,7 +104,13 @@ async def batch(
     session: SessionDep,
     caller: PhotosReaderDep,
     ids: Annotated[
-        str, Query(description="Comma-separated photo ids, at most 100.", min_length=1, max_length=3400)
+        str,
+        Query(
+            description="Comma-separated photo ids, at most 100.",
+            min_length=1,
+            max_length=3400,
+            pattern=r"^[^\x00]*$",  # PostgreSQL refuses NUL in text: 422, not a failed query
+        ),
     ],
 ) -> PhotoBatch:
     wanted = list(dict.fromkeys(i.strip() for i in ids.split(",") if i.strip()))
