@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, StrictBool, WithJsonSchema
+from pydantic import AwareDatetime, BeforeValidator, StrictBool, WithJsonSchema
 
 __all__ = [
     "TRIMMED",
     "TRUE_FALSE",
+    "Moment",
     "OptionalQueryBool",
     "QueryBool",
     "StrictBool",
@@ -69,3 +72,19 @@ def plain_text_pattern(max_length: int) -> str:
 def plain_text_schema(max_length: int) -> WithJsonSchema:
     """Document a plain-text name by the pattern above instead of lengths that count the untrimmed value."""
     return WithJsonSchema({"type": "string", "pattern": plain_text_pattern(max_length)})
+
+
+# RFC 3339 date-times only: pydantic would also take a number (seconds since 1970) or "0.5" as a moment,
+# which the spec (`format: date-time`) does not allow and no client means.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339_only(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value.strip()):
+        raise ValueError("an RFC 3339 date-time with an offset, e.g. 2026-11-03T09:12:00+08:00")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]

@@ -468,3 +468,17 @@ async def test_the_command_line_check_names_the_issue_whose_history_was_changed(
     out = capsys.readouterr().out
     assert f"{changed['code']}: event 1: its content does not match its hash" in out
     assert kept["code"] not in out and "2 issues checked, 1 with a broken history" in out
+
+
+async def test_moments_are_rfc3339_text_not_numbers(client: httpx.AsyncClient, auth: Auth) -> None:
+    inspector = auth("inspector")
+    for bad in ("0.5", "1767225600", "2026-11-03", "2026-11-03T09:12:00"):
+        answer = await client.get("/v1/issues", params={"reported_to": bad}, headers=inspector)
+        assert_problem(answer, 422, "validation_failed")
+    good = await client.get(
+        "/v1/issues", params={"reported_to": "2026-11-03T09:12:00+08:00"}, headers=inspector
+    )
+    assert good.status_code == 200
+    assert_problem(
+        await client.post("/v1/issues", json=report(deadline=0), headers=inspector), 422, "validation_failed"
+    )

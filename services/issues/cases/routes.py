@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
-from pydantic import AwareDatetime, BaseModel, StringConstraints
+from pydantic import BaseModel, StringConstraints
 
 from services.issues.calendar.rules import Light
 from services.issues.cases import actions, history, service
@@ -22,7 +22,7 @@ from services.issues.categories.rules import CODE_PATTERN
 from services.issues.deps import SessionDep, StateDep
 from services.kit.auth import Caller, require_scope
 from services.kit.errors import problem_docs
-from services.kit.fields import TRUE_FALSE, OptionalQueryBool, QueryBool
+from services.kit.fields import TRUE_FALSE, Moment, OptionalQueryBool, QueryBool
 from services.kit.identity import Scope
 from services.kit.pagination import PageDep
 
@@ -101,10 +101,10 @@ def _filters(
         OptionalQueryBool, Query(description="Open and past the deadline (or not). " + TRUE_FALSE)
     ] = None,
     light: Annotated[Light | None, Query(description="The traffic light of open issues.")] = None,
-    reported_from: Annotated[AwareDatetime | None, Query()] = None,
-    reported_to: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
-    closed_from: Annotated[AwareDatetime | None, Query()] = None,
-    closed_to: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
+    reported_from: Annotated[Moment | None, Query()] = None,
+    reported_to: Annotated[Moment | None, Query(description="Exclusive.")] = None,
+    closed_from: Annotated[Moment | None, Query()] = None,
+    closed_to: Annotated[Moment | None, Query(description="Exclusive.")] = None,
     q: Annotated[
         str | None,
         Query(max_length=100, pattern=r"^[^\x00]*$", description="Text in the description or address."),

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.issues.calendar.rules import Light
 from services.issues.cases.rules import Action, RejectReason, Source, Status
 from services.issues.categories.models import Severity
+from services.kit.fields import Moment
 from services.kit.pagination import envelope_example
 from services.kit.text import PLAIN_TEXT
 
@@ -65,7 +66,7 @@ class IssueCreate(BaseModel):
         description="Who is to fix it (default: the issue's region); for reports that start assigned.",
     )
     responsible_user_id: int | None = Field(default=None, ge=1)
-    deadline: AwareDatetime | None = Field(
+    deadline: Moment | None = Field(
         default=None, description="Set by hand; default: the category's working days for the severity."
     )
 
@@ -249,7 +250,7 @@ class VerifyBody(BaseModel):
     model_config = _body({"responsible_region": "370282103201", "note": "属实，交前庄村整改"})
     responsible_region: RegionCode | None = None
     responsible_user_id: int | None = Field(default=None, ge=1)
-    deadline: AwareDatetime | None = None
+    deadline: Moment | None = None
     note: Note | None = None
 
 
@@ -272,7 +273,7 @@ class AssignBody(BaseModel):
     model_config = _body({"responsible_region": "370282103201", "responsible_user_id": 31})
     responsible_region: RegionCode | None = None
     responsible_user_id: int | None = Field(default=None, ge=1)
-    deadline: AwareDatetime | None = None
+    deadline: Moment | None = None
     note: Note | None = None
 
 
@@ -299,7 +300,7 @@ class ReturnBody(BaseModel):
 
     model_config = _body({"note": "垃圾未清理干净", "deadline": None})
     note: Note
-    deadline: AwareDatetime | None = Field(
+    deadline: Moment | None = Field(
         default=None, description="Default: the category's working days from now."
     )
 
@@ -307,12 +308,12 @@ class ReturnBody(BaseModel):
 class RequestExtensionBody(BaseModel):
     model_config = _body({"reason": "需协调铲车，雨天无法施工", "until": "2026-11-20T23:59:59+08:00"})
     reason: Note
-    until: AwareDatetime
+    until: Moment
 
 
 class ApproveExtensionBody(BaseModel):
     model_config = _body({"until": None, "note": "同意延期"})
-    until: AwareDatetime | None = Field(default=None, description="Default: what was asked for.")
+    until: Moment | None = Field(default=None, description="Default: what was asked for.")
     note: Note | None = None
 
 
@@ -332,7 +333,7 @@ class PutOnAccountBody(BaseModel):
 class ResumeBody(BaseModel):
     model_config = _body({"note": "资金已到位", "deadline": None})
     note: Note | None = None
-    deadline: AwareDatetime | None = None
+    deadline: Moment | None = None
 
 
 class SuperviseBody(BaseModel):
