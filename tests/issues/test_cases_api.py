@@ -482,3 +482,16 @@ async def test_moments_are_rfc3339_text_not_numbers(client: httpx.AsyncClient, a
     assert_problem(
         await client.post("/v1/issues", json=report(deadline=0), headers=inspector), 422, "validation_failed"
     )
+
+
+async def test_a_retried_report_with_the_same_key_is_stored_once(
+    client: httpx.AsyncClient, auth: Auth, count_rows: Callable[..., Any]
+) -> None:
+    headers = {**auth("inspector"), "Idempotency-Key": "report-3f1c"}
+    first = await client.post("/v1/issues", json=report(), headers=headers)
+    again = await client.post("/v1/issues", json=report(), headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true" and again.json()["code"] == first.json()["code"]
+    other = await client.post("/v1/issues", json=report(description="另一处"), headers=headers)
+    assert_problem(other, 422, "idempotency_key_reused")
+    assert await count_rows(Issue) == 1 and await count_rows(IssueEvent) == 1
