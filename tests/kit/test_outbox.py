@@ -125,6 +125,7 @@ async def test_an_enqueued_effect_is_carried_out_after_the_commit_and_forgotten(
 async def test_an_effect_of_a_rolled_back_transaction_never_exists(database: Database) -> None:
     handler = Recorder()
     outbox = Outbox(database, outbox_rows, {"delete": handler})
+
     async def refused_request() -> None:
         async with database.transaction() as session:
             await outbox.enqueue(session, "delete", {"keys": ["a"]})

@@ -65,7 +65,9 @@ async def test_a_405_allows_every_method_of_the_path(
     assert {m.upper() for m in documented[template.get(path, path)]} == set(allow.split(", "))
 
 
-async def test_a_nul_in_the_batch_ids_is_a_422_not_a_failed_query(client: httpx.AsyncClient, auth: Any) -> None:
+async def test_a_nul_in_the_batch_ids_is_a_422_not_a_failed_query(
+    client: httpx.AsyncClient, auth: Any
+) -> None:
     answer = await client.get("/v1/photos", params={"ids": "abc\x00def"}, headers=auth("admin"))
     assert answer.status_code == 422, answer.text
     assert answer.json()["code"] == "validation_failed"
