@@ -59,7 +59,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -588,6 +588,14 @@ async def count_issues(db: str) -> int:
         await conn.close()
 
 
+async def count_since(db: str, since: datetime) -> int:
+    conn = await asyncpg.connect(pg_dsn(db))
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM issues WHERE reported_at >= $1", since))
+    finally:
+        await conn.close()
+
+
 async def table_sizes(db: str) -> dict[str, int]:
     conn = await asyncpg.connect(pg_dsn(db))
     try:
@@ -1011,8 +1019,11 @@ def measure_export(
 SQL_REPEATS = 200
 
 
-async def explain_list(db: str, county: str, county_path: str, category: str) -> list[str]:
-    """The plans of the statements `list_issues()` sends for the county query, from the service's code."""
+async def explain_all(
+    db: str, county: str, county_path: str, category: str, stats_window: tuple[datetime, datetime] | None
+) -> list[str]:
+    """The plans of the statements the service's own code sends (captured in this process) for the county's
+    list queries and, where the service has them, its statistics; and each statement timed alone."""
     from sqlalchemy import event
 
     from services.issues.cases.rules import Status
@@ -1036,12 +1047,10 @@ async def explain_list(db: str, county: str, county_path: str, category: str) ->
     def capture(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
     ) -> None:
-        if capturing[0] and "FROM issues" in statement:
+        if capturing[0] and ("FROM issues" in statement or "JOIN issues" in statement):
             seen.append((statement, parameters))
 
-    async def statements_of(
-        filters: IssueFilters, cursor: str | None
-    ) -> tuple[list[tuple[str, Any]], str | None]:
+    async def listed(filters: IssueFilters, cursor: str | None) -> tuple[list[tuple[str, Any]], str | None]:
         seen.clear()
         capturing[0] = True
         try:
@@ -1051,21 +1060,38 @@ async def explain_list(db: str, county: str, county_path: str, category: str) ->
             capturing[0] = False
         return list(seen), page.next_cursor
 
+    async def counted(start: datetime, end: datetime) -> list[tuple[str, Any]]:
+        from services.issues.stats.rules import GroupBy
+        from services.issues.stats.service import StatsQuery, rectification
+
+        seen.clear()
+        capturing[0] = True
+        try:
+            async with database.transaction() as session:
+                query = StatsQuery(region=county, start=start, end=end, group_by=GroupBy.child)
+                await rectification(session, caller, query, PageParams(limit=50, cursor=None))
+        finally:
+            capturing[0] = False
+        return list(seen)
+
     out: list[str] = []
     event.listen(database.engine.sync_engine, "before_cursor_execute", capture)
     try:
-        filtered_, _ = await statements_of(IssueFilters(status=[Status.assigned], category=[category]), None)
-        first, cursor = await statements_of(IssueFilters(), None)
-        after, _ = await statements_of(IssueFilters(), cursor)
+        filtered_, _ = await listed(IssueFilters(status=[Status.assigned], category=[category]), None)
+        first, cursor = await listed(IssueFilters(), None)
+        after, _ = await listed(IssueFilters(), cursor)
         cases = [
-            ("county, status=assigned, top category", filtered_),
-            ("county, first page, no filter", first),
-            ("county, the page after it", after),
+            ("list: county, status=assigned, top category", filtered_),
+            ("list: county, first page, no filter", first),
+            ("list: county, the page after it", after),
         ]
+        if stats_window is not None:
+            cases.append(("statistics: county, last month, group_by=child", await counted(*stats_window)))
         for label, statements in cases:
             out.append(f"### {label}\n")
             async with database.transaction() as session:
                 conn = await session.connection()
+                await conn.exec_driver_sql("SET LOCAL jit = off")  # as the statistics set it
                 for statement, parameters in statements:
                     plan = await conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
                     out.append("```\n" + " ".join(statement.split()) + "\n-- " + repr(parameters) + "\n")
@@ -1086,6 +1112,13 @@ async def explain_list(db: str, county: str, county_path: str, category: str) ->
 
 
 # ---- the run -------------------------------------------------------------------------------------------
+
+
+def stats_window(now: datetime) -> tuple[datetime, datetime]:
+    """The last whole month as the route reads `from` and `to` dates: midnights in Beijing."""
+    china = timezone(timedelta(hours=8))
+    end = now.astimezone(china).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (end - timedelta(days=1)).replace(day=1), end
 
 
 def loadavg() -> str:
@@ -1211,8 +1244,7 @@ def main() -> None:
                     measure_latency(service, result.queries, args.requests)
                 if "stats" not in args.skip:
                     if "/v1/stats/rectification" in paths:
-                        month_end = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0)
-                        month_start = (month_end - timedelta(days=1)).replace(day=1)
+                        month_start, month_end = stats_window(now)
                         result.stats = [
                             Query("county last month, group_by=child", "/v1/stats/rectification",
                                   {"region": county, "from": month_start.date().isoformat(),
@@ -1245,7 +1277,11 @@ def main() -> None:
                     )
                 if "export" not in args.skip:
                     if "/v1/issues/export" in paths:
-                        result.export = export_runs(service, county_admin, county, size)
+                        province = {
+                            "Authorization": "Bearer "
+                            + token(keyring, iss, Role.admin, "37", "/37/", "user:900003")
+                        }
+                        result.export = export_runs(service, province, size)
                     else:
                         result.export_note = "not yet measured: the service has no /v1/issues/export"
             finally:
@@ -1255,7 +1291,16 @@ def main() -> None:
                 removed = asyncio.run(cleanup_created(db, biggest))
                 print(f"  removed {removed:,} created issues", flush=True)
         if args.explain:
-            explain_out = asyncio.run(explain_list(f"{args.db}_{biggest}", county, county_path, top_category))
+            has_stats = any(q.name.startswith("county last month") for r in results for q in r.stats)
+            explain_out = asyncio.run(
+                explain_all(
+                    f"{args.db}_{biggest}",
+                    county,
+                    county_path,
+                    top_category,
+                    stats_window(now) if has_stats else None,
+                )
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if not args.keep:
@@ -1264,20 +1309,17 @@ def main() -> None:
     report(results, args, county, per_county[county_i], town, top_category, explain_out)
 
 
-def export_runs(
-    service: Service, headers: dict[str, str], county: str, size: int
-) -> list[tuple[str, dict[str, float]]]:
-    """The export over the whole province's issues of a window giving ~10⁴ and ~10⁵ rows (if there are)."""
+def export_runs(service: Service, headers: dict[str, str], size: int) -> list[tuple[str, dict[str, float]]]:
+    """The province's ledger (its admin's token) over the most recent days that hold ~10⁴ and ~10⁵ issues."""
     runs = []
     for rows in (10_000, 100_000):
         if rows > size:
             continue
-        days = 365 * rows / size
-        params = {
-            "format": "xlsx",
-            "reported_from": (datetime.now(UTC) - timedelta(days=days)).isoformat(),
-        }
-        runs.append((f"~{rows:,} rows", measure_export(service, "/v1/issues/export", params, headers)))
+        since = datetime.now(UTC) - timedelta(days=365 * rows / size)
+        params = {"format": "xlsx", "reported_from": since.isoformat()}
+        result = measure_export(service, "/v1/issues/export", params, headers)
+        result["rows"] = asyncio.run(count_since(service.db, since))
+        runs.append((f"~{rows:,} rows", result))
     return runs
 
 
@@ -1379,10 +1421,10 @@ def report(
     print()
     rows = []
     for r in results:
-        for label, e in r.export:
+        for _label, e in r.export:
             rows.append(
                 [
-                    f"{r.size:,}: {label}",
+                    f"{r.size:,}: {e['rows']:,.0f} rows",
                     e["status"],
                     f"{e['bytes'] / 2**20:.1f}",
                     e["seconds"],
