@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 from PIL import Image
 
@@ -273,3 +274,20 @@ def machine() -> str:
 
 def elapsed(start: float) -> float:
     return time.perf_counter() - start
+
+
+def wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path, *, seconds: float = 60) -> None:
+    """Poll `url`/healthz until it answers 200; raise with the log's tail if the process exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    with httpx.Client(timeout=2.0) as client:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the service exited:\n{log.read_text()[-3000:]}")
+            try:
+                if client.get(url + "/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the service did not answer /healthz in {seconds:.0f} s")
+            time.sleep(0.1)

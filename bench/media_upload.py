@@ -61,6 +61,7 @@ from bench._util import (
     start_moto,
     static_json_server,
     table,
+    wait_healthy,
 )
 from services.issues.auth.keys import KeyRing
 from services.issues.auth.tokens import mint_access_token
@@ -191,20 +192,12 @@ def start_service(env_values: dict[str, str], log: Path) -> Service:
             stderr=subprocess.STDOUT,
         )
     service = Service(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 60
-    with httpx.Client(timeout=2.0) as client:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the media service exited:\n{log.read_text()[-3000:]}")
-            try:
-                if client.get(service.url + "/healthz").status_code == 200:
-                    return service
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                service.stop()
-                raise TimeoutError("the media service did not answer /healthz in 60 s")
-            time.sleep(0.1)
+    try:
+        wait_healthy(process, service.url, log)
+    except (RuntimeError, TimeoutError):
+        service.stop()
+        raise
+    return service
 
 
 # ---- uploads -------------------------------------------------------------------------------------------
