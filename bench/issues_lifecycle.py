@@ -30,16 +30,19 @@ starts it — with signing keys the bench made (`HUANZHI_ISSUES_SIGNING_KEYS_DIR
   filter and the page after it (`cursor`); the officer of that county's busiest town: `status=assigned`.
 - **statistics**: `GET /v1/stats/rectification?region=<county>&from=&to=&group_by=child` for the last
   whole month, if the service has that route (else "not yet measured").
+- **export**: peak RSS (VmHWM reset, and VmRSS sampled every 5 ms) of the service during
+  `GET /v1/issues/export?format=xlsx` of the province (its admin's token) over the most recent days that
+  hold ~10⁴ and ~10⁵ issues, if the service has that route.
 - **create**: `wrk` (one thread, `--concurrency` connections, `--seconds` per phase, loopback) against the
   full `POST /v1/issues` (16 county inspectors' findings in their own villages, no photos: category and
   region checks, the code counter, the deadline in working days, the duplicate lookup, the first event) and
   the two bare inserts (one ORM INSERT, one raw asyncpg INSERT), in the same worker, `--rounds` rounds of
   the three, interleaved. Rows created are deleted after each size.
-- **export**: peak RSS (VmHWM reset, and VmRSS sampled every 5 ms) of the service during
-  `GET /v1/issues/export?format=xlsx` over ~10⁴ and ~10⁵ rows, if the service has that route.
 
-`--explain` prints EXPLAIN (ANALYZE, BUFFERS) of the statements `list_issues()` sends for the county's
-queries at the largest size (captured from the service's code in this process), and times each alone.
+`--explain` prints EXPLAIN (ANALYZE, BUFFERS) of the statements the service's own code sends (captured in
+this process) for the county's list queries and its statistics at the largest size, and times each alone.
+`--service-root` runs the service (and its migrations) from another checkout, e.g. a `git worktree` of an
+earlier commit, to measure before and after a change on the same data.
 """
 
 from __future__ import annotations
@@ -1253,6 +1256,15 @@ def main() -> None:
                         measure_latency(service, result.stats, args.requests)
                     else:
                         result.stats_note = "not yet measured: the service has no /v1/stats/rectification"
+                if "export" not in args.skip:
+                    if "/v1/issues/export" in paths:
+                        province = {
+                            "Authorization": "Bearer "
+                            + token(keyring, iss, Role.admin, "37", "/37/", "user:900003")
+                        }
+                        result.export = export_runs(service, province, size)
+                    else:
+                        result.export_note = "not yet measured: the service has no /v1/issues/export"
                 if "create" not in args.skip:
                     inspectors = [
                         token(
@@ -1275,15 +1287,6 @@ def main() -> None:
                         args.concurrency,
                         args.rounds,
                     )
-                if "export" not in args.skip:
-                    if "/v1/issues/export" in paths:
-                        province = {
-                            "Authorization": "Bearer "
-                            + token(keyring, iss, Role.admin, "37", "/37/", "user:900003")
-                        }
-                        result.export = export_runs(service, province, size)
-                    else:
-                        result.export_note = "not yet measured: the service has no /v1/issues/export"
             finally:
                 service.stop()
                 result.load_after = loadavg()

@@ -448,7 +448,8 @@ async def list_issues(
     One statement in two steps: the page's ids are chosen from the filter alone, then only those rows are
     read whole (`… WHERE id IN (SELECT id … ORDER BY id DESC LIMIT n + 1)`). On PostgreSQL the inner select
     is an index-only scan of `ix_issues_path_list` (the caller's subtree, with the columns lists filter on
-    included): a county's list reads its index entries, not thousands of wide rows, for the 50 it shows.
+    included), or of `ix_issues_open_list` when only open statuses are asked for: a county's list reads its
+    index entries, not thousands of wide rows, for the 50 it shows (bench.issues_lifecycle).
     """
     statement = await filtered(session, caller, filters)
     key = cast(ColumnElement[int], col(Issue.id))
