@@ -390,6 +390,8 @@ async def test_the_list_filters_and_pages_stably(client: httpx.AsyncClient, auth
     assert [i["id"] for i in mine["items"]] == [reported["id"]]
     late = (await client.get("/v1/issues", params={"overdue": "true"}, headers=inspector)).json()
     assert late["items"] == []
+    not_late = (await client.get("/v1/issues", params={"overdue": "false"}, headers=inspector)).json()
+    assert len(not_late["items"]) == 6  # the reported one, with no deadline yet, included
     assert_problem(
         await client.get("/v1/issues", params={"region": FAR_VILLAGE}, headers=auth("officer", TOWN)),
         404,

@@ -410,7 +410,9 @@ async def filtered(session: AsyncSession, caller: Caller, filters: IssueFilters)
     open_ = col(Issue.status).in_([s.value for s in OPEN_STATUSES])
     if filters.overdue is not None:
         late = and_(open_, col(Issue.deadline) < now)
-        statement = statement.where(late if filters.overdue else ~late)
+        # Spelled out, not `~late`: NOT over a missing deadline is unknown, which would drop reported issues.
+        on_time = or_(~open_, col(Issue.deadline).is_(None), col(Issue.deadline) >= now)
+        statement = statement.where(late if filters.overdue else on_time)
     if filters.light is Light.red:
         statement = statement.where(open_, col(Issue.deadline) < now)
     elif filters.light is Light.yellow:
