@@ -19,5 +19,6 @@ done
 echo "== clients generated from the three OpenAPI documents compile (TypeScript, Python)"
 bash deploy/clients/check.sh
 echo "== pytest"
-uv run --frozen pytest -q -p no:cacheprovider "$@"
+# -n auto: a worker per core (tests/support/xdist.py keeps each live stack on one worker); -n 0 for one.
+uv run --frozen pytest -q -p no:cacheprovider -n auto "$@"
 echo "== done in $(( $(date +%s) - started )) s"

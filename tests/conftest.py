@@ -30,6 +30,16 @@ from tests.support.tokens import TokenMinter
 BACKENDS = ["sqlite", "postgres"]
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `-n N`: each live stack's tests on one worker (tests/support/xdist.py)."""
+    if config.getvalue("dist") != "load":
+        return None
+    from tests.support.xdist import LiveStackScheduling
+
+    return LiveStackScheduling(config, log)
+
+
 @pytest.fixture(scope="session")
 def have_postgres() -> bool:
     return postgres_available()
