@@ -20,6 +20,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.issues.auth.keys import KeyRing
+from services.kit.db import Database
 from services.kit.settings import ServiceSettings
 from services.kit.state import state_of
 from tests.databases import Templates, postgres_available
@@ -114,8 +115,6 @@ def _seeder(service: Service) -> Callable[[str], None] | None:
     seed = service.seed
 
     def run(url: str) -> None:
-        from services.kit.db import Database
-
         async def seed_it() -> None:
             database = Database(url)
             try:

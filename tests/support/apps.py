@@ -8,6 +8,7 @@ folder put back in their starting state: the state a test sees is new, only the 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -82,14 +83,15 @@ class Service:
         return test_minter
 
 
-_TREE_HASH: list[str] = []
+@functools.cache
+def tree_password_hash() -> str:
+    """TEST_PASSWORD hashed once, at the cost the issues service uses under test."""
+    return hash_secret(TEST_PASSWORD, IssuesSettings(**COMMON_TEST_SETTINGS))
 
 
 async def seed_issues(session: AsyncSession) -> None:
-    """The test tree and users; their password hashed once, at the cost tests use."""
-    if not _TREE_HASH:
-        _TREE_HASH.append(hash_secret(TEST_PASSWORD, IssuesSettings(**COMMON_TEST_SETTINGS)))
-    await seed_tree(session, _TREE_HASH[0])
+    """The test tree and its users."""
+    await seed_tree(session, tree_password_hash())
 
 
 ISSUES = Service(
