@@ -9,6 +9,7 @@ import json
 import math
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -276,18 +277,42 @@ def elapsed(start: float) -> float:
     return time.perf_counter() - start
 
 
-def wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path, *, seconds: float = 60) -> None:
-    """Poll `url`/healthz until it answers 200; raise with the log's tail if the process exits or time runs out."""
+def wait_healthy(
+    process: subprocess.Popen[bytes], url: str, log: Path, *, seconds: float = 60, path: str = "/healthz"
+) -> None:
+    """Poll `url + path` until it answers 200; raise with the log's tail if the process exits or time runs out."""
     deadline = time.monotonic() + seconds
     with httpx.Client(timeout=2.0) as client:
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"the service exited:\n{log.read_text()[-3000:]}")
             try:
-                if client.get(url + "/healthz").status_code == 200:
+                if client.get(url + path).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the service did not answer /healthz in {seconds:.0f} s")
+                raise TimeoutError(f"the service did not answer {path} in {seconds:.0f} s")
             time.sleep(0.1)
+
+
+@dataclass
+class ServiceProcess:
+    """A service started by a benchmark as its own uvicorn process; `log` holds its output."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -53,7 +53,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -71,7 +70,17 @@ import httpx
 import numpy as np
 from numpy.typing import NDArray
 
-from bench._util import cpu_ms, free_port, machine, memory_mb, percentile, reset_peak, table
+from bench._util import (
+    ServiceProcess,
+    cpu_ms,
+    free_port,
+    machine,
+    memory_mb,
+    percentile,
+    reset_peak,
+    table,
+    wait_healthy,
+)
 from services.issues.auth.keys import KeyRing
 from services.issues.auth.tokens import mint_access_token
 from services.kit.identity import ROLE_SCOPES, Role
@@ -696,24 +705,8 @@ def prepare_database(db: str, tree: Tree, issues: Issues, size: int, ids: NDArra
 
 
 @dataclass
-class Service:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-    db: str
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+class Service(ServiceProcess):
+    db: str = ""
 
 
 SERVICE_ROOT = ROOT  # set from --service-root: the checkout the service runs from
@@ -763,20 +756,12 @@ def start_service(factory: str, db: str, work: Path, keys: Path) -> Service:
             stderr=subprocess.STDOUT,
         )
     service = Service(process, url, log, db)
-    deadline = time.monotonic() + 90
-    with httpx.Client(timeout=2.0) as client:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the service exited:\n{log.read_text()[-3000:]}")
-            try:
-                if client.get(url + "/readyz").status_code == 200:
-                    return service
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                service.stop()
-                raise TimeoutError("the service was not ready in 90 s")
-            time.sleep(0.2)
+    try:
+        wait_healthy(process, url, log, seconds=90, path="/readyz")
+    except (RuntimeError, TimeoutError):
+        service.stop()
+        raise
+    return service
 
 
 def token(keyring: KeyRing, issuer: str, role: Role, region: str, path: str, subject: str) -> str:

@@ -21,7 +21,6 @@ import asyncio
 import io
 import os
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -36,6 +35,7 @@ import httpx
 from PIL import Image
 
 from bench._util import (
+    ServiceProcess,
     free_port,
     machine,
     memory_mb,
@@ -85,26 +85,7 @@ def bomb(kind: str) -> tuple[bytes, str]:
     return buf.getvalue(), "image/png"
 
 
-@dataclass
-class Service:
-    process: subprocess.Popen[bytes]
-    url: str
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def start_service(root: Path, values: dict[str, str], log: Path) -> Service:
+def start_service(root: Path, values: dict[str, str], log: Path) -> ServiceProcess:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUANZHI_")}
     env.update({f"HUANZHI_MEDIA_{k.upper()}": v for k, v in values.items()})
@@ -116,7 +97,7 @@ def start_service(root: Path, values: dict[str, str], log: Path) -> Service:
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
-    service = Service(process, f"http://127.0.0.1:{port}")
+    service = ServiceProcess(process, f"http://127.0.0.1:{port}", log)
     try:
         wait_healthy(process, service.url, log)
     except (RuntimeError, TimeoutError):
@@ -154,7 +135,7 @@ class Burst:
     wall: float
 
 
-def burst(service: Service, token: str, bodies: list[tuple[bytes, str, str]]) -> Burst:
+def burst(service: ServiceProcess, token: str, bodies: list[tuple[bytes, str, str]]) -> Burst:
     before = memory_mb(service.pid)["VmRSS"]
     if not reset_peak(service.pid):
         raise SystemExit(

@@ -32,7 +32,6 @@ import asyncio
 import io
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from PIL import Image
 
 from bench._util import (
     Moto,
+    ServiceProcess,
     cpu_ms,
     free_port,
     machine,
@@ -139,30 +139,10 @@ class StoreResult:
 # ---- the service under test ----------------------------------------------------------------------------
 
 
-@dataclass
-class Service:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 ARENA_MAX = "2"  # as services/devserver.py and deploy/Dockerfile run the service; set from --arena-max
 
 
-def start_service(env_values: dict[str, str], log: Path) -> Service:
+def start_service(env_values: dict[str, str], log: Path) -> ServiceProcess:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUANZHI_")}
     env.update({f"HUANZHI_MEDIA_{k.upper()}": v for k, v in env_values.items()})
@@ -191,7 +171,7 @@ def start_service(env_values: dict[str, str], log: Path) -> Service:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    service = Service(process, f"http://127.0.0.1:{port}", log)
+    service = ServiceProcess(process, f"http://127.0.0.1:{port}", log)
     try:
         wait_healthy(process, service.url, log)
     except (RuntimeError, TimeoutError):
@@ -236,7 +216,9 @@ async def upload_all(
         return time.perf_counter() - start, failures, reused
 
 
-def run_phase(service: Service, moto: Moto | None, token: str, files: list[Path], concurrency: int) -> Phase:
+def run_phase(
+    service: ServiceProcess, moto: Moto | None, token: str, files: list[Path], concurrency: int
+) -> Phase:
     cpu0, loop0 = cpu_ms(service.pid), cpu_ms(service.pid, service.pid)
     moto0 = cpu_ms(moto.pid) if moto else 0.0
     wall, failures, reused = asyncio.run(upload_all(service.url, token, files, concurrency))
@@ -252,7 +234,7 @@ def run_phase(service: Service, moto: Moto | None, token: str, files: list[Path]
 
 
 def run_burst(
-    service: Service, moto: Moto | None, token: str, files: list[Path]
+    service: ServiceProcess, moto: Moto | None, token: str, files: list[Path]
 ) -> tuple[Phase, float, float, int, bool]:
     """All of `files` at once: the phase, VmHWM after, highest RSS and thread count sampled every 5 ms, and
     whether VmHWM could be reset first."""
@@ -455,7 +437,7 @@ def run_store(
     )
 
 
-def _check(store: str, name: str, phase: Phase, service: Service) -> None:
+def _check(store: str, name: str, phase: Phase, service: ServiceProcess) -> None:
     if phase.failures:
         print(f"  {store} {name}: {len(phase.failures)} of {phase.uploads} uploads failed, first: ")
         print(f"    {phase.failures[0]}")
