@@ -10,9 +10,10 @@ from fastapi import Depends, Request
 from services.kit.deps import SessionDep
 from services.kit.peers import Peer
 from services.kit.state import ServiceState, typed_state
+from services.scoring.feed import IssuesFeed
 from services.scoring.settings import ScoringSettings
 
-__all__ = ["IssuesPeerDep", "ScoringState", "SessionDep", "SettingsDep", "StateDep"]
+__all__ = ["IssuesFeedDep", "IssuesPeerDep", "ScoringState", "SessionDep", "SettingsDep", "StateDep"]
 
 
 @dataclass(kw_only=True)
@@ -37,3 +38,11 @@ def _issues(state: StateDep) -> Peer:
 
 SettingsDep = Annotated[ScoringSettings, Depends(_settings)]
 IssuesPeerDep = Annotated[Peer, Depends(_issues)]
+
+
+def _feed(state: StateDep) -> IssuesFeed:
+    """A fresh reader of the issues service per request (it counts the calls it makes)."""
+    return IssuesFeed(state.issues)
+
+
+IssuesFeedDep = Annotated[IssuesFeed, Depends(_feed)]

@@ -1,5 +1,15 @@
-"""Every table of the scoring service, imported in one place for Alembic (its domain tables come next)."""
+"""Every table of the scoring service, imported in one place for Alembic."""
 
 from services.scoring.db import metadata
+from services.scoring.rounds.models import Round, RoundResult, RoundUnit, Scorecard, ScorecardRevision
+from services.scoring.rubrics.models import RubricVersion
 
-__all__ = ["metadata"]
+__all__ = [
+    "Round",
+    "RoundResult",
+    "RoundUnit",
+    "RubricVersion",
+    "Scorecard",
+    "ScorecardRevision",
+    "metadata",
+]

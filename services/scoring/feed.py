@@ -1,0 +1,296 @@
+"""What scoring reads from the issues service, and the only place it does: over HTTP with its own service
+token (`svc-scoring`, client credentials), exactly as a third party would.
+
+- the region tree below a scope (`GET /v1/regions/{code}`, `GET /v1/regions/{code}/subtree?level=…`);
+- the issues found in a scope during a window, in bulk: `GET /v1/issues` at its biggest page (200) with
+  the filters the list offers (region, statuses, reported_from/reported_to), a handful of calls for a
+  county's month, never one per village;
+- rectification figures per unit (`GET /v1/stats/rectification?group_by=child&level=…`) and the mean
+  satisfaction rating (群众满意度, 1–5) of the issues closed with feedback in a window.
+
+Whatever goes wrong on the way (the issues service down, a 5xx, a timeout, an answer that is not what its
+API documents) is one ServiceUnavailable (503 `issues_unavailable`, Retry-After): callers read everything
+they need before they change anything, so a failed read changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from services.kit.errors import BadGateway, GatewayTimeout, NotFound, ServiceUnavailable
+from services.kit.identity import codes_in_path
+from services.kit.peers import Peer
+from services.scoring.rubrics.rules import Severity
+from services.scoring.scores.rules import Finding
+
+__all__ = [
+    "LEVELS",
+    "PAGE",
+    "FoundIssue",
+    "IssuesFeed",
+    "IssuesUnavailable",
+    "Rectification",
+    "RegionNode",
+    "UnitIndex",
+    "by_unit",
+]
+
+# The issues service's region levels, top down (its `Level`): the contract between the two services.
+LEVELS = ("province", "city", "county", "town", "zone", "village", "grid")
+PAGE = 200  # the biggest page the issues service's lists give
+# An issue counts as found once verified (立案): awaiting verification it may still be rejected.
+FOUND_STATUSES = ("assigned", "submitted", "closed")
+
+
+class IssuesUnavailable(ServiceUnavailable):
+    code = "issues_unavailable"
+
+
+class ScopeRegionNotFound(NotFound):
+    code = "region_not_found"
+
+
+def _unavailable(detail: str) -> IssuesUnavailable:
+    return IssuesUnavailable(
+        f"the issues service cannot be read now: {detail}; nothing was changed", headers={"Retry-After": "5"}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RegionNode:
+    """A region as the issues service describes it."""
+
+    code: str
+    name: str
+    level: str
+    parent_code: str | None
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class FoundIssue:
+    """An issue found in a scope, with what scoring needs of it."""
+
+    code: str
+    category: str
+    severity: Severity
+    status: str
+    region: str  # where it was found: a village, or a grid below one
+    reported_at: datetime
+    satisfaction: int | None = None
+
+    def finding(self) -> Finding:
+        return Finding(self.code, self.category, self.severity)
+
+
+@dataclass(frozen=True, slots=True)
+class Rectification:
+    """A unit's rectification figures over a window: found, fixed and overdue counts; the rate is fixed /
+    found (None when nothing was found)."""
+
+    found: int
+    fixed: int
+    overdue: int
+
+    @property
+    def rate(self) -> Decimal | None:
+        return None if self.found == 0 else Decimal(self.fixed) / Decimal(self.found)
+
+
+class UnitIndex:
+    """Which unit a region lies in: the unit itself, or the nearest unit above it on its path."""
+
+    def __init__(self, units: Iterable[RegionNode], others: Iterable[RegionNode] = ()) -> None:
+        self.units = {node.code: node for node in units}
+        self._paths = {node.code: node.path for node in (*self.units.values(), *others)}
+
+    def knows(self, region: str) -> bool:
+        return region in self._paths
+
+    def add(self, nodes: Iterable[RegionNode]) -> None:
+        for node in nodes:
+            self._paths.setdefault(node.code, node.path)
+
+    def unit_of(self, region: str) -> str | None:
+        path = self._paths.get(region)
+        if path is None:
+            return None
+        for code in reversed(codes_in_path(path)):
+            if code in self.units:
+                return code
+        return None
+
+
+class IssuesFeed:
+    """The issues service as scoring reads it."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        self.calls = 0  # how many requests this feed made (a round's close makes a handful)
+
+    async def _get(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
+        self.calls += 1
+        try:
+            return await self.peer.request("GET", path, params=params)
+        except (BadGateway, GatewayTimeout, ServiceUnavailable) as exc:
+            raise _unavailable(str(exc)) from exc
+
+    async def _json(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        response = await self._get(path, params)
+        if response.status_code != 200:
+            raise _unavailable(f"GET {path} answered {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise _unavailable(f"GET {path} answered no JSON") from exc
+        if not isinstance(body, dict):
+            raise _unavailable(f"GET {path} answered no object")
+        return body
+
+    async def _pages(self, path: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            query = {**params, "limit": PAGE, **({"cursor": cursor} if cursor else {})}
+            body = await self._json(path, query)
+            page = body.get("items")
+            if not isinstance(page, list):
+                raise _unavailable(f"GET {path} answered no items")
+            items += page
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return items
+
+    async def region(self, code: str) -> RegionNode:
+        """One region; 404 `region_not_found` when the issues service has none of this code."""
+        response = await self._get(f"/v1/regions/{code}")
+        if response.status_code == 404:
+            raise ScopeRegionNotFound(f"the issues service has no region {code!r}")
+        if response.status_code != 200:
+            raise _unavailable(f"GET /v1/regions/{code} answered {response.status_code}")
+        return _region(response.json())
+
+    async def subtree(self, code: str, level: str) -> list[RegionNode]:
+        """Every region of `level` below `code`, in path order."""
+        try:
+            return [
+                _region(item) for item in await self._pages(f"/v1/regions/{code}/subtree", {"level": level})
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _unavailable("a region came without its code, name, level or path") from exc
+
+    async def snapshot(self, code: str, unit_level: str) -> tuple[RegionNode, list[RegionNode]]:
+        """The scope region and every region from the level below it down to `unit_level` (one listing per
+        level: a county's towns, 管区 and villages in about five calls)."""
+        root = await self.region(code)
+        if root.level not in LEVELS or unit_level not in LEVELS:
+            raise _unavailable(f"unknown region level {root.level!r}")
+        top, bottom = LEVELS.index(root.level), LEVELS.index(unit_level)
+        nodes: list[RegionNode] = []
+        for level in LEVELS[top + 1 : bottom + 1]:
+            nodes += await self.subtree(code, level)
+        return root, nodes
+
+    async def issues_found(
+        self,
+        region: str,
+        start: datetime,
+        end: datetime,
+        *,
+        statuses: Sequence[str] = FOUND_STATUSES,
+        closed: tuple[datetime, datetime] | None = None,
+    ) -> list[FoundIssue]:
+        """The issues of these statuses reported in [start, end) anywhere under `region` (or, with `closed`,
+        closed in that window instead), every page of the issues list at 200 a page."""
+        params: dict[str, Any] = {"region": region, "status": list(statuses)}
+        if closed is None:
+            params |= {"reported_from": start.isoformat(), "reported_to": end.isoformat()}
+        else:
+            params |= {"closed_from": closed[0].isoformat(), "closed_to": closed[1].isoformat()}
+        try:
+            return [
+                FoundIssue(
+                    code=str(item["code"]),
+                    category=str(item["category"]),
+                    severity=Severity(item["severity"]),
+                    status=str(item["status"]),
+                    region=str(item["region"]),
+                    reported_at=datetime.fromisoformat(item["reported_at"]),
+                    satisfaction=item.get("satisfaction"),
+                )
+                for item in await self._pages("/v1/issues", params)
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _unavailable("an issue came without its code, category, severity, region or time") from exc
+
+    async def region_paths(self, region: str, level: str) -> list[RegionNode]:
+        """The regions of `level` below `region` (the grids a village's issues may be filed on)."""
+        return await self.subtree(region, level)
+
+    async def rectification(
+        self, region: str, start: datetime, end: datetime, level: str
+    ) -> dict[str, Rectification]:
+        """Each `level` region's figures under `region` for the issues reported in [start, end): one call
+        per 200 units."""
+        params = {
+            "region": region,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "group_by": "child",
+            "level": level,
+        }
+        try:
+            return {
+                str(row["key"]): Rectification(int(row["found"]), int(row["fixed"]), int(row["overdue"]))
+                for row in await self._pages("/v1/stats/rectification", params)
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _unavailable("a statistics row came without its figures") from exc
+
+    async def satisfaction(
+        self, region: str, start: datetime, end: datetime, units: UnitIndex
+    ) -> dict[str, Decimal]:
+        """Each unit's mean satisfaction rating (1–5) over the issues closed in [start, end) whose
+        reporter gave one; units without any are left out."""
+        closed = await self.issues_found(region, start, end, statuses=("closed",), closed=(start, end))
+        await self.locate(region, closed, units)
+        ratings: dict[str, list[int]] = defaultdict(list)
+        for issue in closed:
+            unit = units.unit_of(issue.region)
+            if unit is not None and isinstance(issue.satisfaction, int) and 1 <= issue.satisfaction <= 5:
+                ratings[unit].append(issue.satisfaction)
+        return {unit: Decimal(sum(values)) / Decimal(len(values)) for unit, values in ratings.items()}
+
+    async def locate(self, region: str, issues: Sequence[FoundIssue], units: UnitIndex) -> None:
+        """Teach `units` the regions the issues were filed on that it does not know (grids below the
+        villages): one listing of the grids under `region`, only when there are such issues."""
+        if any(not units.knows(issue.region) for issue in issues):
+            units.add(await self.subtree(region, "grid"))
+
+
+def by_unit(issues: Iterable[FoundIssue], units: UnitIndex) -> dict[str, list[FoundIssue]]:
+    """The issues grouped by the unit they lie in (issues outside every unit are left out)."""
+    grouped: dict[str, list[FoundIssue]] = defaultdict(list)
+    for issue in issues:
+        unit = units.unit_of(issue.region)
+        if unit is not None:
+            grouped[unit].append(issue)
+    return grouped
+
+
+def _region(body: Mapping[str, Any]) -> RegionNode:
+    parent = body.get("parent_code")
+    return RegionNode(
+        code=str(body["code"]),
+        name=str(body["name"]),
+        level=str(body["level"]),
+        parent_code=None if parent is None else str(parent),
+        path=str(body["path"]),
+    )
