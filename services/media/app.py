@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import time
 from collections import Counter
@@ -13,7 +14,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-import cv2
 import httpx
 from fastapi import FastAPI
 
@@ -37,7 +37,7 @@ from services.media.photos import contents, keys
 from services.media.photos.routes import router as photos_router
 from services.media.photos.service import Intake
 from services.media.settings import MediaSettings
-from services.media.storage import LocalStore, ObjectStore, S3Store
+from services.media.storage import LocalStore, ObjectStore
 from services.media.storage.routes import router as objects_router
 from services.media.uploads.routes import router as uploads_router
 from services.media.uploads.service import refuse_closed_slot, sweep_closed, sweep_expired
@@ -51,8 +51,14 @@ TAGS = [
 ]
 
 
+def _load_picture_work() -> None:
+    importlib.import_module("services.media.imaging.pipeline")  # OpenCV, NumPy, Pillow, HEIF, reuse
+
+
 def build_store(settings: MediaSettings) -> ObjectStore:
     if settings.store == "s3":
+        from services.media.storage.s3 import S3Store  # the MinIO client only where it is used
+
         return S3Store(
             endpoint=settings.s3_endpoint,
             public_endpoint=settings.s3_public_endpoint or settings.s3_endpoint,
@@ -88,9 +94,6 @@ def create_app(
 
     @asynccontextmanager
     async def open_state(database: Database, http: httpx.AsyncClient) -> AsyncIterator[MediaState]:
-        # One picture per worker thread already: OpenCV's own thread pool would only add overhead
-        # (~6 ms of CPU per fingerprint measured here) under concurrent uploads.
-        cv2.setNumThreads(1)
         object_store = store or build_store(settings)
         if isinstance(object_store, LocalStore):
             # A slot's signed link stops writing once the slot is closed, though the link is still valid.
@@ -118,12 +121,16 @@ def create_app(
             logger.warning("object store not ready at start", exc_info=True)
         await _sweep_spool(state)  # what a crash left there: only its own files older than the grace
         sweeper = asyncio.create_task(_sweep_forever(state))
+        # The picture libraries load in a worker thread while the service already answers: start-up does
+        # not wait for them, and an upload that comes first waits only for what is left of the import.
+        warming = asyncio.get_running_loop().run_in_executor(None, _load_picture_work)
         try:
             yield state
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await warming
 
     upload_limit = settings.max_upload_bytes + 256 * 1024  # the photo plus multipart framing and fields
     app = build_app(

@@ -23,7 +23,6 @@ from PIL import Image
 
 from services.media.imaging import images as imaging
 from services.media.imaging import pipeline
-from services.media.photos import service as photo_service
 from tests.media.api import VILLAGE, upload
 from tests.media.images import jpeg
 
@@ -118,7 +117,7 @@ async def test_no_more_pictures_are_decoded_at_once_than_max_concurrent_decodes(
             with lock:
                 running -= 1
 
-    monkeypatch.setattr(photo_service, "process", counted)
+    monkeypatch.setattr(pipeline, "process", counted)  # the intake imports it from there when it decodes
     village = auth("village", VILLAGE)
 
     answers = await asyncio.gather(*(upload(client, village, jpeg(320, 240, seed=s)) for s in range(4)))

@@ -30,12 +30,12 @@ from services.media.storage import (
     LocalStore,
     ObjectStore,
     ObjectTooLarge,
-    S3Store,
     StoreUnavailable,
     sign_local,
     verify_local_signature,
 )
 from services.media.storage.routes import router as objects_router
+from services.media.storage.s3 import S3Store
 from tests.media.s3_server import (
     ACCESS_KEY,
     REGION,

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.media.photos.models import PhotoHash
-from services.media.reuse import CANDIDATE_MAX_DISTANCE, hamming
 
 Probes = dict[tuple[int, int], tuple[int, ...]]
 
@@ -55,6 +54,8 @@ async def _near_in_sql(
     At 10^6 photos in one county this takes ~90 ms against ~200 ms fetching the rows
     (bench/similar_lookup.py), and none of it on the event loop.
     """
+    from services.media.reuse import CANDIDATE_MAX_DISTANCE  # imported with the picture work, not at start
+
     probe_rows = [(band, value, q) for (band, value), hashes in keys.items() for q in hashes]
     result = await session.execute(
         _NEAR_IN_SQL,
@@ -75,6 +76,8 @@ async def _near_here(
     session: AsyncSession, scope: str, keys: Probes, excluded: set[str]
 ) -> list[tuple[str, int]]:
     """Any database (SQLite, the embedded default): fetch the rows the probes hit, distances in Python."""
+    from services.media.reuse import CANDIDATE_MAX_DISTANCE, hamming  # imported with the picture work
+
     wanted: dict[int, list[int]] = defaultdict(list)
     for band, value in keys:
         wanted[band].append(value)

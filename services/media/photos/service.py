@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,22 +17,21 @@ from services.kit.db import utcnow
 from services.kit.errors import Conflict, Forbidden, NotFound
 from services.kit.identity import SUPERVISOR_ROLES, Role, Subject, path_prefix
 from services.kit.outbox import Outbox
-from services.media.imaging.images import redact_with_thumb
-from services.media.imaging.pipeline import Processed, process
 from services.media.photos import contents, keys
 from services.media.photos.candidates import near_hashes
 from services.media.photos.models import Photo, PhotoHash, PhotoMatch
 from services.media.photos.rules import Flag, photo_checks
 from services.media.photos.schemas import Claims, Purpose
-from services.media.reuse import (
-    Fingerprint,
-    Match,
-    band_keys,
-    confirm,
-    probes,
-)
 from services.media.settings import MediaSettings
 from services.media.storage import ObjectStore
+
+if TYPE_CHECKING:
+    from services.media.imaging.pipeline import Processed
+    from services.media.reuse import Fingerprint, Match
+
+# The imaging and reuse modules (OpenCV, NumPy, Pillow, HEIF) are imported where a picture is handled, not
+# when the service starts: they are most of its start-up time. `services.media.app` warms them in the
+# background once the service is up, so the first upload does not wait for them either.
 
 # Only these roles may redact display copies (faces, number plates).
 REDACTOR_ROLES = SUPERVISOR_ROLES
@@ -111,6 +110,8 @@ class Intake:
     ) -> Photo:
         """Check and store the image at `path` as a new photo; a refusal raises and stores nothing."""
         async with self._decoding:
+            from services.media.imaging.pipeline import process
+
             processed = await asyncio.to_thread(process, path, max_pixels=self.settings.max_pixels)
         await contents.claim(session, processed.sha256)  # before looking: a release waits for this upload
         await self._store_content(path, processed)
@@ -161,6 +162,8 @@ class Intake:
         # The archive is the county's, but the uploader is told which photo only where it may read it.
         seen = await _visible_ids(session, owner, [m.other_id for m in flagged])
         photo.flags = [_flag_json(f) for f in flags] + [_reuse_flag(m, m.other_id in seen) for m in flagged]
+        from services.media.reuse import band_keys
+
         for full_hash in processed.fingerprint.index_hashes:
             for band, value in band_keys(full_hash):
                 session.add(
@@ -188,6 +191,8 @@ class Intake:
 
     async def _find_reuse(self, session: AsyncSession, photo: Photo, fp: Fingerprint) -> list[PhotoMatch]:
         """Earlier photos in the same archive that show the same picture, strongest first."""
+        from services.media.reuse import Fingerprint, confirm
+
         matches: dict[str, PhotoMatch] = {}
         same_bytes = (
             await session.execute(
@@ -233,6 +238,8 @@ class Intake:
         self, session: AsyncSession, scope: str, fp: Fingerprint, exclude: set[str] | None = None
     ) -> list[tuple[str, int]]:
         """(photo id, hash distance) of stored photos near `fp` in `scope`, nearest first."""
+        from services.media.reuse import probes
+
         return await near_hashes(
             session,
             scope,
@@ -303,6 +310,8 @@ class Intake:
             raise Forbidden("only staff may redact photos", code="redaction_not_allowed")
         # Boxes add up: a later redaction starts from the redacted copy, so nothing hidden comes back.
         display = await self.store.get_bytes(photo.redacted_key or keys.display_key(photo.sha256))
+        from services.media.imaging.images import redact_with_thumb
+
         redacted, thumb = await asyncio.to_thread(redact_with_thumb, display, boxes)
         key = keys.redacted_key(photo.id)
         # The thumbnail first: once redacted_key is set, both variants must hide what was covered.

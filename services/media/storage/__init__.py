@@ -1,4 +1,8 @@
-"""Object stores for photo bytes: S3/MinIO or a local folder, behind one interface."""
+"""Object stores for photo bytes: S3/MinIO or a local folder, behind one interface.
+
+`S3Store` lives in `services.media.storage.s3` and is imported from there: the MinIO client costs start-up
+time that a service on the local store never needs.
+"""
 
 from services.media.storage.base import (
     InvalidKey,
@@ -11,7 +15,6 @@ from services.media.storage.base import (
     check_key,
 )
 from services.media.storage.local import LocalStore, sign_local, verify_local_signature
-from services.media.storage.s3 import S3Store
 
 __all__ = [
     "InvalidKey",
@@ -20,7 +23,6 @@ __all__ = [
     "ObjectStore",
     "ObjectTooLarge",
     "PresignedPost",
-    "S3Store",
     "StoreUnavailable",
     "WriteGuard",
     "check_key",
