@@ -15,6 +15,8 @@ from services.kit.jwt import TokenVerifier
 from services.kit.peers import ClientCredentials, Peer
 from services.scoring.db import idempotency_keys
 from services.scoring.deps import ScoringState
+from services.scoring.publishing.routes import bulletin_router
+from services.scoring.publishing.routes import router as publishing_router
 from services.scoring.settings import ScoringSettings
 
 
@@ -45,7 +47,7 @@ def create_app(settings: ScoringSettings | None = None, *, verifier: TokenVerifi
             description="Rubrics, inspection rounds, scorecards, rankings, red/black lists, escalations, "
             "household points and bulletins. Tokens come from the issues service.",
         ),
-        routers=[caller_router("/v1/scoring/caller", ["caller"])],
+        routers=[caller_router("/v1/scoring/caller", ["caller"]), publishing_router, bulletin_router],
         open_state=open_state,
         idempotency=idempotency_keys,
     )

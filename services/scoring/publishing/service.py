@@ -1,0 +1,866 @@
+"""Publishing a period (发布), and reading what publications froze: rankings, lists, escalations, a unit's
+history. Takes a session, never commits; reads the issues service only through the feed, before writing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from services.kit.auth import Caller, in_subtree
+from services.kit.db import utcnow
+from services.kit.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from services.kit.identity import Role
+from services.scoring.feed import IssuesFeed, RegionNode, UnitIndex
+from services.scoring.lists.rules import MEASURE_NAMES, RuleSet, rules_problems
+from services.scoring.periods import SHANGHAI, Period, PeriodKind, parse_period
+from services.scoring.publishing import bulletins
+from services.scoring.publishing.models import (
+    Bulletin,
+    EscalationRow,
+    ListEntryRow,
+    PeriodScoreRow,
+    Publication,
+    RankingEntry,
+    RuleSetVersion,
+)
+from services.scoring.publishing.rules import (
+    PeriodResult,
+    RoundLine,
+    UnitFigures,
+    UnitInfo,
+    compute_period,
+)
+from services.scoring.publishing.rulesets import PRESET_BODY, RuleSetError, rule_set_body, rule_set_from_body
+from services.scoring.rounds.models import Round, RoundResult, RoundStatus, RoundUnit
+from services.scoring.rubrics.models import RubricVersion, rubric_of
+from services.scoring.rubrics.rules import Component, Rubric
+from services.scoring.scores.rules import RankedUnit, Ranking, UnitLevel
+
+__all__ = [
+    "PublishOutcome",
+    "acknowledge",
+    "current_rules",
+    "parse_period_or_422",
+    "publish",
+    "replace_rules",
+    "visible_publication",
+]
+
+PUBLISHERS = frozenset({Role.admin})
+
+
+def parse_period_or_422(text: str) -> Period:
+    try:
+        return parse_period(text)
+    except ValueError as exc:
+        raise UnprocessableEntity(str(exc), code="invalid_period") from exc
+
+
+def covered_codes(period: Period) -> list[str]:
+    """The period codes of rounds a period takes in: its months, quarters, and itself."""
+    codes = {period.code, *(m.code for m in period.months())}
+    if period.kind is PeriodKind.year:
+        codes |= {f"{period.year:04d}-Q{q}" for q in range(1, 5)}
+    return sorted(codes)
+
+
+def visible(path_column: Any, caller: Caller) -> ColumnElement[bool]:
+    """Rows of units in the caller's subtree."""
+    return in_subtree(path_column, caller)
+
+
+def overlapping(scope_column: Any, caller: Caller) -> ColumnElement[bool]:
+    """Publications whose scope holds part of the caller's subtree: above it (the caller sees its part) or
+    inside it (the caller sees all)."""
+    ancestors = [caller.region_path[: i + 1] for i, ch in enumerate(caller.region_path) if ch == "/"][1:]
+    return or_(in_subtree(scope_column, caller), scope_column.in_(ancestors))
+
+
+# ---- publishing ----
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    publication: Publication
+    bulletin_id: int | None
+    created: bool
+
+
+async def _stored(session: AsyncSession, scope: str, period: Period) -> Publication | None:
+    found: Publication | None = (
+        await session.execute(
+            select(Publication).where(
+                col(Publication.scope_code) == scope, col(Publication.period) == period.code
+            )
+        )
+    ).scalar_one_or_none()
+    return found
+
+
+async def _bulletin_id(session: AsyncSession, publication_id: int) -> int | None:
+    found = (
+        await session.execute(select(col(Bulletin.id)).where(col(Bulletin.publication_id) == publication_id))
+    ).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+async def publish(
+    session: AsyncSession, caller: Caller, feed: IssuesFeed, period_text: str, scope: str | None
+) -> PublishOutcome:
+    """Publish `period` for the rounds of `scope` (default: the caller's region): the first call scores,
+    ranks, lists and escalates and writes it all; any later call (or a concurrent one that lost the race)
+    answers what is stored and changes nothing."""
+    if caller.role not in PUBLISHERS:
+        raise Forbidden("publishing a period is the county office's (admin)", code="role_not_allowed")
+    period = parse_period_or_422(period_text)
+    scope_code = scope or caller.region
+    stored = await _stored(session, scope_code, period)
+    if stored is not None and stored.scope_path.startswith(caller.region_path):
+        assert stored.id is not None
+        return PublishOutcome(stored, await _bulletin_id(session, stored.id), False)
+
+    any_round = (
+        await session.execute(
+            select(col(Round.id))
+            .where(col(Round.scope_code) == scope_code, in_subtree(col(Round.scope_path), caller))
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if any_round is None:
+        raise NotFound(f"no rounds of region {scope_code} in your region", code="scope_not_found")
+    rounds = list(
+        (
+            await session.execute(
+                select(Round)
+                .where(col(Round.scope_code) == scope_code, col(Round.period).in_(covered_codes(period)))
+                .order_by(col(Round.ends_on).desc(), col(Round.id).desc())
+            )
+        ).scalars()
+    )
+    still_open = [r.id for r in rounds if r.status != RoundStatus.closed.value]
+    if still_open:
+        raise Conflict(
+            f"rounds {', '.join(map(str, still_open))} of {period.code} are still open: close them first",
+            code="rounds_open",
+            round_ids=still_open,
+        )
+    if not rounds:
+        raise Conflict(f"no closed rounds of {scope_code} in {period.code}", code="nothing_to_publish")
+
+    main = next((r for r in rounds if r.kind == Component.inspection.value), rounds[0])
+    rubric_row = await session.get(RubricVersion, main.rubric_id)
+    assert rubric_row is not None
+    assert rubric_row.id is not None
+    rubric = rubric_of(rubric_row)
+    round_ids = [r.id for r in rounds if r.id is not None]
+    by_id = {r.id: r for r in rounds}
+
+    units: dict[str, UnitInfo] = {}
+    snapshot = (
+        await session.execute(select(RoundUnit).where(col(RoundUnit.round_id).in_(round_ids)))
+    ).scalars()
+    order = {round_id: place for place, round_id in enumerate(round_ids)}  # latest round first
+    for unit in sorted(snapshot, key=lambda u: order[u.round_id]):
+        units.setdefault(unit.code, UnitInfo(unit.code, unit.name, unit.level, unit.parent_code, unit.path))
+    scope_unit = units.get(scope_code) or UnitInfo(
+        scope_code, main.scope_name, "scope", None, main.scope_path
+    )
+    lines: dict[str, list[RoundLine]] = defaultdict(list)
+    results = (
+        await session.execute(select(RoundResult).where(col(RoundResult.round_id).in_(round_ids)))
+    ).scalars()
+    for result in results:
+        round_ = by_id[result.round_id]
+        lines[result.unit_code].append(
+            RoundLine(
+                result.round_id,
+                round_.kind,
+                round_.name,
+                round_.window,
+                Decimal(result.score),
+                Decimal(result.max_score),
+            )
+        )
+    for unit_lines in lines.values():
+        unit_lines.sort(key=lambda line: line.round_id)
+
+    rule_version, rules_body = await applicable_rules(session, scope_unit.path)
+    rules = rule_set_from_body(rules_body)
+    previous = await _rankings(session, scope_code, period.previous(), for_lists_only=False)
+    longest = max((rule.streak for rule in rules.escalations if rule.cadence is period.kind), default=1)
+    history: list[Ranking] = []
+    for back in range(1, longest):
+        history += (await _rankings(session, scope_code, period.previous(back), for_lists_only=True)).values()
+
+    # Everything from the issues service is read before anything is written: if it fails, nothing changes.
+    figures = await _figures(feed, scope_unit, units, rubric, period)
+    computed = compute_period(
+        period=period,
+        scope=scope_unit,
+        rubric=rubric,
+        units=units,
+        rounds=lines,
+        figures=figures,
+        rules=rules,
+        previous={(parent, level): ranking for (parent, level), ranking in previous.items()},
+        history=history,
+    )
+
+    publication = Publication(
+        period=period.code,
+        kind=period.kind.value,
+        scope_code=scope_code,
+        scope_path=scope_unit.path,
+        scope_name=scope_unit.name,
+        rubric_id=rubric_row.id,
+        rubric={
+            "id": rubric_row.id,
+            "code": rubric.code,
+            "name": rubric.name,
+            "version": rubric.version,
+            "town_score": rubric.town_score.value,
+            "weights": [{"component": w.component.value, "permille": w.permille} for w in rubric.weights],
+        },
+        rule_set_version=rule_version,
+        rules=rules_body,
+        rounds=[_round_summary(r) for r in sorted(rounds, key=lambda r: r.id or 0)],
+        figures=_summary(computed, figures),
+        published_by=str(caller.subject),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(publication)
+            await session.flush()
+    except IntegrityError:
+        # A concurrent request published the same period first: its rows are the answer.
+        winner = await _stored(session, scope_code, period)
+        assert winner is not None
+        assert winner.id is not None
+        return PublishOutcome(winner, await _bulletin_id(session, winner.id), False)
+    assert publication.id is not None
+    await _write(session, publication, computed)
+    bulletin = Bulletin(
+        kind="period",
+        key=f"period:{period.code}",
+        title=f"{scope_unit.name}{period.label}人居环境整治考评通报",
+        scope_code=scope_code,
+        scope_path=scope_unit.path,
+        scope_name=scope_unit.name,
+        period=period.code,
+        publication_id=publication.id,
+        body=bulletins.period_body(publication, computed),
+        issued_at=publication.published_at,
+        issued_by=publication.published_by,
+    )
+    session.add(bulletin)
+    await session.flush()
+    return PublishOutcome(publication, bulletin.id, True)
+
+
+def _round_summary(round_: Round) -> dict[str, Any]:
+    return {
+        "id": round_.id,
+        "name": round_.name,
+        "kind": round_.kind,
+        "period": round_.period,
+        "window": round_.window,
+        "unit_level": round_.unit_level,
+        "starts_on": round_.starts_on.isoformat(),
+        "ends_on": round_.ends_on.isoformat(),
+    }
+
+
+def _summary(computed: PeriodResult, figures: dict[str, UnitFigures]) -> dict[str, Any]:
+    lists: dict[str, int] = defaultdict(int)
+    for entry in computed.evaluation.lists:
+        lists[entry.list_code] += 1
+    escalations: dict[str, int] = defaultdict(int)
+    for escalation in computed.evaluation.escalations:
+        escalations[escalation.rule] += 1
+    return {
+        "scored": sum(1 for r in computed.results if r.value is not None),
+        "unscored": sum(1 for r in computed.results if r.value is None),
+        "rankings": len(computed.rankings),
+        "lists": dict(sorted(lists.items())),
+        "escalations": dict(sorted(escalations.items())),
+        "issues_units": len(figures),
+        "issues_read_at": utcnow().isoformat(),
+    }
+
+
+async def _figures(
+    feed: IssuesFeed, scope: UnitInfo, units: dict[str, UnitInfo], rubric: Rubric, period: Period
+) -> dict[str, UnitFigures]:
+    """Each village's and town's figures over the period, in a handful of bulk calls."""
+    start, end = period.starts_at, period.ends_at
+    levels = [
+        level.value
+        for level in (UnitLevel.town, UnitLevel.village)
+        if any(u.level == level.value and u.code != scope.code for u in units.values())
+    ]
+    counts: dict[str, Any] = {}
+    for level in levels:
+        counts.update(await feed.rectification(scope.code, start, end, level))
+    ratings: dict[str, Decimal] = {}
+    if Component.satisfaction in rubric.weights_by_component():
+        nodes = [RegionNode(u.code, u.name, u.level, u.parent_code, u.path) for u in units.values()]
+        index = UnitIndex([n for n in nodes if n.level in levels], nodes)
+        ratings = await feed.satisfaction(scope.code, start, end, index)
+    return {
+        code: UnitFigures(c.found, c.fixed, c.overdue, _rating(ratings.get(code)))
+        for code, c in counts.items()
+        if code in units
+    }
+
+
+def _rating(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(Decimal("0.01"))
+
+
+def _points(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:f}"
+
+
+async def _write(session: AsyncSession, publication: Publication, computed: PeriodResult) -> None:
+    """Every row of a publication, in bulk inserts (a province's 100,000 villages are a few statements)."""
+    pid, period = publication.id, publication.period
+    units = computed.units
+    score_rows = [
+        {
+            "publication_id": pid,
+            "period": period,
+            "unit_code": r.unit.code,
+            "unit_name": r.unit.name,
+            "level": r.unit.level,
+            "parent_code": r.unit.parent_code,
+            "town_code": r.town_code,
+            "path": r.unit.path,
+            "score": r.value,
+            "max_score": r.score.max_score if r.score else Decimal(100),
+            "unscored_reason": r.score.unscored_reason if r.score else None,
+            "components": [
+                {
+                    "component": c.component.value,
+                    "permille": c.permille,
+                    "value": _points(None if c.value is None else c.value.quantize(Decimal("0.01"))),
+                    "rounds": c.rounds,
+                }
+                for c in (r.score.components if r.score else ())
+            ],
+            "rounds": [
+                {
+                    "round_id": line.round_id,
+                    "kind": line.kind,
+                    "name": line.name,
+                    "window": line.window,
+                    "score": _points(line.score),
+                    "max_score": _points(line.max_score),
+                }
+                for line in r.rounds
+            ],
+            "rectification": None
+            if r.figures is None
+            else {
+                "found": r.figures.found,
+                "fixed": r.figures.fixed,
+                "overdue": r.figures.overdue,
+                "rate": _points(
+                    None
+                    if r.figures.rectification_rate is None
+                    else r.figures.rectification_rate.quantize(Decimal("0.0001"))
+                ),
+            },
+            "satisfaction": r.figures.satisfaction if r.figures else None,
+        }
+        for r in computed.results
+    ]
+    ranking_rows = [
+        {
+            "publication_id": pid,
+            "period": period,
+            "parent_code": group.ranking.parent,
+            "parent_name": group.parent_name,
+            "level": group.ranking.level.value,
+            "unit_code": entry.unit,
+            "unit_name": units[entry.unit].name,
+            "path": units[entry.unit].path,
+            "score": entry.score,
+            "rank": entry.rank,
+            "size": group.ranking.size,
+            "previous_rank": entry.previous_rank,
+            "change": entry.change,
+            "for_lists": group.for_lists,
+        }
+        for group in computed.rankings
+        for entry in group.ranking.entries
+    ]
+    list_rows = [
+        {
+            "publication_id": pid,
+            "period": period,
+            "list_code": e.list_code,
+            "list_name": e.list_name,
+            "polarity": e.polarity.value,
+            "parent_code": e.parent,
+            "level": units[e.unit].level,
+            "unit_code": e.unit,
+            "unit_name": units[e.unit].name,
+            "path": units[e.unit].path,
+            "rank": e.rank,
+            "size": e.size,
+            "score": e.score,
+            "reason": e.reason[:300],
+        }
+        for e in computed.evaluation.lists
+    ]
+    now = utcnow()
+    escalation_rows = [
+        {
+            "publication_id": pid,
+            "period": period,
+            "rule_code": e.rule,
+            "rule_name": e.name,
+            "level": units[e.unit].level,
+            "unit_code": e.unit,
+            "unit_name": units[e.unit].name,
+            "parent_code": e.parent,
+            "path": units[e.unit].path,
+            "streak": e.streak,
+            "measures": [m.value for m in e.measures],
+            "addressees": list(e.addressees),
+            "reason": e.reason[:300],
+            "figures": dict(e.figures),
+            "created_at": now,
+            "acknowledged": False,
+        }
+        for e in computed.evaluation.escalations
+    ]
+    for model, rows in (
+        (PeriodScoreRow, score_rows),
+        (RankingEntry, ranking_rows),
+        (ListEntryRow, list_rows),
+        (EscalationRow, escalation_rows),
+    ):
+        for start in range(0, len(rows), 5000):
+            await session.execute(insert(model), rows[start : start + 5000])
+
+
+async def _rankings(
+    session: AsyncSession, scope: str, period: Period, *, for_lists_only: bool
+) -> dict[tuple[str, str], Ranking]:
+    """A stored publication's rankings by (parent, level), as the pure core's Rankings."""
+    publication = await _stored(session, scope, period)
+    if publication is None:
+        return {}
+    statement = select(RankingEntry).where(col(RankingEntry.publication_id) == publication.id)
+    if for_lists_only:
+        statement = statement.where(col(RankingEntry.for_lists).is_(True))
+    grouped: dict[tuple[str, str], list[RankedUnit]] = defaultdict(list)
+    for entry in (await session.execute(statement.order_by(col(RankingEntry.id)))).scalars():
+        grouped[(entry.parent_code, entry.level)].append(
+            RankedUnit(entry.unit_code, entry.score, entry.rank, entry.previous_rank, entry.change)
+        )
+    return {
+        (parent, level): Ranking(period, parent, UnitLevel(level), tuple(entries))
+        for (parent, level), entries in grouped.items()
+    }
+
+
+# ---- rule sets ----
+
+
+async def applicable_rules(session: AsyncSession, scope_path: str) -> tuple[int | None, dict[str, Any]]:
+    """The newest stored rule set of the nearest region at or above `scope_path`; the presets if none."""
+    ancestors = [scope_path[: i + 1] for i, ch in enumerate(scope_path) if ch == "/"][1:]
+    rows = (
+        await session.execute(
+            select(RuleSetVersion)
+            .where(col(RuleSetVersion.scope_path).in_(ancestors))
+            .order_by(col(RuleSetVersion.version).desc())
+        )
+    ).scalars()
+    best: RuleSetVersion | None = None
+    for row in rows:
+        if best is None or len(row.scope_path) > len(best.scope_path):
+            best = row
+    if best is None:
+        return None, PRESET_BODY
+    return best.version, best.body
+
+
+@dataclass(frozen=True)
+class CurrentRules:
+    scope_code: str
+    version: int | None  # None: the presets
+    body: dict[str, Any]
+    created_at: Any = None
+    created_by: str | None = None
+    note: str = ""
+
+
+async def current_rules(session: AsyncSession, caller: Caller) -> CurrentRules:
+    """The rules that apply to the caller's region now."""
+    ancestors = [caller.region_path[: i + 1] for i, ch in enumerate(caller.region_path) if ch == "/"][1:]
+    rows = list(
+        (
+            await session.execute(
+                select(RuleSetVersion)
+                .where(col(RuleSetVersion.scope_path).in_(ancestors))
+                .order_by(col(RuleSetVersion.version).desc())
+            )
+        ).scalars()
+    )
+    if not rows:
+        return CurrentRules(caller.region, None, PRESET_BODY)
+    deepest = max(len(r.scope_path) for r in rows)
+    row = next(r for r in rows if len(r.scope_path) == deepest)
+    return CurrentRules(row.scope_code, row.version, row.body, row.created_at, row.created_by, row.note)
+
+
+async def replace_rules(
+    session: AsyncSession, caller: Caller, body: dict[str, Any], note: str
+) -> CurrentRules:
+    """Store a new version of the caller's region's rules (the office's), checked first: nothing is
+    stored when they do not hold together."""
+    if caller.role is not Role.admin:
+        raise Forbidden(
+            "the list and escalation rules are the county office's (admin)", code="role_not_allowed"
+        )
+    try:
+        rules: RuleSet = rule_set_from_body(body)
+    except RuleSetError as exc:
+        raise UnprocessableEntity(str(exc), code="rules_invalid") from exc
+    problems = rules_problems(rules)
+    if problems:
+        raise UnprocessableEntity("; ".join(problems[:5]), code="rules_invalid", problems=problems)
+    stored = rule_set_body(rules)
+    latest = (
+        await session.execute(
+            select(col(RuleSetVersion.version))
+            .where(col(RuleSetVersion.scope_code) == caller.region)
+            .order_by(col(RuleSetVersion.version).desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    row = RuleSetVersion(
+        scope_code=caller.region,
+        scope_path=caller.region_path,
+        version=(latest or 0) + 1,
+        body=stored,
+        note=note,
+        created_by=str(caller.subject),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            "another change of the rules was stored at the same moment; reload and try again",
+            code="concurrent_change",
+        ) from exc
+    return CurrentRules(row.scope_code, row.version, row.body, row.created_at, row.created_by, row.note)
+
+
+# ---- reading ----
+
+
+async def visible_publication(
+    session: AsyncSession, caller: Caller, period: Period, scope: str | None
+) -> Publication:
+    """The publication of `period` the caller may read (of `scope`, or the broadest one overlapping the
+    caller's region); 404 otherwise."""
+    statement = select(Publication).where(
+        col(Publication.period) == period.code, overlapping(col(Publication.scope_path), caller)
+    )
+    if scope is not None:
+        statement = statement.where(col(Publication.scope_code) == scope)
+    found = list((await session.execute(statement)).scalars())
+    if not found:
+        raise NotFound(f"no published period {period.code} in your region", code="period_not_published")
+    return min(found, key=lambda p: (len(p.scope_path), p.id or 0))
+
+
+async def acknowledge(
+    session: AsyncSession, caller: Caller, escalation_id: int, note: str | None
+) -> EscalationRow:
+    """Mark an escalation as acted upon (已处理), once; 409 the second time."""
+    row = await visible_escalation(session, caller, escalation_id)
+    if caller.role is not Role.admin:
+        raise Forbidden("escalations are acknowledged by the county office (admin)", code="role_not_allowed")
+    now, by = utcnow(), str(caller.subject)
+    changed = await session.execute(
+        update(EscalationRow)
+        .where(col(EscalationRow.id) == escalation_id, col(EscalationRow.acknowledged).is_(False))
+        .values(acknowledged=True, acknowledged_at=now, acknowledged_by=by, acknowledgement_note=note)
+    )
+    if getattr(changed, "rowcount", 0) != 1:
+        raise Conflict(f"escalation {escalation_id} is already acknowledged", code="already_acknowledged")
+    await session.refresh(row)
+    return row
+
+
+async def visible_escalation(session: AsyncSession, caller: Caller, escalation_id: int) -> EscalationRow:
+    row = (
+        await session.execute(
+            select(EscalationRow).where(
+                col(EscalationRow.id) == escalation_id, visible(col(EscalationRow.path), caller)
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"escalation {escalation_id} not found", code="escalation_not_found")
+    return row
+
+
+@dataclass(frozen=True)
+class UnitHistory:
+    unit_code: str
+    unit_name: str
+    level: str
+    path: str
+    scores: list[PeriodScoreRow]
+    places: list[RankingEntry]
+    lists: list[ListEntryRow]
+    escalations: list[EscalationRow]
+    breakdowns: dict[int, dict[str, Any]]  # round id → the round result's breakdown
+
+
+async def unit_history(session: AsyncSession, caller: Caller, unit_code: str, limit: int) -> UnitHistory:
+    """A unit's published scores, places, lists and escalations, newest first, with its rounds' breakdowns."""
+    scores = list(
+        (
+            await session.execute(
+                select(PeriodScoreRow)
+                .where(col(PeriodScoreRow.unit_code) == unit_code, visible(col(PeriodScoreRow.path), caller))
+                .order_by(col(PeriodScoreRow.publication_id).desc())
+                .limit(limit)
+            )
+        ).scalars()
+    )
+    if not scores:
+        raise NotFound(f"no published scores of {unit_code} in your region", code="unit_not_found")
+    publication_ids = [s.publication_id for s in scores]
+
+    async def rows(model: Any, *order: Any) -> list[Any]:
+        return list(
+            (
+                await session.execute(
+                    select(model)
+                    .where(model.unit_code == unit_code, model.publication_id.in_(publication_ids))
+                    .order_by(model.publication_id.desc(), *order)
+                )
+            ).scalars()
+        )
+
+    places = await rows(RankingEntry, col(RankingEntry.id))
+    lists = await rows(ListEntryRow, col(ListEntryRow.id))
+    escalations = await rows(EscalationRow, col(EscalationRow.id))
+    round_ids = sorted({int(line["round_id"]) for s in scores for line in s.rounds})
+    breakdowns: dict[int, dict[str, Any]] = {}
+    if round_ids:
+        for result in (
+            await session.execute(
+                select(RoundResult).where(
+                    col(RoundResult.round_id).in_(round_ids), col(RoundResult.unit_code) == unit_code
+                )
+            )
+        ).scalars():
+            breakdowns[result.round_id] = result.breakdown
+    latest = scores[0]
+    return UnitHistory(
+        latest.unit_code,
+        latest.unit_name,
+        latest.level,
+        latest.path,
+        scores,
+        places,
+        lists,
+        escalations,
+        breakdowns,
+    )
+
+
+def streaks(lists: Iterable[ListEntryRow], periods: Sequence[str]) -> dict[str, int]:
+    """On each list: in how many consecutive periods up to the newest one (of `periods`, newest first) the
+    unit was on it (0 if not in the newest)."""
+    by_list: dict[str, set[str]] = defaultdict(set)
+    for entry in lists:
+        by_list[entry.list_code].add(entry.period)
+    result: dict[str, int] = {}
+    for code, on in by_list.items():
+        kind = parse_period(next(iter(on))).kind
+        mine = [p for p in periods if parse_period(p).kind is kind]
+        if not mine:
+            continue
+        count, expected = 0, parse_period(mine[0])
+        while expected.code in on:
+            count += 1
+            expected = expected.previous()
+        result[code] = count
+    return result
+
+
+def measure_names(measures: Iterable[str]) -> list[str]:
+    from services.scoring.lists.rules import Measure
+
+    return [MEASURE_NAMES[Measure(m)] for m in measures]
+
+
+def filter_and(*conditions: ColumnElement[bool] | None) -> ColumnElement[bool]:
+    return and_(*(c for c in conditions if c is not None))
+
+
+# ---- weekly bulletins ----
+
+BULLETIN_ISSUERS = frozenset({Role.admin, Role.inspector})
+
+
+@dataclass(frozen=True)
+class BulletinOutcome:
+    bulletin: Bulletin
+    created: bool
+
+
+async def issue_weekly(
+    session: AsyncSession, caller: Caller, feed: IssuesFeed, week_start: date, scope: str | None, today: date
+) -> BulletinOutcome:
+    """Issue the weekly bulletin (每周一通报) of a week that is over: the inspection rounds closed in it and
+    each village's rectification rate; issuing it again answers the stored one."""
+    if caller.role not in BULLETIN_ISSUERS:
+        raise Forbidden("bulletins are issued by the office or the inspectors", code="role_not_allowed")
+    if week_start.weekday() != 0:
+        raise UnprocessableEntity(
+            f"{week_start} is not a Monday: a week starts on Monday", code="not_a_monday"
+        )
+    week_end = week_start + timedelta(days=7)
+    if week_end > today:
+        raise Conflict(f"the week of {week_start} is not over yet", code="week_not_over")
+    scope_code = scope or caller.region
+    key = f"week:{week_start.isoformat()}"
+    existing = (
+        await session.execute(
+            select(Bulletin).where(
+                col(Bulletin.scope_code) == scope_code,
+                col(Bulletin.key) == key,
+                in_subtree(col(Bulletin.scope_path), caller),
+            )
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        return BulletinOutcome(existing, False)
+
+    root = await feed.region(scope_code)
+    if not root.path.startswith(caller.region_path):
+        raise NotFound(f"region {scope_code} not found", code="region_not_found")
+    nodes = await feed.snapshot(root, UnitLevel.village.value)
+    starts_at = datetime.combine(week_start, time(), SHANGHAI)
+    ends_at = datetime.combine(week_end, time(), SHANGHAI)
+    year_start = datetime.combine(date(week_start.year, 1, 1), time(), SHANGHAI)
+    counts = await feed.rectification(scope_code, year_start, ends_at, UnitLevel.village.value)
+
+    rounds = list(
+        (
+            await session.execute(
+                select(Round)
+                .where(
+                    col(Round.scope_code) == scope_code,
+                    col(Round.kind) == Component.inspection.value,
+                    col(Round.status) == RoundStatus.closed.value,
+                    col(Round.closed_at) >= starts_at,
+                    col(Round.closed_at) < ends_at,
+                )
+                .order_by(col(Round.ends_on), col(Round.id))
+            )
+        ).scalars()
+    )
+    inspections = []
+    for round_ in rounds:
+        names = {
+            u.code: u
+            for u in (
+                await session.execute(select(RoundUnit).where(col(RoundUnit.round_id) == round_.id))
+            ).scalars()
+        }
+        results = (
+            await session.execute(
+                select(RoundResult)
+                .where(col(RoundResult.round_id) == round_.id)
+                .order_by(col(RoundResult.score).desc(), col(RoundResult.unit_code))
+            )
+        ).scalars()
+        inspections.append(
+            {
+                "round_id": round_.id,
+                "name": round_.name,
+                "window": round_.window,
+                "period": round_.period,
+                "entries": [
+                    {
+                        "unit_code": r.unit_code,
+                        "unit_name": names[r.unit_code].name if r.unit_code in names else r.unit_code,
+                        "path": r.unit_path,
+                        "score": float(r.score),
+                        "max_score": float(r.max_score),
+                        "deducted": float(Decimal(r.max_score) - Decimal(r.score)),
+                    }
+                    for r in results
+                ],
+            }
+        )
+    villages = [(n.code, n.name, n.path) for n in nodes if n.level == UnitLevel.village.value]
+    body = bulletins.weekly_body(
+        scope={"code": root.code, "name": root.name},
+        week_start=week_start,
+        rounds=inspections,
+        rates_from=year_start,
+        rates_to=ends_at,
+        villages=villages,
+        figures={c: UnitFigures(r.found, r.fixed, r.overdue) for c, r in counts.items()},
+    )
+    bulletin = Bulletin(
+        kind="weekly",
+        key=key,
+        title=bulletins.week_title(root.name, week_start),
+        scope_code=root.code,
+        scope_path=root.path,
+        scope_name=root.name,
+        week_start=week_start,
+        body=body,
+        issued_by=str(caller.subject),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(bulletin)
+            await session.flush()
+    except IntegrityError:
+        winner = (
+            await session.execute(
+                select(Bulletin).where(col(Bulletin.scope_code) == root.code, col(Bulletin.key) == key)
+            )
+        ).scalar_one()
+        return BulletinOutcome(winner, False)
+    return BulletinOutcome(bulletin, True)
+
+
+async def visible_bulletin(session: AsyncSession, caller: Caller, bulletin_id: int) -> Bulletin:
+    row = (
+        await session.execute(
+            select(Bulletin).where(
+                col(Bulletin.id) == bulletin_id, overlapping(col(Bulletin.scope_path), caller)
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"bulletin {bulletin_id} not found", code="bulletin_not_found")
+    return row
