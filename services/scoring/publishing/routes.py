@@ -154,7 +154,6 @@ async def list_periods(
     "/v1/periods/{period}",
     response_model=PublicationPublic,
     summary="A published period",
-    responses=problem_docs(422),
 )
 async def get_period(
     session: SessionDep, caller: Reader, period: PeriodPath, scope: Code = None
@@ -195,7 +194,6 @@ def _period_filter(statement: Select[Any], column: Any, period: str | None) -> S
     description="Entries of the units in the caller's subtree, in ranking order (publication, parent, "
     "level, rank). Filters: `period`, `parent` (the region ranked within), `level` (`village`, `town`), "
     "`for_lists` (only the rankings the lists are drawn from).",
-    responses=problem_docs(422),
 )
 async def rankings(
     session: SessionDep,
@@ -244,7 +242,6 @@ def _list_entry(row: ListEntryRow) -> ListEntryPublic:
     summary="Red and black lists (红黑榜) and the other lists of published periods",
     description="Entries of the units in the caller's subtree. Filters: `period`, `list` (a list code such "
     "as `black-monthly`), `polarity` (`good`, `bad`), `unit`.",
-    responses=problem_docs(422),
 )
 async def lists(
     session: SessionDep,
@@ -350,7 +347,6 @@ def _escalation(row: EscalationRow) -> EscalationPublic:
     response_model=EscalationPage,
     summary="Escalations (约谈, 书面检查, 组织处理 …) of published periods",
     description="Of the units in the caller's subtree. Filters: `period`, `rule`, `unit`, `acknowledged`.",
-    responses=problem_docs(422),
 )
 async def escalations(
     session: SessionDep,
@@ -486,7 +482,6 @@ def _bulletin(row: Bulletin, caller: Caller) -> BulletinPublic:
     response_model=BulletinPage,
     summary="Bulletins (通报) overlapping the caller's region, newest first",
     description="Filters: `kind` (`weekly`, `period`), `period`.",
-    responses=problem_docs(422),
 )
 async def list_bulletins(
     session: SessionDep,
