@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from services.kit.db import new_registry
 from services.kit.idempotency import idempotency_table
+from services.kit.outbox import outbox_table
 
 
 class ScoringTable(SQLModel, registry=new_registry()):
@@ -12,3 +13,4 @@ class ScoringTable(SQLModel, registry=new_registry()):
 
 metadata = ScoringTable.metadata
 idempotency_keys = idempotency_table(metadata)
+outbox_rows = outbox_table(metadata)

@@ -8,17 +8,29 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.kit.deps import SessionDep
+from services.kit.outbox import Outbox
 from services.kit.peers import Peer
 from services.kit.state import ServiceState, typed_state
 from services.scoring.feed import IssuesFeed
 from services.scoring.settings import ScoringSettings
 
-__all__ = ["IssuesFeedDep", "IssuesPeerDep", "ScoringState", "SessionDep", "SettingsDep", "StateDep"]
+__all__ = [
+    "IssuesFeedDep",
+    "IssuesPeerDep",
+    "MediaPeerDep",
+    "OutboxDep",
+    "ScoringState",
+    "SessionDep",
+    "SettingsDep",
+    "StateDep",
+]
 
 
 @dataclass(kw_only=True)
 class ScoringState(ServiceState[ScoringSettings]):
     issues: Peer  # regions and issue statistics, read with this service's own client credentials
+    media: Peer | None  # scorecard photos; None where no media URL is configured
+    outbox: Outbox  # effects after the commit: pinning scorecard photos in media
 
 
 def _state(request: Request) -> ScoringState:
@@ -46,3 +58,15 @@ def _feed(state: StateDep) -> IssuesFeed:
 
 
 IssuesFeedDep = Annotated[IssuesFeed, Depends(_feed)]
+
+
+def _media(state: StateDep) -> Peer | None:
+    return state.media
+
+
+def _outbox(state: StateDep) -> Outbox:
+    return state.outbox
+
+
+MediaPeerDep = Annotated[Peer | None, Depends(_media)]
+OutboxDep = Annotated[Outbox, Depends(_outbox)]

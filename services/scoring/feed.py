@@ -186,17 +186,16 @@ class IssuesFeed:
         except (KeyError, TypeError, ValueError) as exc:
             raise _unavailable("a region came without its code, name, level or path") from exc
 
-    async def snapshot(self, code: str, unit_level: str) -> tuple[RegionNode, list[RegionNode]]:
-        """The scope region and every region from the level below it down to `unit_level` (one listing per
-        level: a county's towns, 管区 and villages in about five calls)."""
-        root = await self.region(code)
+    async def snapshot(self, root: RegionNode, unit_level: str) -> list[RegionNode]:
+        """Every region from the level below `root` down to `unit_level`, in path order per level (one
+        listing per level: a county's towns, 管区 and villages in about five calls)."""
         if root.level not in LEVELS or unit_level not in LEVELS:
             raise _unavailable(f"unknown region level {root.level!r}")
         top, bottom = LEVELS.index(root.level), LEVELS.index(unit_level)
         nodes: list[RegionNode] = []
         for level in LEVELS[top + 1 : bottom + 1]:
-            nodes += await self.subtree(code, level)
-        return root, nodes
+            nodes += await self.subtree(root.code, level)
+        return nodes
 
     async def issues_found(
         self,
