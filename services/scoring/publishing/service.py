@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -87,6 +87,15 @@ def overlapping(scope_column: Any, caller: Caller) -> ColumnElement[bool]:
 
 
 # ---- publishing ----
+
+
+async def open_write_transaction(session: AsyncSession, table: Any) -> None:
+    """On SQLite, start the real transaction before a savepoint: the driver begins one only before a
+    write, so a SAVEPOINT after reads alone would be the transaction, and its RELEASE would commit the
+    first row on its own. A write that changes nothing begins it (and takes SQLite's one write lock, so
+    a concurrent publisher waits here and then finds the first one's rows)."""
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(update(table).where(text("0")).values(id=table.id))
 
 
 @dataclass(frozen=True)
@@ -237,6 +246,7 @@ async def publish(
         figures=_summary(computed, figures),
         published_by=str(caller.subject),
     )
+    await open_write_transaction(session, Publication)
     try:
         async with session.begin_nested():
             session.add(publication)
@@ -560,6 +570,7 @@ async def replace_rules(
         note=note,
         created_by=str(caller.subject),
     )
+    await open_write_transaction(session, RuleSetVersion)
     try:
         async with session.begin_nested():
             session.add(row)
@@ -839,6 +850,7 @@ async def issue_weekly(
         body=body,
         issued_by=str(caller.subject),
     )
+    await open_write_transaction(session, Bulletin)
     try:
         async with session.begin_nested():
             session.add(bulletin)
