@@ -25,7 +25,14 @@ from services.scoring.rounds.schemas import (
     ScorecardPublic,
     ScorecardRevisionPublic,
 )
-from services.scoring.rounds.service import ensure_open, get_unit, get_visible, rubric_for
+from services.scoring.rounds.service import (
+    RoundClosed,
+    claim_open,
+    ensure_open,
+    get_unit,
+    get_visible,
+    rubric_for,
+)
 from services.scoring.rubrics.rules import Rubric
 from services.scoring.scores.rules import ItemDeduction, scorecard_problems
 
@@ -135,8 +142,8 @@ async def _prepare(
     await photos.check_photos(
         media, body.photo_ids, caller, unit_code=unit.code, label=photos.pin_label(round_id, unit.code)
     )
-    round_ = await get_visible(session, caller, round_id, lock=True)
-    ensure_open(round_)
+    if not await claim_open(session, round_):  # closed while the photos were checked
+        raise RoundClosed(f"round {round_id} is closed: its scores are frozen")
     return round_, unit
 
 

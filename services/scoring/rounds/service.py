@@ -140,8 +140,8 @@ async def round_public(session: AsyncSession, round_: Round, units: int | None =
 
 async def get_visible(session: AsyncSession, caller: Caller, round_id: int, *, lock: bool = False) -> Round:
     statement = select(Round).where(col(Round.id) == round_id, visible(caller))
-    if lock:  # PostgreSQL: closing and filing wait for each other; SQLite has one writer anyway
-        statement = statement.with_for_update()
+    if lock:  # PostgreSQL: writers of one round wait for each other; SQLite has one writer anyway
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     round_ = (await session.execute(statement)).scalar_one_or_none()
     if round_ is None:
         raise round_not_found(round_id)
@@ -405,6 +405,23 @@ async def create_month(
     return rounds
 
 
+async def claim_open(session: AsyncSession, round_: Round, *, closing_by: str | None = None) -> bool:
+    """The first write of anything that needs the round open: a conditional update of the round itself,
+    so that closing and filing serialize on both backends (PostgreSQL: the row lock; SQLite: its one
+    writer) and whoever comes second sees the round as the first left it. False: it is closed."""
+    now = utcnow()
+    values: dict[str, Any] = {"updated_at": now}
+    if closing_by is not None:
+        values |= {"status": RoundStatus.closed.value, "closed_at": now, "closed_by": closing_by}
+    claimed = await session.execute(
+        update(Round)
+        .where(col(Round.id) == round_.id, col(Round.status) == RoundStatus.open.value)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def ensure_open(round_: Round) -> None:
     if round_.status != RoundStatus.open:
         raise RoundClosed(f"round {round_.id} is closed: its scores are frozen")
@@ -520,8 +537,9 @@ async def close_round(session: AsyncSession, caller: Caller, feed: IssuesFeed, r
         await feed.locate(round_.scope_code, issues, index)
         found = dict(by_unit(issues, index))
 
-    round_ = await get_visible(session, caller, round_id, lock=True)
-    if round_.status == RoundStatus.closed:  # another request closed it while the issues were read
+    if not await claim_open(session, round_, closing_by=str(caller.subject)):
+        # Another request closed it while the issues were read: its results stand, nothing more is written.
+        round_ = await get_visible(session, caller, round_id, lock=True)
         return CloseOutcome(round_, False)
     cards = {
         card.unit_code: card
@@ -553,13 +571,6 @@ async def close_round(session: AsyncSession, caller: Caller, feed: IssuesFeed, r
         )
     if rows:
         await session.execute(insert(RoundResult), rows)
-    now = utcnow()
-    await session.execute(
-        update(Round)
-        .where(col(Round.id) == round_.id)
-        .values(status=RoundStatus.closed.value, closed_at=now, closed_by=str(caller.subject), updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
     await session.refresh(round_)
     return CloseOutcome(round_, True)
 

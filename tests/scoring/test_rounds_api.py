@@ -1,0 +1,555 @@
+"""/v1/rounds: one round or a month's two, the region snapshot, closing (automatic deductions read in bulk,
+round results with breakdowns, idempotent, 503 when issues is down), frozen rounds, region scope."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import col
+
+from services.scoring.periods import SHANGHAI
+from services.scoring.rounds.models import Round, RoundResult, RoundUnit
+from services.scoring.rubrics.models import RubricVersion
+from tests.scoring.conftest import FakeIssue, FakeIssues
+from tests.support.builders import (
+    COUNTY,
+    FAR_VILLAGE,
+    FAR_VILLAGE_2,
+    GRID,
+    NEIGHBOUR,
+    OTHER_TOWN,
+    TOWN,
+    TOWN_VILLAGE,
+    VILLAGE,
+    ZONE,
+)
+from tests.support.problems import assert_problem
+
+Auth = Callable[..., dict[str, str]]
+CountRows = Callable[..., Any]
+DEFAULT = 1  # the shipped rubric's id
+
+
+def nov(day: int, hour: int = 10) -> datetime:
+    return datetime(2026, 11, day, hour, tzinfo=SHANGHAI)
+
+
+def round_body(**changes: Any) -> dict[str, Any]:
+    return {
+        "kind": "inspection",
+        "period": "2026-11",
+        "window": "first",
+        "scope": COUNTY,
+        "unit_level": "village",
+        "rubric_id": DEFAULT,
+        **changes,
+    }
+
+
+async def create(client: httpx.AsyncClient, auth: Auth, **changes: Any) -> dict[str, Any]:
+    r = await client.post("/v1/rounds", json=round_body(**changes), headers=auth("inspector"))
+    assert r.status_code == 201, r.text
+    created: dict[str, Any] = r.json()
+    return created
+
+
+async def test_a_round_snapshots_its_scope_and_freezes_its_rubric(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, count_rows: CountRows, backend: str
+) -> None:
+    r = await client.post("/v1/rounds", json=round_body(), headers=auth("inspector"))
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert r.headers["location"] == f"/v1/rounds/{created['id']}"
+    assert {
+        k: created[k]
+        for k in ("name", "kind", "period", "window", "unit_level", "status", "starts_on", "ends_on", "units")
+    } == {
+        "name": "2026年11月上旬督查",
+        "kind": "inspection",
+        "period": "2026-11",
+        "window": "first",
+        "unit_level": "village",
+        "status": "open",
+        "starts_on": "2026-11-01",
+        "ends_on": "2026-11-15",
+        "units": 5,
+    }
+    assert created["scope"] == {"code": COUNTY, "name": "即墨区", "path": "/37/3702/370282/"}
+    # The county, its two towns, the 管区 and the five villages; no grids.
+    assert await count_rows(RoundUnit) == 9
+    # A handful of calls: the scope, then one listing per level (town, zone, village).
+    assert len(fake_issues.calls) == 4
+    rubric = (await client.get(f"/v1/rubrics/{DEFAULT}", headers=auth("admin"))).json()
+    assert rubric["frozen_at"] is not None
+
+    units = await client.get(
+        f"/v1/rounds/{created['id']}/units", params={"level": "village"}, headers=auth("admin")
+    )
+    assert [u["code"] for u in units.json()["items"]] == sorted(
+        [VILLAGE, NEIGHBOUR, TOWN_VILLAGE, FAR_VILLAGE, FAR_VILLAGE_2]
+    )
+    assert units.json()["items"][0] == {
+        "code": VILLAGE,
+        "name": "前庄村",
+        "level": "village",
+        "parent_code": ZONE,
+        "path": f"/37/3702/370282/{TOWN}/{ZONE}/{VILLAGE}/",
+    }
+
+
+async def test_a_village_renamed_later_keeps_its_name_in_the_round(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues
+) -> None:
+    created = await create(client, auth)
+    fake_issues.regions[VILLAGE]["name"] = "前庄社区"
+    units = await client.get(f"/v1/rounds/{created['id']}/units", headers=auth("village", VILLAGE))
+    assert [(u["code"], u["name"]) for u in units.json()["items"]] == [(VILLAGE, "前庄村")]
+    later = await create(client, auth, window="second")
+    units = await client.get(f"/v1/rounds/{later['id']}/units", headers=auth("village", VILLAGE))
+    assert [(u["code"], u["name"]) for u in units.json()["items"]] == [(VILLAGE, "前庄社区")]
+
+
+async def test_one_call_creates_a_months_two_inspection_rounds_once(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, count_rows: CountRows, backend: str
+) -> None:
+    body = {"period": "2026-02", "scope": TOWN, "unit_level": "village", "rubric_id": DEFAULT}
+    r = await client.post("/v1/rounds/monthly", json=body, headers=auth("inspector"))
+    assert r.status_code == 201, r.text
+    assert [
+        (i["name"], i["window"], i["starts_on"], i["ends_on"], i["units"]) for i in r.json()["items"]
+    ] == [
+        ("2026年2月上旬督查", "first", "2026-02-01", "2026-02-15", 3),
+        ("2026年2月下旬督查", "second", "2026-02-16", "2026-02-28", 3),
+    ]
+    assert await count_rows(Round) == 2
+    assert_problem(
+        await client.post("/v1/rounds/monthly", json=body, headers=auth("inspector")), 409, "round_exists"
+    )
+    # 下旬 alone exists too: both or neither.
+    assert_problem(
+        await client.post(
+            "/v1/rounds",
+            json=round_body(scope=TOWN, period="2026-02", window="second"),
+            headers=auth("inspector"),
+        ),
+        409,
+        "round_exists",
+    )
+    assert await count_rows(Round) == 2
+    assert await count_rows(RoundUnit) == 2 * 5  # the town, its 管区 and three villages, per round
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "code"),
+    [
+        ({"period": "2026-Q4"}, 422, "invalid_round"),  # inspections are monthly
+        ({"kind": "covert"}, 422, "invalid_round"),  # only inspections have a window
+        ({"window": None, "starts_on": "2026-10-31"}, 422, "invalid_round"),  # outside the period
+        ({"starts_on": "2026-11-10", "ends_on": "2026-11-09"}, 422, "invalid_round"),
+        ({"ends_on": "2026-11-16"}, 422, "invalid_round"),  # past 上旬
+        ({"period": "2026-13"}, 422, "invalid_round"),
+        ({"rubric_id": 99}, 422, "rubric_not_found"),
+        ({"scope": VILLAGE}, 422, "scope_below_units"),
+        ({"scope": TOWN, "unit_level": "town"}, 422, "scope_below_units"),
+        ({"scope": "370299"}, 404, "region_not_found"),
+        ({"starts_on": 20261101}, 422, "validation_failed"),
+        ({"unit_level": "grid"}, 422, "validation_failed"),
+        ({"extra": True}, 422, "validation_failed"),
+    ],
+)
+async def test_bad_rounds_are_refused_and_nothing_is_stored(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    fake_issues: FakeIssues,
+    count_rows: CountRows,
+    changes: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    assert_problem(
+        await client.post("/v1/rounds", json=round_body(**changes), headers=auth("inspector")), status, code
+    )
+    assert await count_rows(Round) == 0
+    assert await count_rows(RoundUnit) == 0
+    assert await count_rows(RubricVersion, col(RubricVersion.frozen_at).is_not(None)) == 0
+
+
+async def test_a_region_without_units_of_the_level_is_refused(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, count_rows: CountRows
+) -> None:
+    fake_issues.regions = {
+        k: v for k, v in fake_issues.regions.items() if v["level"] != "village" or k == VILLAGE
+    }
+    assert_problem(
+        await client.post("/v1/rounds", json=round_body(scope=OTHER_TOWN), headers=auth("inspector")),
+        422,
+        "scope_has_no_units",
+    )
+    assert await count_rows(Round) == 0
+
+
+@pytest.mark.parametrize("failure", ["down", 500, 502])
+async def test_issues_down_at_creation_is_503_and_nothing_is_stored(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, count_rows: CountRows, failure: str | int
+) -> None:
+    fake_issues.failure = failure
+    r = await client.post("/v1/rounds", json=round_body(), headers=auth("inspector"))
+    assert_problem(r, 503, "issues_unavailable")
+    assert r.headers["retry-after"] == "5"
+    assert await count_rows(Round) == 0
+
+
+async def test_rounds_are_listed_newest_first_with_filters_and_pages(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, backend: str
+) -> None:
+    first = await create(client, auth)
+    second = await create(client, auth, window="second")
+    covert = await create(client, auth, kind="covert", window=None, period="2026-Q4", scope=OTHER_TOWN)
+    page = await client.get("/v1/rounds", params={"limit": 2}, headers=auth("admin"))
+    assert [i["id"] for i in page.json()["items"]] == [covert["id"], second["id"]]
+    rest = await client.get(
+        "/v1/rounds", params={"limit": 2, "cursor": page.json()["next_cursor"]}, headers=auth("admin")
+    )
+    assert [i["id"] for i in rest.json()["items"]] == [first["id"]]
+    assert rest.json()["next_cursor"] is None
+    for params, expected in (
+        ({"kind": "covert"}, [covert["id"]]),
+        ({"period": "2026-11"}, [second["id"], first["id"]]),
+        ({"scope": OTHER_TOWN}, [covert["id"]]),
+        ({"status": "closed"}, []),
+        ({"unit_level": "town"}, []),
+    ):
+        listed = await client.get("/v1/rounds", params=params, headers=auth("admin"))
+        assert [i["id"] for i in listed.json()["items"]] == expected, params
+    assert_problem(
+        await client.get("/v1/rounds", params={"period": "2026-1"}, headers=auth("admin")),
+        422,
+        "validation_failed",
+    )
+
+
+async def test_scope_a_round_is_seen_from_inside_and_above_its_scope_only(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, count_rows: CountRows
+) -> None:
+    county = await create(client, auth)
+    town = await create(client, auth, scope=TOWN, kind="covert", window=None)
+    far = await create(client, auth, scope=OTHER_TOWN, kind="covert", window=None)
+    seen = {
+        ("village", VILLAGE): {county["id"], town["id"]},
+        ("officer", TOWN): {county["id"], town["id"]},
+        ("officer", OTHER_TOWN): {county["id"], far["id"]},
+        ("viewer", COUNTY): {county["id"], town["id"], far["id"]},
+    }
+    for (role, region), ids in seen.items():
+        listed = await client.get("/v1/rounds", headers=auth(role, region))
+        assert {i["id"] for i in listed.json()["items"]} == ids, role
+        for round_id in (county["id"], town["id"], far["id"]):
+            one = await client.get(f"/v1/rounds/{round_id}", headers=auth(role, region))
+            if round_id in ids:
+                assert one.status_code == 200
+            else:
+                assert_problem(one, 404, "round_not_found")
+                for path in (
+                    "/units",
+                    "/scorecards",
+                    "/results",
+                    f"/results/{VILLAGE}",
+                    f"/scorecards/{VILLAGE}",
+                ):
+                    assert_problem(
+                        await client.get(f"/v1/rounds/{round_id}{path}", headers=auth(role, region)),
+                        404,
+                        "round_not_found",
+                    )
+    # A village's snapshot is itself alone; a town's, its own part.
+    units = await client.get(f"/v1/rounds/{county['id']}/units", headers=auth("officer", TOWN))
+    assert {u["code"] for u in units.json()["items"]} == {TOWN, ZONE, VILLAGE, NEIGHBOUR, TOWN_VILLAGE}
+    # Writing needs scoring:write, and a home region holding the scope; another town's region is unseen.
+    assert_problem(
+        await client.post("/v1/rounds", json=round_body(), headers=auth("officer", TOWN)),
+        403,
+        "insufficient_scope",
+    )
+    assert_problem(
+        await client.post("/v1/rounds", json=round_body(scope=OTHER_TOWN), headers=auth("inspector", TOWN)),
+        404,
+        "region_not_found",
+    )
+    assert_problem(
+        await client.post(f"/v1/rounds/{county['id']}/close", headers=auth("inspector", TOWN)),
+        403,
+        "round_beyond_region",
+    )
+    assert_problem(
+        await client.patch(f"/v1/rounds/{county['id']}", json={"name": "x"}, headers=auth("inspector", TOWN)),
+        403,
+        "round_beyond_region",
+    )
+    assert_problem(
+        await client.post(f"/v1/rounds/{far['id']}/close", headers=auth("inspector", TOWN)),
+        404,
+        "round_not_found",
+    )
+    assert_problem(
+        await client.post(f"/v1/rounds/{county['id']}/close", headers=auth("viewer")),
+        403,
+        "insufficient_scope",
+    )
+    assert_problem(
+        await client.get("/v1/rounds", headers=auth("citizen", VILLAGE)), 403, "insufficient_scope"
+    )
+    assert await count_rows(Round, col(Round.status) == "closed") == 0
+
+
+async def test_an_open_round_changes_its_name_and_days_within_its_window(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues
+) -> None:
+    created = await create(client, auth)
+    url = f"/v1/rounds/{created['id']}"
+    r = await client.patch(
+        url, json={"name": "十一月上旬交叉检查", "ends_on": "2026-11-14"}, headers=auth("inspector")
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["starts_on"], r.json()["ends_on"]) == (
+        "十一月上旬交叉检查",
+        "2026-11-01",
+        "2026-11-14",
+    )
+    assert_problem(
+        await client.patch(url, json={"ends_on": "2026-11-20"}, headers=auth("inspector")),
+        422,
+        "invalid_round",
+    )
+    assert_problem(await client.patch(url, json={}, headers=auth("inspector")), 422, "validation_failed")
+    assert_problem(
+        await client.patch(url, json={"name": None}, headers=auth("inspector")), 422, "validation_failed"
+    )
+    assert (await client.get(url, headers=auth("admin"))).json()["ends_on"] == "2026-11-14"
+
+
+def the_months_issues() -> list[FakeIssue]:
+    return [
+        FakeIssue("370282-2026-000101", "luan-dui-fang", "normal", VILLAGE, nov(3)),  # 1 from 六乱
+        FakeIssue("370282-2026-000102", "luan-da-jian", "serious", GRID, nov(15, 23)),  # 3, filed on a grid
+        FakeIssue(
+            "370282-2026-000103", "sheng-huo-la-ji", "minor", VILLAGE, nov(4), status="closed"
+        ),  # 0.5 垃圾
+        FakeIssue(
+            "370282-2026-000104", "luan-dui-fang", "normal", VILLAGE, nov(5), status="rejected"
+        ),  # not found
+        FakeIssue(
+            "370282-2026-000105", "luan-dui-fang", "normal", VILLAGE, nov(5), status="reported"
+        ),  # unverified
+        FakeIssue("370282-2026-000106", "luan-dui-fang", "normal", VILLAGE, nov(16, 0)),  # 下旬
+        FakeIssue(
+            "370282-2026-000107", "wu-shui-hei-chou", "serious", FAR_VILLAGE, nov(2)
+        ),  # 3 污水, elsewhere
+        FakeIssue("370282-2026-000108", "qi-ta", "normal", NEIGHBOUR, nov(2)),  # no rule for it
+    ]
+
+
+async def test_closing_scores_every_unit_from_scorecards_and_the_issues_found(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, count_rows: CountRows, backend: str
+) -> None:
+    fake_issues.add(*the_months_issues())
+    fake_issues.page_size = 2  # the feed follows the pages
+    created = await create(client, auth)
+    card = {
+        "unit_code": VILLAGE,
+        "items": [
+            {"indicator": "liu-luan", "deduction": 2, "note": "柴草乱堆"},
+            {"indicator": "chang-xiao", "score": 4.5},
+        ],
+    }
+    assert (
+        await client.post(f"/v1/rounds/{created['id']}/scorecards", json=card, headers=auth("inspector"))
+    ).status_code == 201
+    fake_issues.calls.clear()
+    r = await client.post(f"/v1/rounds/{created['id']}/close", headers=auth("inspector"))
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["closed_at"] is not None) == ("closed", True)
+    # The issues list in pages of 2 (6 issues listed: 3 calls) and the grids once: never one per village.
+    assert fake_issues.calls == ["GET /v1/issues"] * 3 + ["GET /v1/regions/370282/subtree"] * 2
+    assert await count_rows(RoundResult) == 5
+
+    results = await client.get(f"/v1/rounds/{created['id']}/results", headers=auth("admin"))
+    scores = {i["unit_code"]: (i["score"], i["breakdown"]["issues_found"]) for i in results.json()["items"]}
+    assert scores == {
+        VILLAGE: (100 - 2 - 0.5 - 1 - 3 - 0.5, 3),  # items 2 + 0.5 (score 4.5 of 5), issues 1 + 3 + 0.5
+        NEIGHBOUR: (100, 1),
+        TOWN_VILLAGE: (100, 0),
+        FAR_VILLAGE: (97, 1),
+        FAR_VILLAGE_2: (100, 0),
+    }
+    mine = (
+        await client.get(f"/v1/rounds/{created['id']}/results/{VILLAGE}", headers=auth("village", VILLAGE))
+    ).json()
+    assert (mine["unit_name"], mine["max_score"], mine["breakdown"]["scorecard_filed"]) == (
+        "前庄村",
+        100,
+        True,
+    )
+    liu_luan = next(i for i in mine["breakdown"]["indicators"] if i["code"] == "liu-luan")
+    assert (liu_luan["max_points"], liu_luan["deducted"], liu_luan["score"]) == (30, 6, 24)
+    assert liu_luan["deductions"] == [
+        {
+            "source": "item",
+            "points": 2,
+            "counted": 2,
+            "issue_code": None,
+            "category": None,
+            "severity": None,
+            "note": "柴草乱堆",
+        },
+        {
+            "source": "automatic",
+            "points": 1,
+            "counted": 1,
+            "issue_code": "370282-2026-000101",
+            "category": "luan-dui-fang",
+            "severity": "normal",
+            "note": "",
+        },
+        {
+            "source": "automatic",
+            "points": 3,
+            "counted": 3,
+            "issue_code": "370282-2026-000102",
+            "category": "luan-da-jian",
+            "severity": "serious",
+            "note": "",
+        },
+    ]
+    la_ji = next(i for i in mine["breakdown"]["indicators"] if i["code"] == "la-ji")
+    assert [d["issue_code"] for d in la_ji["deductions"]] == ["370282-2026-000103"]
+    neighbour = (
+        await client.get(f"/v1/rounds/{created['id']}/results/{NEIGHBOUR}", headers=auth("admin"))
+    ).json()
+    assert neighbour["breakdown"]["unmatched_issues"] == ["370282-2026-000108"]
+    assert neighbour["breakdown"]["scorecard_filed"] is False
+
+
+async def test_closing_again_changes_nothing_and_a_closed_round_refuses_changes(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, count_rows: CountRows, backend: str
+) -> None:
+    fake_issues.add(*the_months_issues())
+    created = await create(client, auth)
+    url = f"/v1/rounds/{created['id']}"
+    first = await client.post(f"{url}/close", headers=auth("inspector"))
+    fake_issues.add(FakeIssue("370282-2026-000199", "luan-dui-fang", "normal", TOWN_VILLAGE, nov(6)))
+    fake_issues.calls.clear()
+    again = await client.post(f"{url}/close", headers=auth("admin"))
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert fake_issues.calls == []  # nothing is read again
+    assert await count_rows(RoundResult) == 5
+    assert_problem(
+        await client.patch(url, json={"name": "改名"}, headers=auth("inspector")), 409, "round_closed"
+    )
+    card = {"unit_code": TOWN_VILLAGE, "items": [{"indicator": "liu-luan", "deduction": 1}]}
+    assert_problem(
+        await client.post(f"{url}/scorecards", json=card, headers=auth("inspector")), 409, "round_closed"
+    )
+    assert (await client.get(url, headers=auth("admin"))).json()["name"] == "2026年11月上旬督查"
+    result = await client.get(f"{url}/results/{TOWN_VILLAGE}", headers=auth("admin"))
+    assert result.json()["score"] == 100
+
+
+async def test_two_closes_at_once_store_the_results_once(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, count_rows: CountRows, backend: str
+) -> None:
+    fake_issues.add(*the_months_issues())
+    created = await create(client, auth)
+    url = f"/v1/rounds/{created['id']}/close"
+    one, two = await asyncio.gather(
+        client.post(url, headers=auth("inspector")), client.post(url, headers=auth("admin"))
+    )
+    assert (one.status_code, two.status_code) == (200, 200), (one.text, two.text)
+    assert one.json()["closed_at"] == two.json()["closed_at"]
+    assert await count_rows(RoundResult) == 5
+
+
+@pytest.mark.parametrize("failure", ["down", 503])
+async def test_closing_while_issues_is_down_is_503_and_changes_nothing(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, count_rows: CountRows, failure: str | int
+) -> None:
+    created = await create(client, auth)
+    fake_issues.failure = failure
+    r = await client.post(f"/v1/rounds/{created['id']}/close", headers=auth("inspector"))
+    assert_problem(r, 503, "issues_unavailable")
+    assert (await client.get(f"/v1/rounds/{created['id']}", headers=auth("admin"))).json()["status"] == "open"
+    assert await count_rows(RoundResult) == 0
+    fake_issues.failure = None
+    assert (
+        await client.post(f"/v1/rounds/{created['id']}/close", headers=auth("inspector"))
+    ).status_code == 200
+
+
+async def test_covert_rounds_score_the_units_visited_and_surveys_deduct_no_issues(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues
+) -> None:
+    fake_issues.add(*the_months_issues())
+    covert = await create(client, auth, kind="covert", window=None)
+    survey = await create(client, auth, kind="satisfaction", window=None)
+    for round_ in (covert, survey):
+        card = {"unit_code": VILLAGE, "items": [{"indicator": "chang-xiao", "deduction": 1}]}
+        assert (
+            await client.post(f"/v1/rounds/{round_['id']}/scorecards", json=card, headers=auth("inspector"))
+        ).status_code == 201
+        assert (
+            await client.post(f"/v1/rounds/{round_['id']}/close", headers=auth("inspector"))
+        ).status_code == 200
+    # 暗访 over the whole month: the 下旬 issue counts too (1 + 3 + 0.5 + 1 from 六乱/垃圾).
+    covert_results = (await client.get(f"/v1/rounds/{covert['id']}/results", headers=auth("admin"))).json()[
+        "items"
+    ]
+    assert [(i["unit_code"], i["score"]) for i in covert_results] == [(VILLAGE, 100 - 1 - 1 - 3 - 0.5 - 1)]
+    survey_results = (await client.get(f"/v1/rounds/{survey['id']}/results", headers=auth("admin"))).json()[
+        "items"
+    ]
+    assert [(i["unit_code"], i["score"], i["breakdown"]["issues_found"]) for i in survey_results] == [
+        (VILLAGE, 99, 0)
+    ]
+
+
+async def test_scope_results_a_village_sees_its_own_a_town_its_villages(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues
+) -> None:
+    created = await create(client, auth)
+    url = f"/v1/rounds/{created['id']}"
+    assert_problem(await client.get(f"{url}/results", headers=auth("admin")), 409, "round_open")
+    assert_problem(await client.get(f"{url}/results/{VILLAGE}", headers=auth("admin")), 409, "round_open")
+    await client.post(f"{url}/close", headers=auth("inspector"))
+    expectations = {
+        ("village", VILLAGE): [VILLAGE],
+        ("officer", TOWN): [VILLAGE, NEIGHBOUR, TOWN_VILLAGE],
+        ("officer", OTHER_TOWN): [FAR_VILLAGE, FAR_VILLAGE_2],
+        ("viewer", COUNTY): sorted([VILLAGE, NEIGHBOUR, TOWN_VILLAGE, FAR_VILLAGE, FAR_VILLAGE_2]),
+    }
+    for (role, region), codes in expectations.items():
+        listed = await client.get(f"{url}/results", headers=auth(role, region))
+        assert [i["unit_code"] for i in listed.json()["items"]] == sorted(codes), role
+    assert_problem(
+        await client.get(f"{url}/results/{NEIGHBOUR}", headers=auth("village", VILLAGE)),
+        404,
+        "result_not_found",
+    )
+    assert_problem(
+        await client.get(f"{url}/results/{FAR_VILLAGE}", headers=auth("officer", TOWN)),
+        404,
+        "result_not_found",
+    )
+    assert_problem(
+        await client.get(f"{url}/results", headers=auth("citizen", VILLAGE)), 403, "insufficient_scope"
+    )
+    paged = await client.get(f"{url}/results", params={"limit": 3}, headers=auth("admin"))
+    rest = await client.get(
+        f"{url}/results", params={"limit": 3, "cursor": paged.json()["next_cursor"]}, headers=auth("admin")
+    )
+    assert len(paged.json()["items"]) + len(rest.json()["items"]) == 5
+    assert rest.json()["next_cursor"] is None
