@@ -188,6 +188,7 @@ async def file_scorecard(
 ) -> tuple[Scorecard, RoundUnit]:
     """The unit's first scorecard in the round (409 `scorecard_exists` when it has one: change it)."""
     _, unit = await _prepare(session, caller, media, round_id, unit_code, body)
+    code = unit.code  # read now: a failed insert below expires what the session holds
     photo_ids = list(dict.fromkeys(body.photo_ids))
     card = Scorecard(
         round_id=round_id,
@@ -205,7 +206,7 @@ async def file_scorecard(
             await session.flush()
     except IntegrityError as exc:
         raise Conflict(
-            f"unit {unit.code} has a scorecard in round {round_id} already: change it with PUT",
+            f"unit {code} has a scorecard in round {round_id} already: change it with PUT",
             code="scorecard_exists",
         ) from exc
     session.add(_revision(card, caller))

@@ -1,0 +1,343 @@
+"""/v1/rounds/{id}/scorecards: one per unit per round, checked against the rubric, photos checked and pinned
+with media, every change kept, frozen with the round, region scope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from services.kit.identity import Subject
+from services.scoring.rounds.models import Scorecard, ScorecardRevision
+from tests.scoring.conftest import FakeIssues, FakeMedia
+from tests.support.builders import COUNTY, FAR_VILLAGE, NEIGHBOUR, OTHER_TOWN, TOWN, VILLAGE, ZONE
+from tests.support.problems import assert_problem
+
+Auth = Callable[..., dict[str, str]]
+CountRows = Callable[..., Any]
+INSPECTOR = Subject.user(7)
+
+
+@pytest.fixture
+async def round_id(client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues) -> int:
+    """An open 上旬 inspection of the town's villages, by the default rubric."""
+    body = {
+        "kind": "inspection",
+        "period": "2026-11",
+        "window": "first",
+        "scope": TOWN,
+        "unit_level": "village",
+        "rubric_id": 1,
+    }
+    r = await client.post("/v1/rounds", json=body, headers=auth("inspector"))
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+def card(**changes: Any) -> dict[str, Any]:
+    return {
+        "unit_code": VILLAGE,
+        "items": [
+            {"indicator": "liu-luan", "deduction": 2, "note": "柴草乱堆"},
+            {"indicator": "chang-xiao", "score": 4},
+        ],
+        "notes": "保洁员在岗",
+        **changes,
+    }
+
+
+async def test_an_inspector_files_and_changes_a_scorecard_and_every_version_is_kept(
+    client: httpx.AsyncClient, auth: Auth, round_id: int, count_rows: CountRows, backend: str
+) -> None:
+    url = f"/v1/rounds/{round_id}/scorecards"
+    r = await client.post(
+        url, json=card(), headers=auth("inspector", subject=INSPECTOR, name="区测评组 张三")
+    )
+    assert r.status_code == 201, r.text
+    assert r.headers["location"] == f"{url}/{VILLAGE}"
+    filed = r.json()
+    assert {
+        k: filed[k]
+        for k in (
+            "round_id",
+            "unit_code",
+            "unit_name",
+            "revision",
+            "filed_by",
+            "filed_by_name",
+            "notes",
+            "photo_ids",
+        )
+    } == {
+        "round_id": round_id,
+        "unit_code": VILLAGE,
+        "unit_name": "前庄村",
+        "revision": 1,
+        "filed_by": str(INSPECTOR),
+        "filed_by_name": "区测评组 张三",
+        "notes": "保洁员在岗",
+        "photo_ids": [],
+    }
+    assert filed["items"] == [
+        {"indicator": "liu-luan", "deduction": 2, "score": None, "note": "柴草乱堆"},
+        {"indicator": "chang-xiao", "deduction": None, "score": 4, "note": ""},
+    ]
+    assert_problem(await client.post(url, json=card(), headers=auth("inspector")), 409, "scorecard_exists")
+
+    change = {"items": [{"indicator": "liu-luan", "deduction": 3.5}], "notes": "复查：仍有堆放"}
+    changed = await client.put(f"{url}/{VILLAGE}", json=change, headers=auth("admin"))
+    assert changed.status_code == 200, changed.text
+    assert (
+        changed.json()["revision"],
+        changed.json()["filed_by"],
+        changed.json()["items"][0]["deduction"],
+    ) == (2, str(INSPECTOR), 3.5)
+    # The same content again is no new version.
+    assert (await client.put(f"{url}/{VILLAGE}", json=change, headers=auth("admin"))).json()["revision"] == 2
+
+    history = await client.get(f"{url}/{VILLAGE}/history", headers=auth("village", VILLAGE))
+    assert history.status_code == 200, history.text
+    assert [(v["revision"], v["author_name"], v["notes"]) for v in history.json()["items"]] == [
+        (1, "区测评组 张三", "保洁员在岗"),
+        (2, "test admin", "复查：仍有堆放"),
+    ]
+    assert history.json()["items"][0]["items"] == filed["items"]
+    assert await count_rows(Scorecard) == 1
+    assert await count_rows(ScorecardRevision) == 2
+    one = await client.get(f"{url}/{VILLAGE}", headers=auth("officer", TOWN))
+    assert one.json() == changed.json()
+
+
+@pytest.mark.parametrize(
+    ("items", "code", "message"),
+    [
+        (
+            [{"indicator": "mystery", "deduction": 1}],
+            "invalid_scorecard",
+            "the rubric has no indicator 'mystery'",
+        ),
+        (
+            [{"indicator": "dao-lu", "deduction": 6}],
+            "invalid_scorecard",
+            "6 points do not fit indicator 'dao-lu'",
+        ),
+        (
+            [{"indicator": "dao-lu", "score": 5.5}],
+            "invalid_scorecard",
+            "a score of 5.5 does not fit indicator 'dao-lu'",
+        ),
+        (
+            [{"indicator": "dao-lu", "score": 4}, {"indicator": "dao-lu", "deduction": 1}],
+            "invalid_scorecard",
+            "gets a score once, without deductions",
+        ),
+        (
+            [{"indicator": "dao-lu", "score": 4, "deduction": 1}],
+            "validation_failed",
+            "either a deduction or a score",
+        ),
+        ([{"indicator": "dao-lu"}], "validation_failed", "either a deduction or a score"),
+        ([{"indicator": "dao-lu", "deduction": -1}], "validation_failed", ""),
+        ([{"indicator": "dao-lu", "deduction": 0.125}], "validation_failed", ""),
+    ],
+)
+async def test_items_that_do_not_fit_the_rubric_are_refused_and_nothing_is_stored(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    round_id: int,
+    count_rows: CountRows,
+    items: list[dict[str, Any]],
+    code: str,
+    message: str,
+) -> None:
+    r = await client.post(
+        f"/v1/rounds/{round_id}/scorecards", json=card(items=items), headers=auth("inspector")
+    )
+    body = assert_problem(r, 422, code)
+    assert any(message in e["message"] for e in body["errors"]), body
+    assert await count_rows(Scorecard) == 0
+    assert await count_rows(ScorecardRevision) == 0
+
+
+async def test_a_bad_change_leaves_the_scorecard_as_it_was(
+    client: httpx.AsyncClient, auth: Auth, round_id: int, count_rows: CountRows
+) -> None:
+    url = f"/v1/rounds/{round_id}/scorecards"
+    filed = (await client.post(url, json=card(), headers=auth("inspector"))).json()
+    bad = {"items": [{"indicator": "liu-luan", "deduction": 31}]}
+    assert_problem(
+        await client.put(f"{url}/{VILLAGE}", json=bad, headers=auth("inspector")), 422, "invalid_scorecard"
+    )
+    assert (await client.get(f"{url}/{VILLAGE}", headers=auth("inspector"))).json() == filed
+    assert await count_rows(ScorecardRevision) == 1
+    assert_problem(
+        await client.put(f"{url}/{NEIGHBOUR}", json=bad, headers=auth("inspector")), 422, "invalid_scorecard"
+    )
+    assert_problem(
+        await client.put(f"{url}/{NEIGHBOUR}", json={"items": []}, headers=auth("inspector")),
+        404,
+        "scorecard_not_found",
+    )
+
+
+async def test_only_units_of_the_round_in_the_callers_region_get_scorecards(
+    client: httpx.AsyncClient, auth: Auth, round_id: int, count_rows: CountRows
+) -> None:
+    url = f"/v1/rounds/{round_id}/scorecards"
+    for unit in (FAR_VILLAGE, ZONE, TOWN, "370282103299"):  # not in the round, or not a unit of it
+        assert_problem(
+            await client.post(url, json=card(unit_code=unit), headers=auth("inspector")),
+            404,
+            "unit_not_found",
+        )
+    # An inspector of the other town does not see the round at all.
+    assert_problem(
+        await client.post(url, json=card(), headers=auth("inspector", OTHER_TOWN)), 404, "round_not_found"
+    )
+    # Within the round, an inspector homed in the 管区 writes for its villages only.
+    assert (
+        await client.post(url, json=card(unit_code=NEIGHBOUR), headers=auth("inspector", ZONE))
+    ).status_code == 201
+    assert_problem(
+        await client.post(url, json=card(unit_code="370282103203"), headers=auth("inspector", ZONE)),
+        404,
+        "unit_not_found",
+    )
+    for role, region in (("officer", TOWN), ("village", VILLAGE), ("viewer", COUNTY)):
+        assert_problem(
+            await client.post(url, json=card(), headers=auth(role, region)), 403, "insufficient_scope"
+        )
+        assert_problem(
+            await client.put(f"{url}/{VILLAGE}", json={"items": []}, headers=auth(role, region)),
+            403,
+            "insufficient_scope",
+        )
+    assert await count_rows(Scorecard) == 1
+
+
+async def test_scope_scorecards_are_read_within_the_callers_subtree(
+    client: httpx.AsyncClient, auth: Auth, round_id: int
+) -> None:
+    url = f"/v1/rounds/{round_id}/scorecards"
+    for unit in (VILLAGE, NEIGHBOUR, "370282103203"):
+        assert (
+            await client.post(url, json=card(unit_code=unit), headers=auth("inspector"))
+        ).status_code == 201
+    for (role, region), codes in {
+        ("village", VILLAGE): [VILLAGE],
+        ("officer", TOWN): [VILLAGE, NEIGHBOUR, "370282103203"],
+        ("grid", "370282103201-W01"): [],
+    }.items():
+        listed = await client.get(url, headers=auth(role, region))
+        assert [c["unit_code"] for c in listed.json()["items"]] == codes, role
+    assert_problem(
+        await client.get(f"{url}/{NEIGHBOUR}", headers=auth("village", VILLAGE)), 404, "unit_not_found"
+    )
+    assert_problem(
+        await client.get(f"{url}/{NEIGHBOUR}/history", headers=auth("village", VILLAGE)),
+        404,
+        "unit_not_found",
+    )
+    assert_problem(await client.get(url, headers=auth("officer", OTHER_TOWN)), 404, "round_not_found")
+    assert_problem(await client.get(url, headers=auth("citizen", VILLAGE)), 403, "insufficient_scope")
+    page = await client.get(url, params={"limit": 2}, headers=auth("admin"))
+    rest = await client.get(
+        url, params={"limit": 2, "cursor": page.json()["next_cursor"]}, headers=auth("admin")
+    )
+    assert [c["unit_code"] for c in page.json()["items"] + rest.json()["items"]] == sorted(
+        [VILLAGE, NEIGHBOUR, "370282103203"]
+    )
+
+
+async def test_a_closed_round_freezes_its_scorecards(
+    client: httpx.AsyncClient, auth: Auth, round_id: int, count_rows: CountRows, backend: str
+) -> None:
+    url = f"/v1/rounds/{round_id}/scorecards"
+    filed = (await client.post(url, json=card(), headers=auth("inspector"))).json()
+    assert (await client.post(f"/v1/rounds/{round_id}/close", headers=auth("inspector"))).status_code == 200
+    assert_problem(
+        await client.put(f"{url}/{VILLAGE}", json={"items": []}, headers=auth("inspector")),
+        409,
+        "round_closed",
+    )
+    assert_problem(
+        await client.post(url, json=card(unit_code=NEIGHBOUR), headers=auth("inspector")), 409, "round_closed"
+    )
+    assert (await client.get(f"{url}/{VILLAGE}", headers=auth("inspector"))).json() == filed
+    assert await count_rows(ScorecardRevision) == 1
+    result = await client.get(f"/v1/rounds/{round_id}/results/{VILLAGE}", headers=auth("village", VILLAGE))
+    assert result.json()["score"] == 100 - 2 - 1
+
+
+async def test_photos_are_checked_with_media_and_pinned_after_the_commit(
+    client: httpx.AsyncClient, auth: Auth, round_id: int, fake_media: FakeMedia, backend: str
+) -> None:
+    fake_media.add("p-own", uploader=str(INSPECTOR), region_code=COUNTY)
+    fake_media.add("p-village", uploader="user:55", region_code=VILLAGE)
+    url = f"/v1/rounds/{round_id}/scorecards"
+    r = await client.post(
+        url, json=card(photo_ids=["p-own", "p-village"]), headers=auth("inspector", subject=INSPECTOR)
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["photo_ids"] == ["p-own", "p-village"]
+    label = f"scorecard:{round_id}:{VILLAGE}"
+    assert [(photo, body["issue_id"], body["region_code"]) for photo, body in fake_media.pinned] == [
+        ("p-own", label, VILLAGE),
+        ("p-village", label, VILLAGE),
+    ]
+    # A change pins only what it adds; photos already pinned to this scorecard are fine again.
+    fake_media.add("p-more", uploader=str(INSPECTOR), region_code=VILLAGE)
+    change = {"items": [], "photo_ids": ["p-village", "p-more"]}
+    assert (
+        await client.put(f"{url}/{VILLAGE}", json=change, headers=auth("inspector", subject=INSPECTOR))
+    ).status_code == 200
+    assert [photo for photo, _ in fake_media.pinned] == ["p-own", "p-village", "p-more"]
+
+
+@pytest.mark.parametrize(
+    ("photo", "reason"),
+    [
+        ("p-missing", "photo p-missing not found"),
+        ("p-stranger", "photo p-stranger not found"),  # someone else's, taken elsewhere
+        ("p-after", "was not uploaded for a scorecard"),
+        ("p-evidence", "is evidence of 370282-2026-000101 already"),
+    ],
+)
+async def test_photos_that_cannot_be_used_are_refused_and_nothing_is_stored(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    round_id: int,
+    fake_media: FakeMedia,
+    count_rows: CountRows,
+    photo: str,
+    reason: str,
+) -> None:
+    fake_media.add("p-stranger", uploader="user:55", region_code=NEIGHBOUR)
+    fake_media.add("p-after", uploader=str(INSPECTOR), region_code=VILLAGE, purpose="after")
+    fake_media.add("p-evidence", uploader=str(INSPECTOR), region_code=VILLAGE, issue_id="370282-2026-000101")
+    r = await client.post(
+        f"/v1/rounds/{round_id}/scorecards",
+        json=card(photo_ids=[photo]),
+        headers=auth("inspector", subject=INSPECTOR),
+    )
+    body = assert_problem(r, 422, "photos_refused")
+    assert reason in body["detail"]
+    assert await count_rows(Scorecard) == 0
+    assert fake_media.pinned == []
+
+
+async def test_media_down_is_503_and_nothing_is_stored(
+    client: httpx.AsyncClient, auth: Auth, round_id: int, fake_media: FakeMedia, count_rows: CountRows
+) -> None:
+    fake_media.failure = "down"
+    r = await client.post(
+        f"/v1/rounds/{round_id}/scorecards", json=card(photo_ids=["p-1"]), headers=auth("inspector")
+    )
+    assert_problem(r, 503, "media_unavailable")
+    assert await count_rows(Scorecard) == 0
+    # Without photos, media is not asked.
+    assert (
+        await client.post(f"/v1/rounds/{round_id}/scorecards", json=card(), headers=auth("inspector"))
+    ).status_code == 201
