@@ -15,6 +15,7 @@ runs the issues service on PostgreSQL (migrated before it starts), `HUANZHI_MEDI
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -63,6 +65,7 @@ def launcher_wiring(data_dir: Path, ports: Mapping[str, int], host: str = "127.0
         # The issuer's URL: the `iss` of its tokens, where the others fetch its keys and scoring calls it.
         wiring[prefix + "TOKEN_ISSUER"] = issuer
     wiring["HUANZHI_ISSUES_MEDIA_URL"] = media
+    wiring["HUANZHI_SCORING_MEDIA_URL"] = media  # scorecard photos are checked and pinned there
     # Signed links of the local object store point at the media service where it really listens.
     wiring["HUANZHI_MEDIA_PUBLIC_BASE_URL"] = media
     return wiring
@@ -191,6 +194,31 @@ def stop_stack(stack: Stack) -> None:
             process.kill()
 
 
+def seed_scoring_demo(stack: Stack) -> str:
+    """The scoring demo (services/scoring/demo.py), made through the running services' APIs once all three
+    answer: it needs the issues service's demo tree. A line to print."""
+    from services.scoring.demo import DemoOutcome, DemoSeedingFailed, seed_demo_scoring
+    from services.scoring.periods import SHANGHAI
+
+    async def run() -> DemoOutcome:
+        async with (
+            httpx.AsyncClient(base_url=stack.urls["issues"], timeout=30) as issues,
+            httpx.AsyncClient(base_url=stack.urls["scoring"], timeout=60) as scoring,
+        ):
+            return await seed_demo_scoring(issues, scoring, today=datetime.now(SHANGHAI).date())
+
+    try:
+        outcome = asyncio.run(run())
+    except (DemoSeedingFailed, httpx.HTTPError) as exc:
+        return f"note: the scoring demo was not seeded ({exc})"
+    if outcome.skipped:
+        return "Scoring demo: already published"
+    return (
+        f"Scoring demo: {', '.join(outcome.periods)} published ({outcome.rounds} rounds, "
+        f"{outcome.scorecards} scorecards); see /v1/rankings, /v1/lists, /v1/escalations, /v1/bulletins"
+    )
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -220,6 +248,8 @@ def main() -> None:
     started = time.monotonic()
     stack = start_stack(args.data_dir, ports, host=args.host)  # stops what it started if interrupted
     try:
+        if seeded:
+            print(seed_scoring_demo(stack), flush=True)
         print(f"\nHuanzhi is up in {time.monotonic() - started:.1f} s (data in {args.data_dir.resolve()}):")
         for service, url in stack.urls.items():
             print(f"  {service:<8} {url}   docs {url}/docs")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from services.kit.pagination import Page, envelope_example
 from services.kit.text import is_plain_text
 from services.scoring.publishing.rulesets import PRESET_BODY
+from services.scoring.schemas import Day
 
 _SCOPE: dict[str, Any] = {"code": "370282", "name": "即墨区"}
 
@@ -339,7 +340,7 @@ class WeeklyBulletinRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"week_start": "2026-11-23"}})
 
-    week_start: date
+    week_start: Day
     scope: str | None = Field(default=None, min_length=1, max_length=32, pattern=r"^[0-9A-Za-z-]+$")
 
 
