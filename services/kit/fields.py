@@ -9,15 +9,12 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BeforeValidator, StrictBool, WithJsonSchema
 
 __all__ = [
-    "TRIMMED",
     "TRUE_FALSE",
     "Moment",
     "OptionalQueryBool",
     "QueryBool",
     "StrictBool",
     "not_nullable",
-    "plain_text_pattern",
-    "plain_text_schema",
 ]
 
 
@@ -51,27 +48,6 @@ def _query_bool(value: Any) -> Any:
 QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
 # The same, for a filter that may be left out (never null: a query parameter has no null).
 OptionalQueryBool = Annotated[bool | None, BeforeValidator(_query_bool), WithJsonSchema({"type": "boolean"})]
-
-
-# What `StringConstraints(strip_whitespace=True)` trims (Unicode White_Space, as pydantic-core's trim).
-TRIMMED = r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-# kit.text's unsafe characters (controls, direction formatting, BOM) and, for the ends, TRIMMED as well.
-_PLAIN = r"[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
-_PLAIN_EDGE = (
-    r"[^\x00-\x20\x7f-\xa0\u061c\u1680\u2000-\u200a\u200e\u200f\u2028-\u202f\u205f\u2066-\u2069\u3000\ufeff]"
-)
-
-
-def plain_text_pattern(max_length: int) -> str:
-    """The JSON Schema pattern of a trimmed plain-text name of 1 to `max_length` characters
-    (`StringConstraints(strip_whitespace=True, min_length=1, max_length=…)` with kit.text's PLAIN_TEXT):
-    surrounding whitespace is allowed, as it is trimmed before the checks."""
-    return f"^{TRIMMED}*{_PLAIN_EDGE}(?:{_PLAIN}{{0,{max_length - 2}}}{_PLAIN_EDGE})?{TRIMMED}*$"
-
-
-def plain_text_schema(max_length: int) -> WithJsonSchema:
-    """Document a plain-text name by the pattern above instead of lengths that count the untrimmed value."""
-    return WithJsonSchema({"type": "string", "pattern": plain_text_pattern(max_length)})
 
 
 # RFC 3339 date-times only: pydantic would also take a number (seconds since 1970) or "0.5" as a moment,

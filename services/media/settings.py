@@ -44,11 +44,14 @@ class MediaSettings(ServiceSettings):
 
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 100_000_000  # a 48 MP phone photo passes; a 30000×30000 bomb does not
-    # Pictures decoded at once per process. A picture is decoded in its own mode and reduced a strip at a
-    # time (JPEG at a DCT scale near the display size), but a PNG, WebP or HEIF is decoded whole first:
-    # up to 4 bytes a pixel, so each decode may hold up to 4 × max_pixels bytes (400 MB at the default)
-    # while it runs. Size the container's memory limit with this product in mind.
+    # Pictures decoded at once per process (CPU).
     max_concurrent_decodes: int = Field(default=2, ge=1)
+    # Memory all decodes at once may take. Each decode first holds what it will cost, estimated from the
+    # header (a JPEG at its DCT scale ~50 MB for 12 MP; a PNG, WebP or HEIF is decoded whole: 1–4 bytes a
+    # pixel for PNG, ~16 for WebP, ~8 for HEIF, plus ~48 MB), and waits until the budget has room; a
+    # picture costing more than the whole budget is refused (422 `image_too_costly`). At 640 MiB a 100 MP
+    # RGBA PNG, a 74 MP HEIF and a 37 MP WebP still pass. The container needs this plus ~200 MB.
+    decode_memory_bytes: int = Field(default=640 * 1024 * 1024, ge=64 * 1024 * 1024)
     upload_url_seconds: int = 900
     download_url_seconds: int = 300
     sweep_interval_seconds: float = 60.0

@@ -54,7 +54,8 @@ ACTION_DOCS: dict[Action, str] = {
     Action.assign: "派遣 (again): the responsible region or user and the deadline. Admin, inspector, officer.",
     Action.submit: "整改完毕: at least one after photo. Each is checked with the media service: its distance "
     "from the issue's point, a capture time before the report, missing EXIF, and whether it is a copy of this "
-    "issue's before photo or of another issue's photo; the findings are kept in `evidence_flags` and the event.",
+    "issue's before photo or of another issue's photo; the findings are kept in `evidence_flags` and the event. "
+    "A photo the media service does not know, or not the caller's to use: 422 `photos_refused` naming it.",
     Action.accept: "销号, by an inspector or the office, never by the one who submitted. After photos with a "
     "distance, time or reuse flag need an `override_reason` (else 409 `evidence_flags_unresolved`).",
     Action.return_: "退回重整: rework count + 1 and a new deadline. Inspector or the office, not the submitter.",
@@ -78,7 +79,9 @@ ACTION_DOCS: dict[Action, str] = {
     description="A problem in a village or grid of the caller's subtree. Inspectors' and the office's findings "
     "(`inspection`, `covert`) start `assigned` with a deadline; citizen, grid, hotline and integration reports "
     "start `reported` and are verified first. Before photos are checked with the media service (they must "
-    "exist and be the caller's own or in its region) and pinned to the issue. A report near an open issue of "
+    "exist and be the caller's own or in its region, else 422 `photos_refused` naming each) and pinned to the "
+    "issue. A latitude without a longitude or the reverse: 422 `incomplete_position`. A report near an open "
+    "issue of "
     "the same category (50 m) answers with `probable_duplicate_of`. Citizens may report a limited number an "
     "hour (429 with `Retry-After`).",
     responses=problem_docs(403, 429, 503),

@@ -11,14 +11,13 @@ from services.issues.calendar.rules import Light
 from services.issues.cases.rules import Action, RejectReason, Source, Status
 from services.issues.categories.models import Severity
 from services.kit.fields import Moment
+from services.kit.geo import BOTH_OR_NEITHER, Latitude, Longitude
 from services.kit.pagination import envelope_example
 from services.kit.text import PLAIN_TEXT
 
 RegionCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z-]{0,31}$")]
 PhotoId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
-Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 
 
 _PHOTO = "3f1c2a9b8e7d4c6f9a0b1c2d3e4f5a6b"
@@ -41,7 +40,8 @@ class IssueCreate(BaseModel):
                 "address": "前庄村东首，村道北侧",
                 "before_photo_ids": [_PHOTO],
                 "fields": {},
-            }
+            },
+            "allOf": BOTH_OR_NEITHER,
         },
     )
 

@@ -78,8 +78,8 @@ async def list_categories(
     status_code=status.HTTP_201_CREATED,
     summary="Create a category",
     description="The county office (整治办) alone: role `admin` with `issues:write`, otherwise 403 "
-    "`category_admin_only`. The code must be new whatever its case (409 `category_code_taken`). "
-    + _COUNTY_WIDE,
+    "`category_admin_only`. The code must be new whatever its case (409 `category_code_taken`); the extra "
+    "fields' keys must differ (422 `field_key_repeated`). " + _COUNTY_WIDE,
     responses={**_ADMIN_ONLY, **problem_docs(409)},
 )
 async def create_category(
@@ -108,7 +108,8 @@ async def get_category(code: str, session: SessionDep, caller: CategoriesReaderD
     summary="Change a category",
     description="Rename, regroup, change the default deadlines or the extra fields, retire (`active: false`) "
     "or bring back. The county office alone (403 `category_admin_only`). Issues already reported keep "
-    "their deadline and fields; the change applies to new issues.",
+    "their deadline and fields; the change applies to new issues. The extra fields' keys must differ (422 "
+    "`field_key_repeated`).",
     responses={**_ADMIN_ONLY, **_NOT_FOUND},
 )
 async def update_category(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import cast
 
 from sqlalchemy import ColumnElement, func, select
@@ -108,8 +109,21 @@ async def _code_taken(session: AsyncSession, code: str) -> bool:
     return found.first() is not None
 
 
+def _keys_unique(fields: list[CategoryField]) -> None:
+    counts = Counter(field.key for field in fields)
+    repeated = sorted(key for key, count in counts.items() if count > 1)
+    if repeated:
+        raise UnprocessableEntity(
+            "extra field keys must differ: "
+            + ", ".join(repr(key) for key in repeated)
+            + " appear more than once",
+            code="field_key_repeated",
+        )
+
+
 async def create_category(session: AsyncSession, caller: Caller, data: CategoryCreate) -> Category:
     ensure_admin(caller)
+    _keys_unique(data.fields)
     if await _code_taken(session, data.code):
         raise _taken(data.code)
     now = utcnow()
@@ -153,6 +167,7 @@ async def update_category(session: AsyncSession, caller: Caller, code: str, data
             ) = days
             changed = True
     if data.fields is not None:
+        _keys_unique(data.fields)
         fields = [field.spec().as_json() for field in data.fields]
         if fields != category.fields:
             category.fields, changed = fields, True

@@ -7,9 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from services.kit.fields import plain_text_schema
 from services.kit.identity import SCOPE_DESCRIPTIONS, Scope
-from services.kit.text import PLAIN_TEXT
+from services.kit.text import PLAIN_TEXT, plain_text_schema
 
 SCOPE_NAMES = sorted(scope.value for scope in Scope)
 

@@ -9,7 +9,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from services.issues.regions.models import Level
 from services.issues.regions.rules import CODE_PATTERN, MAX_NAME_LENGTH, valid_name
-from services.kit.fields import not_nullable, plain_text_schema
+from services.kit.fields import not_nullable
+from services.kit.text import plain_text_schema
 
 RegionCode = Annotated[
     str,

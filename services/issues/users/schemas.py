@@ -16,9 +16,9 @@ from pydantic import (
     field_validator,
 )
 
-from services.kit.fields import TRIMMED, not_nullable, plain_text_schema
+from services.kit.fields import not_nullable
 from services.kit.identity import USER_ROLES, Role
-from services.kit.text import PLAIN_TEXT
+from services.kit.text import PLAIN_TEXT, TRIMMED, plain_text_schema
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 PHONE_PATTERN = r"^\+?[0-9][0-9 -]{4,30}$"

@@ -31,11 +31,13 @@ __all__ = [
     "ExifFacts",
     "ImageCorrupt",
     "ImageRefused",
+    "ImageTooCostly",
     "ImageTooManyPixels",
     "Inspected",
     "NotAnImage",
     "UnsupportedImageType",
     "Variants",
+    "decode_cost",
     "inspect",
     "inspect_and_make_variants",
     "make_variants",
@@ -121,6 +123,10 @@ class ImageCorrupt(ImageRefused):
 
 class ImageTooManyPixels(ImageRefused):
     status, code, title = 422, "image_too_many_pixels", "Image has too many pixels"
+
+
+class ImageTooCostly(ImageRefused):
+    status, code, title = 422, "image_too_costly", "Image too costly to decode"
 
 
 class BadRedactionBox(UnprocessableEntity):
@@ -397,6 +403,41 @@ def _decode(img: Image.Image, draft_size: tuple[int, int]) -> None:
         img.load()
     except _DECODE_ERRORS as exc:
         raise ImageCorrupt(f"图片数据损坏或不完整：{exc}") from exc
+
+
+# What decoding costs beyond the decoded picture itself: the strips being converted, the variants, the
+# fingerprint (~35 MB measured for any picture; see bench/README.md, "Pixel bombs").
+DECODE_OVERHEAD_BYTES: Final = 48 * 1024 * 1024
+# Bytes a pixel while a picture of each format is decoded whole (measured on 25 MP pictures: PNG as Pillow
+# keeps the mode; libwebp's canvas, a bytes copy and the image ~15; libheif's planes and the image ~5.6).
+_WHOLE_DECODE_BYTES_PER_PIXEL: Final = {"WEBP": 16, "HEIF": 8}
+
+
+def _pixel_bytes(mode: str) -> int:
+    """Bytes a pixel in Pillow's memory for `mode` (1-bit, grey and palette pictures take one)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
+
+
+def decode_cost(path: Path, *, max_pixels: int) -> int:
+    """The memory decoding the image at `path` will take, in bytes, from its header alone.
+
+    Refuses what opening refuses (not an image, an unsupported type, too many pixels, a broken header). A
+    JPEG counts at the DCT scale it will be decoded at; a PNG, WebP or HEIF is decoded whole.
+    """
+    _require_strict_loading()
+    with path.open("rb") as fp:
+        mime = _accepted_type(fp.read(SNIFF_BYTES))
+        fp.seek(0)
+        with _open(fp, mime, max_pixels) as img:
+            if img.format in _JPEG_FORMATS:
+                img.draft("RGB", _fit(img.size, DISPLAY_EDGE))  # header only: the size it will decode at
+            width, height = img.size
+            per_pixel = _WHOLE_DECODE_BYTES_PER_PIXEL.get(img.format or "", _pixel_bytes(img.mode))
+    return DECODE_OVERHEAD_BYTES + width * height * per_pixel
 
 
 def inspect(path: Path, *, max_pixels: int) -> Inspected:

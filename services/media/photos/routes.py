@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +15,7 @@ from sqlmodel import col
 
 from services.kit.auth import Caller, require_scope
 from services.kit.errors import BadRequest, PayloadTooLarge, problem_docs
+from services.kit.fields import Moment, not_nullable
 from services.kit.identity import Scope
 from services.media.deps import IntakeDep, SessionDep, SettingsDep, StoreDep
 from services.media.photos import keys
@@ -64,8 +65,11 @@ def spool_to_disk(upload: UploadFile, folder: Path, limit: int) -> Path:
     summary="Upload a photo (multipart, as wx.uploadFile sends it)",
     description="The image goes in the `file` field; `purpose`, `latitude`, `longitude` (WGS-84, as "
     "`wx.getLocation({type: 'wgs84'})` gives) and `taken_at` may stand beside it. The type is read from the "
-    "bytes (JPEG, PNG, WebP, HEIC/HEIF); anything else, a truncated or corrupt image, or one over the size or "
-    "pixel limit is refused and nothing is kept. Checks (missing EXIF, position far from the claim, odd capture "
+    "bytes (JPEG, PNG, WebP, HEIC/HEIF); anything else (415 `not_an_image`, `unsupported_image_type`), a "
+    "truncated or corrupt image (422 `image_corrupt`), one over the size (413) or pixel limit (422 "
+    "`image_too_many_pixels`), or one that would take more memory to decode than the service allows (422 "
+    "`image_too_costly`, e.g. a WebP of 40 MP) is refused and nothing is kept. A latitude without a longitude "
+    "or the reverse: 400 `incomplete_position`. Checks (missing EXIF, position far from the claim, odd capture "
     "time, reuse of an earlier picture in the same county) come back as `flags`, never as refusals.",
     responses=problem_docs(403, 415, 503),
 )
@@ -77,9 +81,12 @@ async def upload_photo(
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="The image bytes.")],
     purpose: Annotated[Purpose, Form()] = Purpose.other,
-    latitude: Annotated[float | None, Form(ge=-90, le=90)] = None,
-    longitude: Annotated[float | None, Form(ge=-180, le=180)] = None,
-    taken_at: Annotated[datetime | None, Form(description="Claimed capture time, RFC 3339.")] = None,
+    # A form has no null: a field is left out or holds a value, and the document says so (not_nullable).
+    latitude: Annotated[float | None, Form(ge=-90, le=90, json_schema_extra=not_nullable)] = None,
+    longitude: Annotated[float | None, Form(ge=-180, le=180, json_schema_extra=not_nullable)] = None,
+    taken_at: Annotated[
+        Moment | None, Form(description="Claimed capture time, RFC 3339.", json_schema_extra=not_nullable)
+    ] = None,
 ) -> PhotoPublic:
     if (latitude is None) != (longitude is None):
         raise BadRequest("give both latitude and longitude, or neither", code="incomplete_position")

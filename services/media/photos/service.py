@@ -17,6 +17,7 @@ from services.kit.db import utcnow
 from services.kit.errors import Conflict, Forbidden, NotFound
 from services.kit.identity import SUPERVISOR_ROLES, Role, Subject, path_prefix
 from services.kit.outbox import Outbox
+from services.media.imaging.budget import DecodeBudget
 from services.media.photos import contents, keys
 from services.media.photos.candidates import near_hashes
 from services.media.photos.models import Photo, PhotoHash, PhotoMatch
@@ -97,6 +98,7 @@ class Intake:
         self.settings = settings
         self.outbox = outbox
         self._decoding = asyncio.Semaphore(settings.max_concurrent_decodes)
+        self._memory = DecodeBudget(settings.decode_memory_bytes)
 
     async def ingest(
         self,
@@ -109,10 +111,20 @@ class Intake:
         client_content_type: str | None,
     ) -> Photo:
         """Check and store the image at `path` as a new photo; a refusal raises and stores nothing."""
-        async with self._decoding:
-            from services.media.imaging.pipeline import process
+        from services.media.imaging.images import ImageTooCostly, decode_cost
+        from services.media.imaging.pipeline import process
 
-            processed = await asyncio.to_thread(process, path, max_pixels=self.settings.max_pixels)
+        max_pixels = self.settings.max_pixels
+        cost = await asyncio.to_thread(decode_cost, path, max_pixels=max_pixels)  # the header only
+        if cost > self._memory.total:
+            raise ImageTooCostly(
+                f"解码这张图片约需 {cost // 2**20} MB 内存，超过上限 {self._memory.total // 2**20} MB；"
+                "请转为 JPEG 或缩小尺寸后再上传",
+                decode_bytes=cost,
+                max_decode_bytes=self._memory.total,
+            )
+        async with self._decoding, self._memory.hold(cost):
+            processed = await asyncio.to_thread(process, path, max_pixels=max_pixels)
         await contents.claim(session, processed.sha256)  # before looking: a release waits for this upload
         await self._store_content(path, processed)
         received_at = utcnow()

@@ -71,8 +71,10 @@ async def read_upload(
     status_code=status.HTTP_201_CREATED,
     response_model=PhotoPublic,
     summary="Validate and take in the uploaded bytes as a photo",
-    description="Exactly the checks and processing of `POST /v1/photos`. On refusal the uploaded object is "
-    "removed and no photo is kept. Completing twice answers the same photo.",
+    description="Exactly the checks and processing of `POST /v1/photos` (and its refusals: 415 `not_an_image`, "
+    "`unsupported_image_type`; 422 `image_corrupt`, `image_too_many_pixels`, `image_too_costly`). On refusal "
+    "the uploaded object is removed and no photo is kept. Completing twice answers the same photo. Nothing "
+    "uploaded to the slot yet: 400 `upload_missing` (the slot stays open).",
     responses=problem_docs(409, 410, 415, 503),
 )
 async def complete(

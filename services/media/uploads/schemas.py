@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from services.kit.fields import Moment, not_nullable
+from services.kit.geo import BOTH_OR_NEITHER, Latitude, Longitude
 from services.media.photos.schemas import Purpose
 
 
@@ -17,14 +20,28 @@ class UploadCreate(BaseModel):
                 "latitude": 36.3901,
                 "longitude": 120.4502,
                 "taken_at": "2026-11-20T09:13:00+08:00",
-            }
+            },
+            "allOf": BOTH_OR_NEITHER,
         }
     )
 
     purpose: Purpose = Purpose.other
-    latitude: float | None = Field(default=None, ge=-90, le=90)
-    longitude: float | None = Field(default=None, ge=-180, le=180)
-    taken_at: datetime | None = None
+    latitude: Latitude | None = Field(
+        default=None, description="WGS-84, with `longitude`.", json_schema_extra=not_nullable
+    )
+    longitude: Longitude | None = Field(
+        default=None, description="WGS-84, with `latitude`.", json_schema_extra=not_nullable
+    )
+    taken_at: Moment | None = Field(
+        default=None, description="Claimed capture time, RFC 3339.", json_schema_extra=not_nullable
+    )
+
+    @field_validator("latitude", "longitude", "taken_at", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be left out but not null")
+        return value
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> UploadCreate:
