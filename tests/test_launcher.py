@@ -237,6 +237,7 @@ def test_the_environment_wins_over_the_env_file_and_the_wiring_over_both(
     assert set(launcher_wiring(tmp_path, ports)) == {
         *(f"HUANZHI_{s}_{v}" for s in ("ISSUES", "SCORING", "MEDIA") for v in ("DATA_DIR", "TOKEN_ISSUER")),
         "HUANZHI_ISSUES_MEDIA_URL",
+        "HUANZHI_SCORING_MEDIA_URL",
         "HUANZHI_MEDIA_PUBLIC_BASE_URL",
     }
     # Without a file and a word of its own, the demo county is seeded.
