@@ -553,3 +553,48 @@ async def test_scope_results_a_village_sees_its_own_a_town_its_villages(
     )
     assert len(paged.json()["items"]) + len(rest.json()["items"]) == 5
     assert rest.json()["next_cursor"] is None
+
+
+async def test_a_retried_creation_under_one_idempotency_key_is_stored_once(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, count_rows: CountRows, backend: str
+) -> None:
+    headers = {**auth("inspector"), "Idempotency-Key": "round-2026-11-first"}
+    first = await client.post("/v1/rounds", json=round_body(), headers=headers)
+    calls = len(fake_issues.calls)
+    again = await client.post("/v1/rounds", json=round_body(), headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert len(fake_issues.calls) == calls  # the answer is replayed, the issues service not asked again
+    assert await count_rows(Round) == 1
+    month = {"period": "2026-12", "scope": TOWN, "unit_level": "village", "rubric_id": DEFAULT}
+    key = {**auth("inspector"), "Idempotency-Key": "month-2026-12"}
+    assert (await client.post("/v1/rounds/monthly", json=month, headers=key)).status_code == 201
+    assert (await client.post("/v1/rounds/monthly", json=month, headers=key)).status_code == 201
+    assert await count_rows(Round) == 3
+
+
+async def test_scope_monthly_rounds_need_scoring_write_and_a_scope_in_the_callers_region(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, count_rows: CountRows
+) -> None:
+    month = {"period": "2026-12", "scope": OTHER_TOWN, "unit_level": "village", "rubric_id": DEFAULT}
+    assert_problem(
+        await client.post("/v1/rounds/monthly", json=month, headers=auth("officer", OTHER_TOWN)),
+        403,
+        "insufficient_scope",
+    )
+    assert_problem(
+        await client.post("/v1/rounds/monthly", json=month, headers=auth("inspector", TOWN)),
+        404,
+        "region_not_found",
+    )
+    assert_problem(
+        await client.post(
+            "/v1/rounds/monthly", json={**month, "period": "2026-Q4"}, headers=auth("inspector")
+        ),
+        422,
+        "validation_failed",
+    )
+    assert await count_rows(Round) == 0
+    assert (
+        await client.post("/v1/rounds/monthly", json=month, headers=auth("inspector", OTHER_TOWN))
+    ).status_code == 201

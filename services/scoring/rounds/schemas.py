@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.kit.fields import not_nullable
 from services.scoring.periods import HalfMonth
 from services.scoring.rounds.models import RoundKind, RoundStatus
 from services.scoring.rubrics.rules import Severity
@@ -90,11 +91,15 @@ class MonthlyInspectionsCreate(BaseModel):
 class RoundUpdate(BaseModel):
     """Rename an open round or move its dates (within its period); a closed round answers 409."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"ends_on": "2026-11-14"}})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"example": {"ends_on": "2026-11-14"}, "minProperties": 1}
+    )
 
-    name: str | None = Field(default=None, min_length=1, max_length=60, pattern=r"^[^\x00-\x1f]*$")
-    starts_on: Day | None = None
-    ends_on: Day | None = None
+    name: str | None = Field(
+        default=None, min_length=1, max_length=60, pattern=r"^[^\x00-\x1f]*$", json_schema_extra=not_nullable
+    )
+    starts_on: Day | None = Field(default=None, json_schema_extra=not_nullable)
+    ends_on: Day | None = Field(default=None, json_schema_extra=not_nullable)
 
     @model_validator(mode="after")
     def _something(self) -> RoundUpdate:
