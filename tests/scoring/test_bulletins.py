@@ -79,11 +79,8 @@ async def test_a_published_periods_bulletin_is_frozen_and_has_one_sheet_per_list
     assert first.status_code == 200, first.text
     body = first.json()["body"]
     assert first.json()["partial"] is False
-    assert [(g["parent"]["code"], g["level"]) for g in body["rankings"]] == [
-        (COUNTY, "village"),
-        (TOWN, "village"),
-        (OTHER_TOWN, "village"),
-    ]
+    # The scope's own ranking (a town's ranking of its villages is read from /v1/rankings).
+    assert [(g["parent"]["code"], g["level"]) for g in body["rankings"]] == [(COUNTY, "village")]
     assert {lst["code"]: [e["unit_code"] for e in lst["entries"]] for lst in body["lists"]} == {
         "red-monthly": [VILLAGE, NEIGHBOUR],
         "black-monthly": [TOWN_VILLAGE, FAR_VILLAGE, FAR_VILLAGE_2],
@@ -196,7 +193,7 @@ async def test_a_reader_below_the_scope_sees_only_its_own_rows(
     village = await client.get(path, headers=auth("village", VILLAGE))
     assert village.status_code == 200 and village.json()["partial"] is True
     body = village.json()["body"]
-    assert [[e["unit_code"] for e in g["entries"]] for g in body["rankings"]] == [[VILLAGE], [VILLAGE]]
+    assert [[e["unit_code"] for e in g["entries"]] for g in body["rankings"]] == [[VILLAGE]]
     assert {lst["code"]: [e["unit_code"] for e in lst["entries"]] for lst in body["lists"]} == {
         "red-monthly": [VILLAGE],
         "black-monthly": [],
@@ -207,7 +204,7 @@ async def test_a_reader_below_the_scope_sees_only_its_own_rows(
         FAR_VILLAGE_2,
     }
     sheet = book(await client.get(path + ".xlsx", headers=auth("village", VILLAGE)))["排名"]
-    assert [r[3] for r in rows(sheet)[1:]] == [VILLAGE, VILLAGE]
+    assert [r[3] for r in rows(sheet)[1:]] == [VILLAGE]
     assert_problem(await client.get(path, headers=auth("citizen", VILLAGE)), 403, "insufficient_scope")
     assert_problem(await client.get("/v1/bulletins/999", headers=auth("admin")), 404, "bulletin_not_found")
     listed = await client.get("/v1/bulletins", params={"kind": "weekly"}, headers=auth("admin"))

@@ -58,7 +58,9 @@ def period_body(publication: Publication, computed: PeriodResult) -> dict[str, A
                     for entry in group.ranking.entries
                 ],
             }
+            # The scope's own rankings (a town's ranking of its villages is in /v1/rankings, as frozen).
             for group in computed.rankings
+            if group.for_lists
         ],
         "lists": [
             {

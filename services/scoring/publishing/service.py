@@ -175,30 +175,39 @@ async def publish(
     by_id = {r.id: r for r in rounds}
 
     units: dict[str, UnitInfo] = {}
+    # Columns, not entities: a province's snapshot is ~10⁵ rows a round.
     snapshot = (
-        await session.execute(select(RoundUnit).where(col(RoundUnit.round_id).in_(round_ids)))
-    ).scalars()
+        await session.execute(
+            select(
+                col(RoundUnit.round_id),
+                col(RoundUnit.code),
+                col(RoundUnit.name),
+                col(RoundUnit.level),
+                col(RoundUnit.parent_code),
+                col(RoundUnit.path),
+            ).where(col(RoundUnit.round_id).in_(round_ids))
+        )
+    ).all()
     order = {round_id: place for place, round_id in enumerate(round_ids)}  # latest round first
-    for unit in sorted(snapshot, key=lambda u: order[u.round_id]):
-        units.setdefault(unit.code, UnitInfo(unit.code, unit.name, unit.level, unit.parent_code, unit.path))
+    for _round_id, code, name, level, parent_code, path in sorted(snapshot, key=lambda u: order[u[0]]):
+        if code not in units:
+            units[code] = UnitInfo(code, name, level, parent_code, path)
     scope_unit = units.get(scope_code) or UnitInfo(
         scope_code, main.scope_name, "scope", None, main.scope_path
     )
     lines: dict[str, list[RoundLine]] = defaultdict(list)
-    results = (
-        await session.execute(select(RoundResult).where(col(RoundResult.round_id).in_(round_ids)))
-    ).scalars()
-    for result in results:
-        round_ = by_id[result.round_id]
-        lines[result.unit_code].append(
-            RoundLine(
-                result.round_id,
-                round_.kind,
-                round_.name,
-                round_.window,
-                Decimal(result.score),
-                Decimal(result.max_score),
-            )
+    results = await session.execute(
+        select(
+            col(RoundResult.round_id),
+            col(RoundResult.unit_code),
+            col(RoundResult.score),
+            col(RoundResult.max_score),
+        ).where(col(RoundResult.round_id).in_(round_ids))
+    )
+    for round_id, unit_code, score, max_score in results:
+        round_ = by_id[round_id]
+        lines[unit_code].append(
+            RoundLine(round_id, round_.kind, round_.name, round_.window, Decimal(score), Decimal(max_score))
         )
     for unit_lines in lines.values():
         unit_lines.sort(key=lambda line: line.round_id)
