@@ -152,7 +152,7 @@ async def test_one_call_creates_a_months_two_inspection_rounds_once(
         ({"window": None, "starts_on": "2026-10-31"}, 422, "invalid_round"),  # outside the period
         ({"starts_on": "2026-11-10", "ends_on": "2026-11-09"}, 422, "invalid_round"),
         ({"ends_on": "2026-11-16"}, 422, "invalid_round"),  # past 上旬
-        ({"period": "2026-13"}, 422, "invalid_round"),
+        ({"period": "2026-13"}, 422, "validation_failed"),
         ({"rubric_id": 99}, 422, "rubric_not_found"),
         ({"scope": VILLAGE}, 422, "scope_below_units"),
         ({"scope": TOWN, "unit_level": "town"}, 422, "scope_below_units"),
@@ -598,3 +598,12 @@ async def test_scope_monthly_rounds_need_scoring_write_and_a_scope_in_the_caller
     assert (
         await client.post("/v1/rounds/monthly", json=month, headers=auth("inspector", OTHER_TOWN))
     ).status_code == 201
+
+
+async def test_monthly_is_no_round_id(client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues) -> None:
+    r = await client.patch("/v1/rounds/monthly", json={"name": "x"}, headers=auth("inspector"))
+    assert_problem(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "POST"
+    assert_problem(
+        await client.get("/v1/rounds/monthly", headers=auth("inspector")), 405, "method_not_allowed"
+    )

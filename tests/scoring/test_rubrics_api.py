@@ -131,6 +131,8 @@ async def test_a_rubric_that_cannot_be_used_is_refused_with_every_problem_and_no
         {"indicators": []},
         {"code": "Town Check"},
         {"weights": [{"component": "inspection", "percent": 100.25}]},
+        {"weights": [{"component": "inspection", "percent": "100"}]},
+        {"weights": [{"component": "inspection", "percent": ""}]},
         {
             "deductions": [
                 {"category": "luan-dui-fang", "severity": "awful", "indicator": "liu-luan", "points": 1}

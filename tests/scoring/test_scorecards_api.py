@@ -141,6 +141,9 @@ async def test_an_inspector_files_and_changes_a_scorecard_and_every_version_is_k
         ([{"indicator": "dao-lu"}], "validation_failed", "either a deduction or a score"),
         ([{"indicator": "dao-lu", "deduction": -1}], "validation_failed", ""),
         ([{"indicator": "dao-lu", "deduction": 0.125}], "validation_failed", ""),
+        ([{"indicator": "dao-lu", "deduction": "2"}], "validation_failed", "a number"),
+        ([{"indicator": "dao-lu", "deduction": True}], "validation_failed", "a number"),
+        ([{"indicator": "dao-lu", "deduction": None, "score": 3}], "validation_failed", "not null"),
     ],
 )
 async def test_items_that_do_not_fit_the_rubric_are_refused_and_nothing_is_stored(

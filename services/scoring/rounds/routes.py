@@ -95,7 +95,9 @@ async def create_round(
     status_code=status.HTTP_201_CREATED,
     summary="Create a month's two inspection rounds (上旬, 下旬)",
     description="One snapshot, two rounds (1st–15th and 16th to the month's end), both or neither (409 "
-    "`round_exists` when either exists). Otherwise as `POST /v1/rounds`. " + _WRITERS,
+    "`round_exists` when either exists). Otherwise as `POST /v1/rounds`: 422 `invalid_round`, "
+    "`rubric_not_found`, `scope_below_units`, `scope_has_no_units`; the scope outside your region: 404 "
+    "`region_not_found`. " + _WRITERS,
     responses={
         **problem_docs(403, 409),
         **_problem(404, "region_not_found", "The scope region does not exist or is outside your region"),
@@ -137,7 +139,7 @@ async def list_rounds(
 
 
 @router.get(
-    "/v1/rounds/{round_id}",
+    "/v1/rounds/{round_id:int}",
     response_model=RoundPublic,
     summary="A round",
     description=_VISIBILITY,
@@ -148,11 +150,11 @@ async def read_round(round_id: RoundId, session: SessionDep, caller: ReaderDep) 
 
 
 @router.patch(
-    "/v1/rounds/{round_id}",
+    "/v1/rounds/{round_id:int}",
     response_model=RoundPublic,
     summary="Rename an open round or move its days",
-    description="The days stay within the round's period (or its window). A closed round: 409 "
-    "`round_closed`, nothing changed. " + _WRITERS,
+    description="The days stay within the round's period (or its window) and start no later than they end "
+    "(422 `invalid_round`). A closed round: 409 `round_closed`, nothing changed. " + _WRITERS,
     responses={**problem_docs(403), **_ROUND_404, **_CLOSED},
 )
 async def change_round(
@@ -162,7 +164,7 @@ async def change_round(
 
 
 @router.post(
-    "/v1/rounds/{round_id}/close",
+    "/v1/rounds/{round_id:int}/close",
     response_model=RoundPublic,
     summary="Close a round: score every unit and freeze it",
     description="Reads the verified issues (立案: assigned, submitted or closed; not rejected, not awaiting "
@@ -185,7 +187,7 @@ async def close_round(
 
 
 @router.get(
-    "/v1/rounds/{round_id}/units",
+    "/v1/rounds/{round_id:int}/units",
     response_model=Page[RoundUnitPublic],
     summary="The round's region snapshot",
     description="The regions as they were when the round was created, by code; `level` filters. "
@@ -203,7 +205,7 @@ async def list_units(
 
 
 @router.get(
-    "/v1/rounds/{round_id}/results",
+    "/v1/rounds/{round_id:int}/results",
     response_model=Page[RoundResultPublic],
     summary="The units' scores in a closed round",
     description="By unit code, each with its breakdown: per indicator, the inspector's item deductions and "
@@ -218,7 +220,7 @@ async def list_results(
 
 
 @router.get(
-    "/v1/rounds/{round_id}/results/{unit_code}",
+    "/v1/rounds/{round_id:int}/results/{unit_code}",
     response_model=RoundResultPublic,
     summary="A unit's score in a closed round, with its breakdown",
     description="404 `result_not_found` for a unit without a score or outside your region. " + _VISIBILITY,
@@ -256,7 +258,7 @@ _CARD_WRITE = {
 
 
 @router.post(
-    "/v1/rounds/{round_id}/scorecards",
+    "/v1/rounds/{round_id:int}/scorecards",
     response_model=ScorecardPublic,
     status_code=status.HTTP_201_CREATED,
     summary="File a unit's scorecard",
@@ -285,7 +287,7 @@ async def file_scorecard(
 
 
 @router.get(
-    "/v1/rounds/{round_id}/scorecards",
+    "/v1/rounds/{round_id:int}/scorecards",
     response_model=Page[ScorecardPublic],
     summary="The round's scorecards",
     description="By unit code. " + _VISIBILITY,
@@ -298,7 +300,7 @@ async def list_scorecards(
 
 
 @router.get(
-    "/v1/rounds/{round_id}/scorecards/{unit_code}",
+    "/v1/rounds/{round_id:int}/scorecards/{unit_code}",
     response_model=ScorecardPublic,
     summary="A unit's scorecard",
     description=_VISIBILITY,
@@ -312,7 +314,7 @@ async def read_scorecard(
 
 
 @router.put(
-    "/v1/rounds/{round_id}/scorecards/{unit_code}",
+    "/v1/rounds/{round_id:int}/scorecards/{unit_code}",
     response_model=ScorecardPublic,
     summary="Change a unit's scorecard",
     description="Replaces items, notes and photos while the round is open (409 `round_closed` after); every "
@@ -336,7 +338,7 @@ async def change_scorecard(
 
 
 @router.get(
-    "/v1/rounds/{round_id}/scorecards/{unit_code}/history",
+    "/v1/rounds/{round_id:int}/scorecards/{unit_code}/history",
     response_model=Page[ScorecardRevisionPublic],
     summary="Every version of a unit's scorecard",
     description="The first version first, each with who filed or changed it and when. " + _VISIBILITY,

@@ -14,7 +14,7 @@ from services.scoring.rubrics.rules import Severity
 from services.scoring.schemas import Day, Note, Points, Score
 from services.scoring.scores.rules import DeductionSource, UnitLevel
 
-PERIOD_PATTERN = r"^\d{4}(-(\d{2}|Q\d))?$"
+PERIOD_PATTERN = r"^2\d{3}(-(0[1-9]|1[0-2]|Q[1-4]))?$"
 REGION_CODE = r"^[0-9A-Za-z][0-9A-Za-z-]{0,31}$"
 _PHOTO = "9b2f6c1e-3d4a-4e5f-8a9b-0c1d2e3f4a5b"
 
@@ -82,7 +82,7 @@ class MonthlyInspectionsCreate(BaseModel):
         },
     )
 
-    period: str = Field(pattern=r"^\d{4}-\d{2}$", description="A month: `2026-11`.")
+    period: str = Field(pattern=r"^2\d{3}-(0[1-9]|1[0-2])$", description="A month: `2026-11`.")
     scope: str = Field(pattern=REGION_CODE)
     unit_level: UnitLevel
     rubric_id: int = Field(ge=1, le=2**31 - 1)
@@ -170,24 +170,43 @@ class RoundUnitPublic(BaseModel):
 
 
 class ScorecardItem(BaseModel):
-    """One line of a scorecard against an indicator: a `deduction` (扣分) or the `score` given (得分), not
-    both; a score means the indicator's points less it."""
+    """One line of a scorecard against an indicator: a `deduction` (扣分) or the `score` given (得分),
+    exactly one of them (left out, never null); a score means the indicator's points less it."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"example": {"indicator": "liu-luan", "deduction": 2, "note": "村东头柴草乱堆"}},
+        json_schema_extra={
+            "example": {"indicator": "liu-luan", "deduction": 2, "note": "村东头柴草乱堆"},
+            "oneOf": [{"required": ["deduction"]}, {"required": ["score"]}],
+        },
     )
 
     indicator: str = Field(max_length=32, examples=["liu-luan"])
-    deduction: Points | None = None
-    score: Points | None = None
+    deduction: Points | None = Field(default=None, json_schema_extra=not_nullable)
+    score: Points | None = Field(default=None, json_schema_extra=not_nullable)
     note: Note = ""
 
     @model_validator(mode="after")
     def _one_of(self) -> ScorecardItem:
-        if (self.deduction is None) == (self.score is None):
-            raise ValueError("give either a deduction or a score")
+        given = [name for name in ("deduction", "score") if name in self.model_fields_set]
+        if len(given) != 1 or getattr(self, given[0]) is None:
+            raise ValueError("give either a deduction or a score (a number, not null)")
         return self
+
+
+class ScorecardItemPublic(BaseModel):
+    """A scorecard line as filed: the deduction or the score given (the other null)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {"indicator": "liu-luan", "deduction": 2, "score": None, "note": "村东头柴草乱堆"}
+        }
+    )
+
+    indicator: str
+    deduction: Score | None
+    score: Score | None
+    note: str
 
 
 class ScorecardBody(BaseModel):
@@ -249,7 +268,7 @@ class ScorecardPublic(BaseModel):
     round_id: int
     unit_code: str
     unit_name: str
-    items: list[ScorecardItem]
+    items: list[ScorecardItemPublic]
     notes: str
     photo_ids: list[str]
     revision: int
@@ -277,7 +296,7 @@ class ScorecardRevisionPublic(BaseModel):
     )
 
     revision: int
-    items: list[ScorecardItem]
+    items: list[ScorecardItemPublic]
     notes: str
     photo_ids: list[str]
     author: str

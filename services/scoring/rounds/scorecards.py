@@ -21,7 +21,7 @@ from services.scoring.rounds import photos
 from services.scoring.rounds.models import Round, RoundUnit, Scorecard, ScorecardRevision
 from services.scoring.rounds.schemas import (
     ScorecardBody,
-    ScorecardItem,
+    ScorecardItemPublic,
     ScorecardPublic,
     ScorecardRevisionPublic,
 )
@@ -62,8 +62,8 @@ def _stored_items(body: ScorecardBody) -> list[dict[str, Any]]:
     ]
 
 
-def _items(stored: list[dict[str, Any]]) -> list[ScorecardItem]:
-    return [ScorecardItem.model_validate(item) for item in stored]
+def _items(stored: list[dict[str, Any]]) -> list[ScorecardItemPublic]:
+    return [ScorecardItemPublic.model_validate(item) for item in stored]
 
 
 def check_items(rubric: Rubric, body: ScorecardBody) -> None:

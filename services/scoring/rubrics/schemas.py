@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from services.scoring.rubrics.rules import (
     CATEGORY_CODE_PATTERN,
@@ -21,12 +21,16 @@ from services.scoring.rubrics.rules import (
     Severity,
     TownScore,
 )
-from services.scoring.schemas import Points
+from services.scoring.schemas import Number, Points
 
 # A component's share in percent, to one decimal (60, 12.5): the rules keep it as per-mille.
 Percent = Annotated[
     Decimal,
     Field(gt=0, le=100, max_digits=4, decimal_places=1, examples=[60]),
+    Number,
+    WithJsonSchema(
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "multipleOf": 0.1, "examples": [60]}
+    ),
     PlainSerializer(float, return_type=float, when_used="json"),
 ]
 
