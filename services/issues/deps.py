@@ -35,26 +35,28 @@ class IssuesState(ServiceState[IssuesSettings]):
     outbox: Outbox  # effects after the commit: pinning photos in media
 
 
-def _state(request: Request) -> IssuesState:
+# `async def` though nothing is awaited: FastAPI runs a plain `def` dependency in its threadpool, a thread
+# hand-off per dependency per request.
+async def _state(request: Request) -> IssuesState:
     return typed_state(request.app, IssuesState)
 
 
 StateDep = Annotated[IssuesState, Depends(_state)]
 
 
-def _settings(state: StateDep) -> IssuesSettings:
+async def _settings(state: StateDep) -> IssuesSettings:
     return state.settings
 
 
-def _keyring(state: StateDep) -> KeyRing:
+async def _keyring(state: StateDep) -> KeyRing:
     return state.keyring
 
 
-def _login_throttle(state: StateDep) -> FailureThrottle:
+async def _login_throttle(state: StateDep) -> FailureThrottle:
     return state.login_throttle
 
 
-def _http(state: StateDep) -> httpx.AsyncClient:
+async def _http(state: StateDep) -> httpx.AsyncClient:
     return state.http
 
 

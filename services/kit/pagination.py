@@ -60,7 +60,7 @@ class PageParams(BaseModel):
     cursor: str | None
 
 
-def _page_params(
+async def _page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, at most 200.")] = 50,
     cursor: Annotated[
         str | None, Query(max_length=512, description="`next_cursor` of the page before.")

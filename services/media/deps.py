@@ -35,22 +35,24 @@ class MediaState(ServiceState[MediaSettings]):
             raise ConnectionError("object store unreachable")
 
 
-def _state(request: Request) -> MediaState:
+# `async def` though nothing is awaited: FastAPI runs a plain `def` dependency in its threadpool, a thread
+# hand-off per dependency per request.
+async def _state(request: Request) -> MediaState:
     return typed_state(request.app, MediaState)
 
 
 StateDep = Annotated[MediaState, Depends(_state)]
 
 
-def _settings(state: StateDep) -> MediaSettings:
+async def _settings(state: StateDep) -> MediaSettings:
     return state.settings
 
 
-def _store(state: StateDep) -> ObjectStore:
+async def _store(state: StateDep) -> ObjectStore:
     return state.store
 
 
-def _intake(state: StateDep) -> Intake:
+async def _intake(state: StateDep) -> Intake:
     return state.intake
 
 

@@ -70,7 +70,17 @@ class Issue(IssuesTable, table=True):
             "region_path",
             "reported_at",
             postgresql_ops={"region_path": "varchar_pattern_ops"},
-            postgresql_include=["status", "closed_at", "deadline", "category", "source", "rework_count"],
+            # Everything the statistics read: their sums come from this index alone (extension_count read
+            # 969 heap pages for a county's month at 10⁶).
+            postgresql_include=[
+                "status",
+                "closed_at",
+                "deadline",
+                "category",
+                "source",
+                "rework_count",
+                "extension_count",
+            ],
         ),
         Index("ix_issues_status_deadline", "status", "deadline"),
         # A new report looks for an open issue of its category nearby in its county: on PostgreSQL only the

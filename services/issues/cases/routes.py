@@ -94,7 +94,7 @@ async def report_issue(
     return (await service.presenter(session, caller, [issue])).issue(issue)
 
 
-def _filters(
+async def _filters(
     region: Annotated[str | None, Query(max_length=32, description="Only issues under this region.")] = None,
     status: Annotated[list[Status] | None, Query(description="Any of these statuses.")] = None,
     category: Annotated[list[CategoryCode] | None, Query(max_length=20)] = None,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, case, cast, func, select, text
+from sqlalchemy import ColumnElement, Float, and_, case, cast, func, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 from sqlmodel import col
@@ -273,13 +273,23 @@ async def _region_rows(
         regions = regions.where(col(Region.path) > after)
     groups = regions.order_by(col(Region.path)).limit(page.limit + 1).subquery("grp")
     joined = and_(dialect.under(groups.c.path), _in_window(query))
-    statement = (
-        select(groups.c.code, groups.c.name, groups.c.path, *_aggregates(dialect, now))
-        .select_from(groups)
-        .outerjoin(Issue, joined)
-        .group_by(groups.c.code, groups.c.name, groups.c.path)
-        .order_by(groups.c.path)
-    )
+    if dialect.postgres:
+        # Each region's figures by its own range of the path index (LATERAL): a join of the regions to the
+        # window's issues let the planner scan the whole window (81,836 rows for a county's month at 10⁶).
+        figures = select(*_aggregates(dialect, now)).where(joined).lateral("fig")
+        statement = (
+            select(groups.c.code, groups.c.name, groups.c.path, *figures.c)
+            .select_from(groups.join(figures, true()))
+            .order_by(groups.c.path)
+        )
+    else:
+        statement = (
+            select(groups.c.code, groups.c.name, groups.c.path, *_aggregates(dialect, now))
+            .select_from(groups)
+            .outerjoin(Issue, joined)
+            .group_by(groups.c.code, groups.c.name, groups.c.path)
+            .order_by(groups.c.path)
+        )
     rows = (await session.execute(statement)).all()
     more = len(rows) > page.limit
     rows = rows[: page.limit]

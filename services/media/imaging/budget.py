@@ -11,11 +11,35 @@ never started (the intake refuses it). One budget per process, used from the eve
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-__all__ = ["DecodeBudget"]
+__all__ = ["DecodeBudget", "give_back_freed_memory"]
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)  # glibc only
+    return trim if callable(trim) else None
+
+
+_TRIM = _malloc_trim()
+
+
+def give_back_freed_memory() -> None:
+    """Return freed heap memory to the system (glibc's `malloc_trim`; nothing elsewhere).
+
+    A large decode's pixels are freed when it ends, but glibc keeps much of what was allocated on its heaps
+    (Pillow allocates in 16 MB blocks, under glibc's grown mmap threshold): without this the process's
+    resident size stays near its largest decode so far, and the next one adds to it.
+    """
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 class DecodeBudget:

@@ -17,7 +17,7 @@ from services.kit.db import utcnow
 from services.kit.errors import Conflict, Forbidden, NotFound
 from services.kit.identity import SUPERVISOR_ROLES, Role, Subject, path_prefix
 from services.kit.outbox import Outbox
-from services.media.imaging.budget import DecodeBudget
+from services.media.imaging.budget import DecodeBudget, give_back_freed_memory
 from services.media.photos import contents, keys
 from services.media.photos.candidates import near_hashes
 from services.media.photos.models import Photo, PhotoHash, PhotoMatch
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 # Only these roles may redact display copies (faces, number plates).
 REDACTOR_ROLES = SUPERVISOR_ROLES
 MAX_REUSE_FLAGS = 5
+# Decodes costing more than this give their freed memory back to the system when they end (~1 ms).
+LARGE_DECODE_BYTES = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class Intake:
             )
         async with self._decoding, self._memory.hold(cost):
             processed = await asyncio.to_thread(process, path, max_pixels=max_pixels)
+            if cost > LARGE_DECODE_BYTES:
+                await asyncio.to_thread(give_back_freed_memory)  # before the next decode may start
         await contents.claim(session, processed.sha256)  # before looking: a release waits for this upload
         await self._store_content(path, processed)
         received_at = utcnow()

@@ -94,7 +94,7 @@ _FORM_BODY: dict[str, Any] = {
 }
 
 
-def _local_store(store: StoreDep) -> LocalStore:
+async def _local_store(store: StoreDep) -> LocalStore:
     if not isinstance(store, LocalStore):
         raise NotFound("objects are not served by this service", code="not_found")
     return store
