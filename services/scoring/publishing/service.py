@@ -4,6 +4,7 @@ history. Takes a session, never commits; reads the issues service only through t
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from services.kit.auth import Caller, in_subtree
 from services.kit.db import utcnow
 from services.kit.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from services.kit.identity import Role
-from services.scoring.feed import IssuesFeed, RegionNode, UnitIndex
+from services.scoring.db import metadata
+from services.scoring.feed import IssuesFeed, Rectification, RegionNode, UnitIndex
 from services.scoring.lists.rules import MEASURE_NAMES, RuleSet, rules_problems
 from services.scoring.periods import SHANGHAI, Period, PeriodKind, parse_period
 from services.scoring.publishing import bulletins
@@ -327,14 +329,27 @@ async def _figures(
         for level in (UnitLevel.town, UnitLevel.village)
         if any(u.level == level.value and u.code != scope.code for u in units.values())
     ]
-    counts: dict[str, Any] = {}
-    for level in levels:
-        counts.update(await feed.rectification(scope.code, start, end, level))
-    ratings: dict[str, Decimal] = {}
-    if Component.satisfaction in rubric.weights_by_component():
+
+    async def satisfaction() -> dict[str, Decimal]:
+        if Component.satisfaction not in rubric.weights_by_component():
+            return {}
         nodes = [RegionNode(u.code, u.name, u.level, u.parent_code, u.path) for u in units.values()]
         index = UnitIndex([n for n in nodes if n.level in levels], nodes)
-        ratings = await feed.satisfaction(scope.code, start, end, index)
+        return await feed.satisfaction(scope.code, start, end, index)
+
+    # The reads are independent: the issues service answers them side by side.
+    ratings_task = asyncio.ensure_future(satisfaction())
+    try:
+        per_level = await asyncio.gather(
+            *(feed.rectification(scope.code, start, end, level) for level in levels)
+        )
+    except BaseException:
+        ratings_task.cancel()
+        raise
+    ratings = await ratings_task
+    counts: dict[str, Rectification] = {}
+    for figures in per_level:
+        counts.update(figures)
     return {
         code: UnitFigures(c.found, c.fixed, c.overdue, _rating(ratings.get(code)))
         for code, c in counts.items()
@@ -464,14 +479,16 @@ async def _write(session: AsyncSession, publication: Publication, computed: Peri
         }
         for e in computed.evaluation.escalations
     ]
-    for model, rows in (
-        (PeriodScoreRow, score_rows),
-        (RankingEntry, ranking_rows),
-        (ListEntryRow, list_rows),
-        (EscalationRow, escalation_rows),
+    for name, rows in (
+        ("period_scores", score_rows),
+        ("ranking_entries", ranking_rows),
+        ("list_entries", list_rows),
+        ("escalations", escalation_rows),
     ):
+        # Core inserts of plain rows (no ORM bookkeeping), in batches of a few thousand.
+        table = metadata.tables[name]
         for start in range(0, len(rows), 5000):
-            await session.execute(insert(model), rows[start : start + 5000])
+            await session.execute(insert(table), rows[start : start + 5000])
 
 
 async def _rankings(
