@@ -222,5 +222,9 @@ async def test_a_reader_below_the_scope_sees_only_its_own_rows(
     assert_problem(
         await client.get(town_path + ".xlsx", headers=auth("officer", OTHER_TOWN)), 404, "bulletin_not_found"
     )
+    town_period = await client.get(
+        "/v1/periods/2026-11", params={"scope": TOWN}, headers=auth("officer", OTHER_TOWN)
+    )
+    assert_problem(town_period, 404, "period_not_published")
     seen = await client.get("/v1/bulletins", headers=auth("officer", OTHER_TOWN))
     assert [b["scope"]["code"] for b in seen.json()["items"]] == [COUNTY]

@@ -241,6 +241,10 @@ async def test_escalations_are_acknowledged_once_and_read_within_the_region(
         "validation_failed",
     )
     assert (await client.get(path, headers=admin)).json()["acknowledged"] is False
+    # An office of the other town cannot reach it at all.
+    assert_problem(
+        await client.post(path + "/acknowledge", headers=auth("admin", TOWN)), 404, "escalation_not_found"
+    )
     done = await client.post(path + "/acknowledge", json={"note": "12月3日已组织处理"}, headers=admin)
     assert done.status_code == 200, done.text
     assert (done.json()["acknowledged"], done.json()["acknowledgement_note"]) == (True, "12月3日已组织处理")

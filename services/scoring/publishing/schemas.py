@@ -16,6 +16,8 @@ _SCOPE: dict[str, Any] = {"code": "370282", "name": "即墨区"}
 
 
 class RegionRef(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {"code": "370282103201", "name": "前庄村"}})
+
     code: str
     name: str
 
