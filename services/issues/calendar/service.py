@@ -81,12 +81,20 @@ async def working_calendar(session: AsyncSession, years: Iterable[int]) -> Worki
 
 async def deadline_for(session: AsyncSession, start: datetime, working_days: int) -> datetime:
     """`deadline_after(start, working_days, …)` on the calendar of every year the count reaches."""
+    return (await deadline_with_calendar(session, start, working_days))[0]
+
+
+async def deadline_with_calendar(
+    session: AsyncSession, start: datetime, working_days: int
+) -> tuple[datetime, WorkingCalendar]:
+    """`deadline_for`, and the calendar it counted on: it covers every year from `start` to the deadline,
+    so what is reckoned between the two (the light) needs no second read."""
     first = beijing_date(start).year
     last = first + 1
     calendar = await working_calendar(session, range(first, last + 1))
     while True:
         try:
-            return deadline_after(start, working_days, calendar)
+            return deadline_after(start, working_days, calendar), calendar
         except YearNotCovered as exc:
             last = exc.year
             calendar = await working_calendar(session, range(first, last + 1))

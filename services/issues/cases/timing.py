@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.issues.calendar.rules import Light, WorkingCalendar, working_time_used, years_between
-from services.issues.calendar.service import deadline_for, working_calendar
+from services.issues.calendar.service import deadline_with_calendar, working_calendar
 from services.issues.cases.models import Issue
 from services.issues.categories.models import Category
 from services.issues.categories.rules import check_fields, deadline_days_for, specs_of
@@ -50,13 +50,16 @@ async def apply_deadline(
 ) -> None:
     """Set the issue's deadline (or, with `default_from`, the category's default counted in working days
     from `start`) and the moment its light turns yellow."""
+    cal: WorkingCalendar | None = None
     if deadline is None and default_from is not None:
-        deadline = await deadline_for(session, start, deadline_days_for(default_from, issue.severity))
+        days = deadline_days_for(default_from, issue.severity)
+        deadline, cal = await deadline_with_calendar(session, start, days)  # one read of the calendar
     issue.deadline = deadline
     if deadline is None:
         issue.yellow_at = None
         return
-    cal = await working_calendar(session, years_between(start, deadline))
+    if cal is None:
+        cal = await working_calendar(session, years_between(start, deadline))
     issue.yellow_at = yellow_at(start, deadline, cal)
 
 
