@@ -25,6 +25,7 @@ from services.kit.errors import problem_docs
 from services.kit.fields import TRUE_FALSE, Moment, OptionalQueryBool, QueryBool
 from services.kit.identity import Scope
 from services.kit.pagination import PageDep
+from services.kit.responses import model_json
 
 # PostgreSQL refuses NUL in text: a filter that holds one is refused (422) instead of failing (500).
 CategoryCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
@@ -143,8 +144,8 @@ FiltersDep = Annotated[service.IssueFilters, Depends(_filters)]
 )
 async def list_issues(
     session: SessionDep, caller: IssuesReaderDep, page: PageDep, filters: FiltersDep
-) -> IssuePage:
-    return await service.list_issues(session, caller, filters, page)
+) -> Response:
+    return model_json(await service.list_issues(session, caller, filters, page))
 
 
 @router.get(

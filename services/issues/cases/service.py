@@ -109,7 +109,8 @@ class Presenter:
         open_ = Status(issue.status) in OPEN_STATUSES
         overdue = open_ and issue.deadline is not None and self.now > issue.deadline
         light = timing.light_of(issue, self.now) if open_ else None
-        return IssuePublic(
+        # Built from the stored row, every value already of its declared type: not validated again.
+        return IssuePublic.model_construct(
             id=issue.id,
             code=issue.code,
             status=Status(issue.status),
