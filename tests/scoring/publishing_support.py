@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -19,8 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import select
 
 from services.kit.identity import child_path
@@ -113,22 +114,32 @@ class FakeIssues:
                 "limit": limit,
             }
 
-        @app.get("/v1/issues")
-        async def issues() -> dict[str, Any]:
-            items = [
+        def closed_issues() -> list[dict[str, Any]]:
+            return [
                 {
                     "code": f"370282-2026-{unit[-3:]}{n:03d}",
                     "category": "luan-dui-fang",
                     "severity": "normal",
                     "status": "closed",
                     "region": unit,
+                    "region_path": self.regions[unit].path if unit in self.regions else f"/{unit}/",
                     "reported_at": "2026-11-03T09:00:00+08:00",
                     "satisfaction": rating,
                 }
                 for unit, ratings in sorted(self.ratings.items())
                 for n, rating in enumerate(ratings)
             ]
-            return {"items": items, "next_cursor": None, "limit": 200}
+
+        @app.get("/v1/issues")
+        async def issues() -> dict[str, Any]:
+            return {"items": closed_issues(), "next_cursor": None, "limit": 200}
+
+        @app.get("/v1/feed/issues")
+        async def feed(status: list[str] = Query(default_factory=list)) -> PlainTextResponse:
+            lines = [json.dumps(i) for i in closed_issues() if not status or i["status"] in status]
+            return PlainTextResponse(
+                "".join(line + "\n" for line in lines), media_type="application/x-ndjson"
+            )
 
         @app.get("/v1/regions/{code}")
         async def region(code: str) -> Any:

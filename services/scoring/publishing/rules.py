@@ -177,9 +177,12 @@ def compute_period(
     towns = [r for r in in_scope if r.unit.level == UnitLevel.town.value]
     rank(scope, UnitLevel.village, villages, True)
     rank(scope, UnitLevel.town, towns, True)
-    town_codes = sorted({r.town_code for r in villages if r.town_code and r.town_code != scope.code})
-    for town_code in town_codes:
-        rank(units[town_code], UnitLevel.village, [r for r in villages if r.town_code == town_code], False)
+    villages_of: dict[str, list[UnitResult]] = {}
+    for village in villages:
+        if village.town_code and village.town_code != scope.code:
+            villages_of.setdefault(village.town_code, []).append(village)
+    for town_code in sorted(villages_of):
+        rank(units[town_code], UnitLevel.village, villages_of[town_code], False)
 
     facts = {
         code: UnitFacts(UnitLevel.village, scope.code, unit_figures.overdue)
