@@ -25,6 +25,7 @@ from services.issues.clients.routes import router as clients_router
 from services.issues.db import idempotency_keys, outbox_rows
 from services.issues.demo import seed_demo_data
 from services.issues.deps import IssuesState
+from services.issues.feed.routes import router as feed_router
 from services.issues.ledger.routes import router as ledger_router
 from services.issues.regions.routes import router as regions_router
 from services.issues.settings import IssuesSettings
@@ -139,6 +140,7 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
             calendar_router,
             stats_router,
             ledger_router,
+            feed_router,
             cases_router,
         ],
         open_state=open_state,

@@ -2,11 +2,12 @@
 token (`svc-scoring`, client credentials), exactly as a third party would.
 
 - the region tree below a scope (`GET /v1/regions/{code}`, `GET /v1/regions/{code}/subtree?level=…`);
-- the issues found in a scope during a window, in bulk: `GET /v1/issues` at its biggest page (200) with
-  the filters the list offers (region, statuses, reported_from/reported_to), a handful of calls for a
-  county's month, never one per village;
+- the issues found in a scope during a window, in bulk: `GET /v1/feed/issues`, exactly what the issues
+  list shows for the same filters (region, statuses, reported_from/reported_to) as one NDJSON answer of a
+  few columns each, with the region's path: one call for a round, never one per village;
 - rectification figures per unit (`GET /v1/stats/rectification?group_by=child&level=…`) and the mean
-  satisfaction rating (群众满意度, 1–5) of the issues closed with feedback in a window.
+  satisfaction rating (群众满意度, 1–5) of the issues closed with feedback in a window (the issues list,
+  200 a page).
 
 Whatever goes wrong on the way (the issues service down, a 5xx, a timeout, an answer that is not what its
 API documents) is one ServiceUnavailable (503 `issues_unavailable`, Retry-After): callers read everything
@@ -15,6 +16,7 @@ they need before they change anything, so a failed read changes nothing.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,6 +85,7 @@ class FoundIssue:
     severity: Severity
     status: str
     region: str  # where it was found: a village, or a grid below one
+    region_path: str
     reported_at: datetime
     satisfaction: int | None = None
 
@@ -115,13 +118,16 @@ class UnitIndex:
         return region in self._paths
 
     def add(self, nodes: Iterable[RegionNode]) -> None:
+        """Learn where more regions lie (the grids below the units)."""
         for node in nodes:
             self._paths.setdefault(node.code, node.path)
 
     def unit_of(self, region: str) -> str | None:
         path = self._paths.get(region)
-        if path is None:
-            return None
+        return None if path is None else self.unit_of_path(path)
+
+    def unit_of_path(self, path: str) -> str | None:
+        """The nearest unit on a region path (the region itself when it is one)."""
         for code in reversed(codes_in_path(path)):
             if code in self.units:
                 return code
@@ -207,31 +213,19 @@ class IssuesFeed:
         closed: tuple[datetime, datetime] | None = None,
     ) -> list[FoundIssue]:
         """The issues of these statuses reported in [start, end) anywhere under `region` (or, with `closed`,
-        closed in that window instead), every page of the issues list at 200 a page."""
+        closed in that window instead): one call to the issues feed, whatever their number."""
         params: dict[str, Any] = {"region": region, "status": list(statuses)}
         if closed is None:
             params |= {"reported_from": start.isoformat(), "reported_to": end.isoformat()}
         else:
             params |= {"closed_from": closed[0].isoformat(), "closed_to": closed[1].isoformat()}
+        response = await self._get("/v1/feed/issues", params)
+        if response.status_code != 200:
+            raise _unavailable(f"GET /v1/feed/issues answered {response.status_code}")
         try:
-            return [
-                FoundIssue(
-                    code=str(item["code"]),
-                    category=str(item["category"]),
-                    severity=Severity(item["severity"]),
-                    status=str(item["status"]),
-                    region=str(item["region"]),
-                    reported_at=datetime.fromisoformat(item["reported_at"]),
-                    satisfaction=item.get("satisfaction"),
-                )
-                for item in await self._pages("/v1/issues", params)
-            ]
+            return [_issue(json.loads(line)) for line in response.text.splitlines() if line]
         except (KeyError, TypeError, ValueError) as exc:
             raise _unavailable("an issue came without its code, category, severity, region or time") from exc
-
-    async def region_paths(self, region: str, level: str) -> list[RegionNode]:
-        """The regions of `level` below `region` (the grids a village's issues may be filed on)."""
-        return await self.subtree(region, level)
 
     async def rectification(
         self, region: str, start: datetime, end: datetime, level: str
@@ -257,31 +251,57 @@ class IssuesFeed:
         self, region: str, start: datetime, end: datetime, units: UnitIndex
     ) -> dict[str, Decimal]:
         """Each unit's mean satisfaction rating (1–5) over the issues closed in [start, end) whose
-        reporter gave one; units without any are left out."""
-        closed = await self.issues_found(region, start, end, statuses=("closed",), closed=(start, end))
-        await self.locate(region, closed, units)
-        ratings: dict[str, list[int]] = defaultdict(list)
-        for issue in closed:
-            unit = units.unit_of(issue.region)
-            if unit is not None and isinstance(issue.satisfaction, int) and 1 <= issue.satisfaction <= 5:
-                ratings[unit].append(issue.satisfaction)
-        return {unit: Decimal(sum(values)) / Decimal(len(values)) for unit, values in ratings.items()}
-
-    async def locate(self, region: str, issues: Sequence[FoundIssue], units: UnitIndex) -> None:
-        """Teach `units` the regions the issues were filed on that it does not know (grids below the
-        villages): one listing of the grids under `region`, only when there are such issues."""
-        if any(not units.knows(issue.region) for issue in issues):
+        reporter gave one; units without any are left out. Read from the issues list (`GET /v1/issues`,
+        200 a page: the closed issues with their ratings) and, when some were filed on grids the index does
+        not know, one listing of the grids under `region`."""
+        params = {
+            "region": region,
+            "status": ["closed"],
+            "closed_from": start.isoformat(),
+            "closed_to": end.isoformat(),
+        }
+        rated: list[tuple[str, int]] = []
+        try:
+            for item in await self._pages("/v1/issues", params):
+                rating = item.get("satisfaction")
+                if isinstance(rating, int) and not isinstance(rating, bool) and 1 <= rating <= 5:
+                    rated.append((str(item["region"]), rating))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _unavailable("an issue came without its region") from exc
+        if any(not units.knows(code) for code, _ in rated):
             units.add(await self.subtree(region, "grid"))
+        ratings: dict[str, list[int]] = defaultdict(list)
+        for code, rating in rated:
+            unit = units.unit_of(code)
+            if unit is not None:
+                ratings[unit].append(rating)
+        return {unit: Decimal(sum(values)) / Decimal(len(values)) for unit, values in ratings.items()}
 
 
 def by_unit(issues: Iterable[FoundIssue], units: UnitIndex) -> dict[str, list[FoundIssue]]:
     """The issues grouped by the unit they lie in (issues outside every unit are left out)."""
     grouped: dict[str, list[FoundIssue]] = defaultdict(list)
     for issue in issues:
-        unit = units.unit_of(issue.region)
+        unit = units.unit_of_path(issue.region_path)
         if unit is not None:
             grouped[unit].append(issue)
     return grouped
+
+
+def _issue(body: Mapping[str, Any]) -> FoundIssue:
+    satisfaction = body.get("satisfaction")
+    return FoundIssue(
+        code=str(body["code"]),
+        category=str(body["category"]),
+        severity=Severity(body["severity"]),
+        status=str(body["status"]),
+        region=str(body["region"]),
+        region_path=str(body["region_path"]),
+        reported_at=datetime.fromisoformat(body["reported_at"]),
+        satisfaction=satisfaction
+        if isinstance(satisfaction, int) and not isinstance(satisfaction, bool)
+        else None,
+    )
 
 
 def _region(body: Mapping[str, Any]) -> RegionNode:

@@ -65,11 +65,17 @@ class FakeIssue:
             "closed_at": None if self.closed_at is None else self.closed_at.isoformat(),
         }
 
+    def feed_line(self, path: str) -> str:
+        """The issue as `GET /v1/feed/issues` gives it: one JSON line."""
+        line = {k: v for k, v in self.public().items() if k != "id"}
+        return json.dumps({**line, "source": "inspection", "region_path": path}, ensure_ascii=False) + "\n"
+
 
 @dataclass
 class FakeIssues:
-    """What scoring reads of the issues service, from the tests' tree; `page_size` makes it page early,
-    `failure` makes every call fail (`"down"`: unreachable, or a status code)."""
+    """What scoring reads of the issues service (regions, the issues feed and list, rectification figures),
+    from the tests' tree; `page_size` makes it page early, `failure` makes every call fail (`"down"`:
+    unreachable, or a status code)."""
 
     regions: dict[str, dict[str, Any]] = field(default_factory=dict)
     issues: list[FakeIssue] = field(default_factory=list)
@@ -137,6 +143,9 @@ class FakeIssues:
             return httpx.Response(200, json=self._page(request, below))
         if parts == ["v1", "issues"]:
             return httpx.Response(200, json=self._page(request, [i.public() for i in self._issues(params)]))
+        if parts == ["v1", "feed", "issues"]:
+            lines = [i.feed_line(self.regions[i.region]["path"]) for i in reversed(self._issues(params))]
+            return httpx.Response(200, text="".join(lines), headers={"content-type": "application/x-ndjson"})
         if parts == ["v1", "stats", "rectification"]:
             return httpx.Response(200, json=self._stats(request))
         return httpx.Response(404, json={"code": "not_found"})

@@ -71,11 +71,14 @@ async def test_the_issues_found_are_the_verified_ones_reported_in_the_window() -
     feed = feed_of(fake)
     found = await feed.issues_found(TOWN, START, END)
     assert [(i.code, i.severity, i.region) for i in found] == [
-        ("370282-2026-000002", Severity.serious, GRID),
         ("370282-2026-000001", Severity.normal, VILLAGE),
+        ("370282-2026-000002", Severity.serious, GRID),
     ]
-    assert found[0].finding() == Finding("370282-2026-000002", "luan-da-jian", Severity.serious)
-    assert found[0].satisfaction == 4
+    assert found[1].finding() == Finding("370282-2026-000002", "luan-da-jian", Severity.serious)
+    assert (found[1].satisfaction, found[1].region_path) == (
+        4,
+        f"/37/3702/370282/{TOWN}/{ZONE}/{VILLAGE}/{GRID}/",
+    )
     assert feed.calls == 1
 
 
@@ -88,21 +91,18 @@ async def test_issues_are_attributed_to_units_through_the_grids_they_were_filed_
         FakeIssue("370282-2026-000004", "luan-dui-fang", "normal", TOWN, nov(3)),  # on the town itself
     )
     feed = feed_of(fake)
-    root = await feed.region(TOWN)
-    nodes = await feed.snapshot(root, "village")
+    nodes = await feed.snapshot(await feed.region(TOWN), "village")
     units = UnitIndex([n for n in nodes if n.level == "village"], nodes)
-    issues = await feed.issues_found(TOWN, START, END)
     before = feed.calls
-    await feed.locate(TOWN, issues, units)
-    assert feed.calls == before + 1  # the grids under the town, listed once
+    issues = await feed.issues_found(TOWN, START, END)
+    assert feed.calls == before + 1  # the paths come with the issues: no listing of the grids
     grouped = by_unit(issues, units)
     assert {unit: sorted(i.code for i in found) for unit, found in grouped.items()} == {
         VILLAGE: ["370282-2026-000001", "370282-2026-000002"],
         NEIGHBOUR: ["370282-2026-000003"],
     }
-    # Nothing unknown: no call at all.
-    await feed.locate(TOWN, [i for i in issues if i.region == NEIGHBOUR], units)
-    assert feed.calls == before + 1
+    assert units.unit_of(ZONE) is None
+    assert units.unit_of(VILLAGE) == VILLAGE
 
 
 async def test_rectification_figures_per_unit_and_the_mean_satisfaction() -> None:

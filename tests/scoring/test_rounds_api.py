@@ -357,7 +357,6 @@ async def test_closing_scores_every_unit_from_scorecards_and_the_issues_found(
     client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, count_rows: CountRows, backend: str
 ) -> None:
     fake_issues.add(*the_months_issues())
-    fake_issues.page_size = 2  # the feed follows the pages
     created = await create(client, auth)
     card = {
         "unit_code": VILLAGE,
@@ -373,8 +372,8 @@ async def test_closing_scores_every_unit_from_scorecards_and_the_issues_found(
     r = await client.post(f"/v1/rounds/{created['id']}/close", headers=auth("inspector"))
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["closed_at"] is not None) == ("closed", True)
-    # The issues list in pages of 2 (6 issues listed: 3 calls) and the grids once: never one per village.
-    assert fake_issues.calls == ["GET /v1/issues"] * 3 + ["GET /v1/regions/370282/subtree"] * 2
+    # One call for every issue of the round, never one per village.
+    assert fake_issues.calls == ["GET /v1/feed/issues"]
     assert await count_rows(RoundResult) == 5
 
     results = await client.get(f"/v1/rounds/{created['id']}/results", headers=auth("admin"))

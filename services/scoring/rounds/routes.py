@@ -169,7 +169,7 @@ async def change_round(
     summary="Close a round: score every unit and freeze it",
     description="Reads the verified issues (立案: assigned, submitted or closed; not rejected, not awaiting "
     "verification) reported in the scope between the round's first and last day (Beijing time) from the "
-    "issues service in bulk (the issues list at 200 a page, a handful of calls), deducts them by the rubric's "
+    "issues service in bulk (one call to its feed, `GET /v1/feed/issues`), deducts them by the rubric's "
     "rules (capped per indicator), subtracts the scorecards' item deductions, and stores each unit's round "
     "score (never below 0) with its breakdown. An inspection round scores every unit of its snapshot (a unit "
     "without a scorecard loses only the automatic deductions); a covert, third-party or satisfaction round "

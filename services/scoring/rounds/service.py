@@ -534,7 +534,6 @@ async def close_round(session: AsyncSession, caller: Caller, feed: IssuesFeed, r
     if RoundKind(round_.kind) in AUTOMATIC_KINDS:
         start, end = round_window(round_)
         issues = await feed.issues_found(round_.scope_code, start, end)
-        await feed.locate(round_.scope_code, issues, index)
         found = dict(by_unit(issues, index))
 
     if not await claim_open(session, round_, closing_by=str(caller.subject)):
