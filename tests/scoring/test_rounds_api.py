@@ -6,15 +6,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlmodel import col
 
 from services.scoring.periods import SHANGHAI
 from services.scoring.rounds.models import Round, RoundResult, RoundUnit
+from services.scoring.rounds.schemas import Breakdown
+from services.scoring.rounds.service import breakdown
 from services.scoring.rubrics.models import RubricVersion
+from services.scoring.rubrics.rules import DEFAULT_RUBRIC, Severity
+from services.scoring.scores.rules import Finding, ItemDeduction, round_score
 from tests.scoring.conftest import FakeIssue, FakeIssues
 from tests.support.builders import (
     COUNTY,
@@ -606,3 +613,36 @@ async def test_monthly_is_no_round_id(client: httpx.AsyncClient, auth: Auth, fak
     assert_problem(
         await client.get("/v1/rounds/monthly", headers=auth("inspector")), 405, "method_not_allowed"
     )
+
+
+_CATEGORIES = ["luan-dui-fang", "luan-da-jian", "sheng-huo-la-ji", "wu-shui-hei-chou", "qi-ta"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(_CATEGORIES), st.sampled_from(list(Severity))), max_size=30),
+    st.lists(
+        st.tuples(st.sampled_from([i.code for i in DEFAULT_RUBRIC.indicators]), st.integers(0, 500)),
+        max_size=5,
+    ),
+)
+def test_a_stored_breakdown_reads_back_and_adds_up_to_the_score(
+    found: list[tuple[str, Severity]], items: list[tuple[str, int]]
+) -> None:
+    indicators = DEFAULT_RUBRIC.indicators_by_code()
+    deductions = [
+        ItemDeduction(code, min(Decimal(hundredths) / 100, indicators[code].max_points))
+        for code, hundredths in items
+    ]
+    findings = [
+        Finding(f"370282-2026-{n:06d}", category, severity) for n, (category, severity) in enumerate(found)
+    ]
+    scored = round_score(DEFAULT_RUBRIC, deductions, findings)
+    stored = breakdown(DEFAULT_RUBRIC, scored, scorecard_filed=bool(items), issues_found=len(found))
+    read = Breakdown.model_validate(stored)
+    assert sum((line.score for line in read.indicators), Decimal(0)) == scored.score
+    assert all(0 <= line.score <= line.max_points for line in read.indicators)
+    automatic = [d.issue_code for line in read.indicators for d in line.deductions if d.source == "automatic"]
+    assert sorted(automatic + read.unmatched_issues) == sorted(f.code for f in findings)
+    for line in read.indicators:
+        assert sum((Decimal(str(d.counted)) for d in line.deductions), Decimal(0)) == line.deducted

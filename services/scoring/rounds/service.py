@@ -29,8 +29,6 @@ from services.scoring.periods import SHANGHAI, HalfMonth, Period, PeriodKind, in
 from services.scoring.rounds.models import Round, RoundKind, RoundResult, RoundStatus, RoundUnit, Scorecard
 from services.scoring.rounds.schemas import (
     Breakdown,
-    DeductionLine,
-    IndicatorLine,
     MonthlyInspectionsCreate,
     RoundCreate,
     RoundPublic,
@@ -472,36 +470,41 @@ def item_deductions(items: list[dict[str, Any]], rubric: Rubric) -> list[ItemDed
     return deductions
 
 
-def breakdown(rubric: Rubric, scored: RoundScore, *, scorecard_filed: bool, issues_found: int) -> Breakdown:
+def breakdown(
+    rubric: Rubric, scored: RoundScore, *, scorecard_filed: bool, issues_found: int
+) -> dict[str, Any]:
+    """What a RoundResult stores behind a unit's score: the JSON of `Breakdown` (built as plain data: a
+    province's round has 10⁵ of them)."""
     names = {indicator.code: indicator.name for indicator in rubric.indicators}
-    return Breakdown(
-        scorecard_filed=scorecard_filed,
-        issues_found=issues_found,
-        unmatched_issues=list(scored.unmatched),
-        indicators=[
-            IndicatorLine(
-                code=result.code,
-                name=names[result.code],
-                max_points=result.max_points,
-                deducted=result.deducted,
-                score=result.score,
-                deductions=[
-                    DeductionLine(
-                        source=line.source,
-                        points=line.points,
-                        counted=line.counted,
-                        issue_code=line.issue_code,
-                        category=line.category,
-                        severity=line.severity,
-                        note=line.note,
-                    )
-                    for line in scored.deductions
-                    if line.indicator == result.code
-                ],
-            )
+    lines: dict[str, list[dict[str, Any]]] = {result.code: [] for result in scored.indicators}
+    for line in scored.deductions:
+        lines[line.indicator].append(
+            {
+                "source": line.source.value,
+                "points": float(line.points),
+                "counted": float(line.counted),
+                "issue_code": line.issue_code,
+                "category": line.category,
+                "severity": None if line.severity is None else line.severity.value,
+                "note": line.note,
+            }
+        )
+    return {
+        "scorecard_filed": scorecard_filed,
+        "issues_found": issues_found,
+        "unmatched_issues": list(scored.unmatched),
+        "indicators": [
+            {
+                "code": result.code,
+                "name": names[result.code],
+                "max_points": float(result.max_points),
+                "deducted": float(result.deducted),
+                "score": float(result.score),
+                "deductions": lines[result.code],
+            }
             for result in scored.indicators
         ],
-    )
+    }
 
 
 @dataclass(frozen=True)
@@ -564,7 +567,7 @@ async def close_round(session: AsyncSession, caller: Caller, feed: IssuesFeed, r
                 "max_score": scored.max_score,
                 "breakdown": breakdown(
                     rubric, scored, scorecard_filed=card is not None, issues_found=len(issues_here)
-                ).model_dump(mode="json"),
+                ),
                 "created_at": utcnow(),
             }
         )
