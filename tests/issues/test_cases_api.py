@@ -15,6 +15,7 @@ from sqlmodel import col
 
 from services.issues.cases.check import main as check_main
 from services.issues.cases.models import Issue, IssueEvent
+from services.issues.cases.schemas import IssuePage
 from services.kit.state import state_of
 from tests.issues.lifecycle import POINT, Media, media, report, scene_jpeg
 from tests.media.images import exif_block, jpeg
@@ -397,6 +398,26 @@ async def test_the_list_filters_and_pages_stably(client: httpx.AsyncClient, auth
         404,
         "region_not_found",
     )
+
+
+async def test_a_listed_issue_is_exactly_the_issue_read_alone(
+    client: httpx.AsyncClient, auth: Auth, media: Media
+) -> None:
+    """The list writes its page without building IssuePublic models: its items must still be the same
+    JSON, field for field, as `GET /v1/issues/{id}` (deadlines, lights, enums, linked codes, actions)."""
+    inspector, village = auth("inspector"), auth("village", VILLAGE)
+    first = await _report(client, inspector)
+    second = await _report(client, inspector)  # beside the first: its probable duplicate
+    after = await media.upload(village, seed=72)
+    assert (await _act(client, first["id"], "submit", village, after_photo_ids=[after])).status_code == 200
+    listed = (await client.get("/v1/issues", headers=inspector)).json()
+    IssuePage.model_validate(listed)
+    for item in listed["items"]:
+        alone = (await client.get(f"/v1/issues/{item['id']}", headers=inspector)).json()
+        assert item == alone
+    by_id = {item["id"]: item for item in listed["items"]}
+    assert by_id[second["id"]]["probable_duplicate_of"] == first["code"]
+    assert by_id[first["id"]]["status"] == "submitted" and by_id[first["id"]]["after_photo_ids"] == [after]
 
 
 # ---- concurrency and tampering ----

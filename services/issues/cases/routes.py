@@ -25,7 +25,6 @@ from services.kit.errors import problem_docs
 from services.kit.fields import TRUE_FALSE, Moment, OptionalQueryBool, QueryBool
 from services.kit.identity import Scope
 from services.kit.pagination import PageDep
-from services.kit.responses import model_json
 
 # PostgreSQL refuses NUL in text: a filter that holds one is refused (422) instead of failing (500).
 CategoryCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
@@ -145,7 +144,8 @@ FiltersDep = Annotated[service.IssueFilters, Depends(_filters)]
 async def list_issues(
     session: SessionDep, caller: IssuesReaderDep, page: PageDep, filters: FiltersDep
 ) -> Response:
-    return model_json(await service.list_issues(session, caller, filters, page))
+    listed = await service.list_issues(session, caller, filters, page)
+    return Response(listed.json(), media_type="application/json")
 
 
 @router.get(

@@ -11,6 +11,7 @@ supervised (督办). No I/O here: the service loads an issue, asks these rules, 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -153,7 +154,13 @@ def may_take(role: Role, action: Action) -> bool:
 
 def actions_for(state: CaseState, role: Role) -> list[Action]:
     """What this role may do to the issue now: what a front end shows as buttons."""
-    return [action for action in allowed_actions(state) if may_take(role, action)]
+    return list(_actions_for(state, role))
+
+
+@functools.cache
+def _actions_for(state: CaseState, role: Role) -> tuple[Action, ...]:
+    # A few hundred states × roles at most; a page of 50 issues asks 50 times.
+    return tuple(action for action in allowed_actions(state) if may_take(role, action))
 
 
 def status_after(state: CaseState, action: Action) -> Status:

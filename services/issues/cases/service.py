@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from pydantic_core import to_json
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +37,6 @@ from services.issues.cases.rules import (
 )
 from services.issues.cases.schemas import (
     IssueCreate,
-    IssuePage,
     IssuePublic,
 )
 from services.issues.categories.models import Severity
@@ -104,13 +104,17 @@ class Presenter:
     codes: dict[int, str]
 
     def issue(self, issue: Issue) -> IssuePublic:
+        # Built from the stored row, every value already of its declared type: not validated again.
+        return IssuePublic.model_construct(**self.fields(issue))
+
+    def fields(self, issue: Issue) -> dict[str, Any]:
+        """The issue as `IssuePublic`'s fields (an `Issue`, or a row of the issues table read as one)."""
         assert issue.id is not None
         state = state_of(issue)
         open_ = Status(issue.status) in OPEN_STATUSES
         overdue = open_ and issue.deadline is not None and self.now > issue.deadline
         light = timing.light_of(issue, self.now) if open_ else None
-        # Built from the stored row, every value already of its declared type: not validated again.
-        return IssuePublic.model_construct(
+        return dict(
             id=issue.id,
             code=issue.code,
             status=Status(issue.status),
@@ -443,9 +447,27 @@ async def filtered(session: AsyncSession, caller: Caller, filters: IssueFilters)
     return statement
 
 
+@dataclass(frozen=True)
+class ListedIssues:
+    """A page of the list as `IssuePage`'s fields, written to JSON by pydantic-core without building a
+    model per issue (the shape is `IssuePage`'s, tested against it)."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+    limit: int
+
+    def json(self) -> bytes:
+        return to_json({"items": self.items, "next_cursor": self.next_cursor, "limit": self.limit})
+
+
+# Every column of the table: a page's rows are read as Core rows (same attribute names as `Issue`), not
+# as ORM entities, which cost ~40 µs a row to build and track for a list that only shows them.
+_ISSUE_COLUMNS = tuple(Issue.__table__.columns)  # type: ignore[attr-defined]
+
+
 async def list_issues(
     session: AsyncSession, caller: Caller, filters: IssueFilters, page: PageParams
-) -> IssuePage:
+) -> ListedIssues:
     """Newest first, in keyset pages on the id.
 
     One statement in two steps: the page's ids are chosen from the filter alone, then only those rows are
@@ -460,12 +482,13 @@ async def list_issues(
     if page.cursor:
         ids = ids.where(key < _cursor_id(page.cursor))
     ids = ids.order_by(key.desc()).limit(page.limit + 1)
-    rows = (await session.execute(select(Issue).where(key.in_(ids)).order_by(key.desc()))).scalars().all()
+    result = await session.execute(select(*_ISSUE_COLUMNS).where(key.in_(ids)).order_by(key.desc()))
+    rows = cast(Sequence[Issue], result.all())  # read-only rows with the entity's attribute names
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     next_cursor = encode_cursor([rows[-1].id]) if more and rows else None
     shape = await presenter(session, caller, rows)
-    return IssuePage(items=[shape.issue(issue) for issue in rows], next_cursor=next_cursor, limit=page.limit)
+    return ListedIssues([shape.fields(issue) for issue in rows], next_cursor, page.limit)
 
 
 def _cursor_id(cursor: str) -> int:
