@@ -19,7 +19,8 @@ PostgreSQL), scoring fetching its service token from issues and verifying the ad
 issues service's JWKS, as deployed. Each run deletes the scope's publication (its rows cascade) and
 publishes again, so every run does the whole work: the rounds, snapshot and results read, the rectification
 figures of every village and town (`GET /v1/stats/rectification?level=…`, 200 rows a page) and the
-satisfaction ratings (the issues closed in the month, `GET /v1/issues`, 200 a page) fetched, scores,
+satisfaction ratings (the issues closed in the month, one NDJSON answer of `GET /v1/feed/issues`) fetched
+side by side, scores,
 rankings, lists and escalations computed, everything and the bulletin written. Measured: wall time on the
 client, CPU of the scoring and issues processes (utime + stime from /proc) and of the PostgreSQL backends.
 
@@ -277,8 +278,9 @@ async def in_process(issues_url: str, scope: Scope, month: Period) -> Phases:
         )
         saved: dict[str, Any] = {}
         patches: dict[str, tuple[Any, str]] = {
-            "issues: rectification figures": (feed, "rectification"),
-            "issues: satisfaction ratings": (feed, "satisfaction"),
+            "issues service reads (side by side)": (publishing, "_figures"),
+            "  of which rectification figures (the levels' calls summed)": (feed, "rectification"),
+            "  of which the month's closed issues (ratings)": (feed, "issues_found"),
             "scores, rankings, lists": (publishing, "compute_period"),
             "write rows": (publishing, "_write"),
             "bulletin body": (bulletins, "period_body"),
@@ -443,7 +445,7 @@ def main() -> None:
         )
         print()
         for name, phases in where:
-            rest = phases.total - sum(phases.seconds.values())
+            rest = phases.total - sum(v for k, v in phases.seconds.items() if not k.startswith("  "))
             rows_ = [[phase, f"{seconds * 1000:,.0f}"] for phase, seconds in phases.seconds.items()]
             rows_.append(["database reads and the rest", f"{rest * 1000:,.0f}"])
             rows_.append(["total (in process)", f"{phases.total * 1000:,.0f}"])
