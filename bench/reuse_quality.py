@@ -24,9 +24,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing import Pool
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from bench import reuse_set
 from services.media.reuse import (
     CANDIDATE_MAX_DISTANCE,
     PROBE_GUARANTEE,
@@ -38,6 +41,7 @@ from services.media.reuse import (
     lookup_distance,
     probe_keys,
 )
+from services.media.reuse import features as reuse_features
 from tests.media import photos
 
 
@@ -143,7 +147,16 @@ def main() -> None:
     parser.add_argument("--places", type=int, default=40, help="places photographed twice")
     parser.add_argument("--confirm-sample", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--set",
+        action="store_true",
+        help="measure on the evaluation set of bench.reuse_set (real and smooth pictures) instead",
+    )
+    parser.add_argument("--set-dir", type=Path, default=None)
     args = parser.parse_args()
+    if args.set:
+        evaluate_set(args.set_dir or reuse_set.default_dir(), args.workers)
+        return
     started = time.perf_counter()
 
     with Pool(args.workers) as pool:
@@ -284,6 +297,131 @@ def main() -> None:
         f"({statistics.median(probes):.0f} distinct band keys to look up)"
     )
     print(f"  bench wall time {time.perf_counter() - started:.0f} s with {args.workers} workers")
+
+
+@dataclass
+class SetResult:
+    picture: reuse_set.Picture
+    keypoints: int
+    original: Fingerprint
+    copies: dict[str, Fingerprint]
+    distance: dict[str, int]
+    flagged: dict[str, bool]
+    fp_seconds: float
+    blob: int
+
+
+def _open(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def _set_one(job: tuple[reuse_set.Picture, str]) -> SetResult:
+    picture, root = job
+    folder = Path(root)
+    t = time.process_time()
+    stored = fingerprint(_open(folder / "originals" / f"{picture.name}.jpg"))
+    spent = time.process_time() - t
+    copies: dict[str, Fingerprint] = {}
+    distance: dict[str, int] = {}
+    flagged: dict[str, bool] = {}
+    for kind in reuse_set.KINDS:
+        new = fingerprint(_open(folder / "copies" / f"{picture.name}__{kind}.jpg"))
+        d = lookup_distance(new, stored.index_hashes)
+        copies[kind] = new
+        distance[kind] = d
+        flagged[kind] = d <= CANDIDATE_MAX_DISTANCE and confirm(new, stored) is not None
+    keypoints = len(reuse_features.decode(stored.features).descriptors)
+    return SetResult(picture, keypoints, stored, copies, distance, flagged, spent, len(stored.features))
+
+
+def _confirm_pair(job: tuple[Fingerprint, Fingerprint]) -> bool:
+    return confirm(job[0], job[1]) is not None
+
+
+def evaluate_set(root: Path, workers: int) -> None:
+    """Recall per kind of reuse and per texture class, false alarms over every pair of distinct pictures."""
+    started = time.perf_counter()
+    listed = reuse_set.load(root)
+    with Pool(workers) as pool:
+        results = pool.map(_set_one, [(p, str(root)) for p in listed], chunksize=1)
+    kinds = list(reuse_set.KINDS)
+    print(
+        f"Evaluation set ({root.name}): {len(results)} distinct pictures x {len(kinds)} kinds of reuse; "
+        f"found: lookup_distance <= {CANDIDATE_MAX_DISTANCE}; flagged: found and confirmed\n"
+    )
+    classes = sorted({r.picture.texture for r in results}, key=lambda c: (c != "photo", c))
+    groups: dict[str, list[SetResult]] = {c: [r for r in results if r.picture.texture == c] for c in classes}
+    groups["smooth (all but photo)"] = [r for r in results if r.picture.texture != "photo"]
+    groups["< 20 keypoints"] = [r for r in results if r.keypoints < 20]
+    groups["all"] = results
+    header = f"{'pictures':24} {'n':>4} " + " ".join(f"{k[:11]:>11}" for k in kinds) + f" {'all':>7}"
+    print("flagged (found)")
+    print(header)
+    print("-" * len(header))
+    for name, rows in groups.items():
+        if not rows:
+            continue
+        cells = []
+        for k in kinds:
+            flagged = sum(r.flagged[k] for r in rows) / len(rows)
+            found = sum(r.distance[k] <= CANDIDATE_MAX_DISTANCE for r in rows) / len(rows)
+            cells.append(f"{flagged:5.1%} {found:4.0%}"[-11:].rjust(11))
+        total = sum(r.flagged[k] for r in rows for k in kinds) / (len(rows) * len(kinds))
+        print(f"{name:24} {len(rows):4d} " + " ".join(cells) + f" {total:7.1%}")
+    misses = [(r.picture.name, k, r.distance[k]) for r in results for k in kinds if not r.flagged[k]]
+    print(f"\nmisses: {len(misses)}; first 30: {misses[:30]}\n")
+
+    # Different pictures: every pair of distinct sources, originals and copies alike as the new upload
+    # against each other picture's original (what one county holding all of them would compare).
+    originals = [r.original for r in results]
+    sources = [r.picture.source for r in results]
+    news: list[tuple[int, Fingerprint]] = [(i, r.original) for i, r in enumerate(results)]
+    news += [(i, fp) for i, r in enumerate(results) for fp in r.copies.values()]
+    i_width = max(len(f.index_hashes) for f in originals)
+    stored = np.stack([_as_array(f.index_hashes, i_width) for f in originals])
+    candidates: list[tuple[int, int]] = []  # (index into news, index of the stored original)
+    pairs = 0
+    for n, (owner, fp) in enumerate(news):
+        queries = _as_array(fp.query_hashes, len(fp.query_hashes))
+        d = np.bitwise_count(queries[None, :, None] ^ stored[:, None, :]).min(axis=(1, 2))
+        for j in np.nonzero(d <= CANDIDATE_MAX_DISTANCE)[0]:
+            if sources[j] != sources[owner]:
+                candidates.append((n, int(j)))
+        pairs += sum(1 for s in sources if s != sources[owner])
+    families: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(results):
+        if r.picture.family:
+            families[r.picture.family].append(i)
+    lookalike = [(a, b) for members in families.values() for a in members for b in members if a != b]
+    with Pool(workers) as pool:
+        cand_hits = pool.map(_confirm_pair, [(news[n][1], originals[j]) for n, j in candidates], chunksize=8)
+        look_hits = pool.map(_confirm_pair, [(originals[a], originals[b]) for a, b in lookalike], chunksize=8)
+    false_pairs = [
+        (results[news[n][0]].picture.name, results[j].picture.name)
+        for (n, j), hit in zip(candidates, cand_hits, strict=True)
+        if hit
+    ]
+    distinct_pairs = len(results) * (len(results) - 1) // 2 - sum(
+        1 for a in range(len(results)) for b in range(a) if sources[a] == sources[b]
+    )
+    print(
+        f"Different pictures: {distinct_pairs} unordered pairs of distinct originals; {pairs} (upload, other "
+        f"picture's original) pairs counting every copy as an upload"
+    )
+    print(f"  candidates within {CANDIDATE_MAX_DISTANCE} bits: {len(candidates)}")
+    print(f"  confirmed false alarms: {sum(cand_hits)} of {len(candidates)} candidates {false_pairs[:10]}")
+    print(
+        f"  look-alike pairs (same drawn family: two skies, two walls, ...), confirm() run regardless of "
+        f"hashes: {sum(look_hits)} of {len(lookalike)} confirmed\n"
+    )
+    ms = [r.fp_seconds * 1000 for r in results]
+    blobs = [r.blob for r in results]
+    print(
+        f"Costs: fingerprint of an original (1600 px) CPU median {statistics.median(ms):.1f} ms; features blob "
+        f"mean {statistics.mean(blobs) / 1024:.1f} KiB, max {max(blobs) / 1024:.1f} KiB; "
+        f"wall time {time.perf_counter() - started:.0f} s with {workers} workers"
+    )
 
 
 def probe_keys_all(fp: Fingerprint) -> list[tuple[int, int]]:

@@ -20,8 +20,10 @@ from sqlmodel import col
 
 from services.media.deps import MediaState
 from services.media.photos.models import Photo, PhotoHash
+from services.media.photos.service import MAX_REUSE_FLAGS
 from tests.media import photos
 from tests.media.api import flags, uploaded
+from tests.media.test_reuse_smooth import sky
 from tests.support.builders import COUNTY, FAR_VILLAGE, REGION_PATHS, VILLAGE
 
 Auth = Callable[..., dict[str, str]]
@@ -139,3 +141,47 @@ async def test_reuse_is_looked_for_in_the_county_archive_only(
         body = await uploaded(client, auth("village", FAR_VILLAGE), data)
         named = [f["figures"]["other_photo_id"] for f in body["flags"] if f["code"] == "reused"]
         assert first["id"] not in named, body["flags"]
+
+
+async def test_the_earliest_photo_and_photos_on_an_issue_come_first_however_many_match(
+    client: httpx.AsyncClient, media_state: MediaState, auth: Auth
+) -> None:
+    village = auth("village", VILLAGE)
+    first = await uploaded(client, village, _original_bytes())
+    copies = [
+        await uploaded(client, village, _bytes(photos.jpeg(_original(), quality)))
+        for quality in (95, 88, 80, 72, 65)
+    ]
+    # One copy is already evidence on an issue (the issues service attached it).
+    async with media_state.database.transaction() as session:
+        await session.execute(
+            update(Photo).where(col(Photo.id) == copies[3]["id"]).values(issue_id="issue-1")
+        )
+    last = await uploaded(client, village, _bytes(photos.REUSE_KINDS["wechat"](_original())))
+
+    reused = [f["figures"] for f in last["flags"] if f["code"] == "reused"]
+    assert len(reused) == MAX_REUSE_FLAGS  # six photos match; the answer names five ...
+    assert reused[0]["other_photo_id"] == first["id"] and reused[0]["earliest"] is True  # ... the first first
+    assert reused[1]["other_photo_id"] == copies[3]["id"] and reused[1]["attached"] is True
+    assert not any(f["earliest"] for f in reused[1:]) and not any(f["attached"] for f in reused[2:])
+    assert {f["group_size"] for f in reused} == {6}
+    # Every match is kept for /similar, not only those the answer names.
+    listed = await _similar(client, auth("inspector", COUNTY), last["id"])
+    assert {m["photo_id"] for m in listed} == {first["id"], *(c["id"] for c in copies)}
+
+
+async def test_a_smooth_picture_reused_is_flagged_and_another_of_its_kind_is_not(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    village = auth("village", VILLAGE)
+    first = await uploaded(client, village, _bytes(sky(1)), purpose="after")
+    copy = await uploaded(
+        client, auth("village", FAR_VILLAGE), _bytes(photos.wechat(sky(1))), purpose="after"
+    )
+    flag = flags(copy).get("reused")
+    assert flag is not None, copy["flags"]
+    assert flag["figures"]["elsewhere"] is True and flag["figures"]["earliest"] is True
+    assert flag["figures"]["inliers"] == 0  # confirmed without corners
+    other_sky = await uploaded(client, village, _bytes(sky(2)), purpose="after")
+    assert "reused" not in flags(other_sky), other_sky["flags"]
+    assert [m["photo_id"] for m in await _similar(client, auth("admin", COUNTY), copy["id"])] == [first["id"]]

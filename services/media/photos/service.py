@@ -174,10 +174,13 @@ class Intake:
         matches = await self._find_reuse(session, photo, processed.fingerprint)
         for match in matches:
             session.add(match)
-        flagged = matches[:MAX_REUSE_FLAGS]
+        ranked = await _for_review(session, matches)
+        flagged = ranked[:MAX_REUSE_FLAGS]
         # The archive is the county's, but the uploader is told which photo only where it may read it.
-        seen = await _visible_ids(session, owner, [m.other_id for m in flagged])
-        photo.flags = [_flag_json(f) for f in flags] + [_reuse_flag(m, m.other_id in seen) for m in flagged]
+        seen = await _visible_ids(session, owner, [r.match.other_id for r in flagged])
+        photo.flags = [_flag_json(f) for f in flags] + [
+            _reuse_flag(r.match, r.match.other_id in seen, ranked=r, group_size=len(ranked)) for r in flagged
+        ]
         from services.media.reuse import band_keys
 
         for full_hash in processed.fingerprint.index_hashes:
@@ -368,13 +371,63 @@ async def _visible_ids(session: AsyncSession, owner: Owner, photo_ids: list[str]
     return set(rows.scalars())
 
 
-def _reuse_flag(match: PhotoMatch, named: bool) -> dict[str, Any]:
-    """The `reused` flag; the other photo's id only where the uploader may read that photo (`named`)."""
+@dataclass(frozen=True)
+class Ranked:
+    """A match with what a reviewer weighs first: is the other photo the earliest of this picture, is it
+    already evidence on an issue."""
+
+    match: PhotoMatch
+    earliest: bool
+    attached: bool
+
+
+async def _for_review(session: AsyncSession, matches: list[PhotoMatch]) -> list[Ranked]:
+    """All matches of the new photo show one picture: the earliest of them first (the original a reuse
+    copies), then those already attached to an issue (a second issue closed with the same evidence), then
+    the rest, strongest first. Every match is stored; the upload answers the first MAX_REUSE_FLAGS."""
+    if not matches:
+        return []
+    rows = await session.execute(
+        select(col(Photo.id), col(Photo.created_at), col(Photo.issue_id)).where(
+            col(Photo.id).in_([m.other_id for m in matches])
+        )
+    )
+    facts = {photo_id: (created_at, issue_id) for photo_id, created_at, issue_id in rows.all()}
+    known = [m for m in matches if m.other_id in facts]
+    if not known:
+        return [Ranked(m, earliest=False, attached=False) for m in matches]
+    first = min(known, key=lambda m: (facts[m.other_id][0], m.other_id)).other_id
+    ranked = [
+        Ranked(m, earliest=m.other_id == first, attached=facts.get(m.other_id, (None, None))[1] is not None)
+        for m in matches
+    ]
+
+    def order(r: Ranked) -> tuple[bool, bool, float, int, str]:
+        return (not r.earliest, not r.attached, -r.match.score, r.match.distance, r.match.other_id)
+
+    return sorted(ranked, key=order)
+
+
+def _reuse_flag(
+    match: PhotoMatch, named: bool, *, ranked: Ranked | None = None, group_size: int = 1
+) -> dict[str, Any]:
+    """The `reused` flag; the other photo's id only where the uploader may read that photo (`named`).
+
+    `group_size` is how many stored photos show this picture; `ranked` says whether this one is the
+    earliest of them and whether it is attached to an issue (the issue itself is not named here)."""
     how = "byte-identical" if match.exact else ("mirrored" if match.mirrored else "the same picture")
     where = f"as photo {match.other_id}" if named else "elsewhere in the county (outside your region)"
+    earliest = ranked is not None and ranked.earliest
+    attached = named and ranked is not None and ranked.attached  # nothing more said of a photo not shown
+    notes = [
+        n for n, on in (("the earliest copy", earliest), ("already evidence on an issue", attached)) if on
+    ]
+    detail = f"{how}: already stored {where}" + (f" ({', '.join(notes)})" if notes else "")
+    if group_size > 1:
+        detail += f"; {group_size} stored photos show this picture"
     return {
         "code": "reused",
-        "detail": f"{how}: already stored {where}",
+        "detail": detail,
         "figures": {
             **({"other_photo_id": match.other_id} if named else {}),
             "elsewhere": not named,
@@ -383,5 +436,8 @@ def _reuse_flag(match: PhotoMatch, named: bool) -> dict[str, Any]:
             "inliers": match.inliers,
             "mirrored": match.mirrored,
             "exact": match.exact,
+            "earliest": earliest,
+            "attached": attached,
+            "group_size": group_size,
         },
     }

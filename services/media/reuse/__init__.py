@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from services.media.reuse import dense as _dense
 from services.media.reuse import features as _features
 from services.media.reuse.features import FEATURE_EDGE, Match
 from services.media.reuse.hashes import (
@@ -120,7 +121,10 @@ def fingerprint(image: Image.Image) -> Fingerprint:
         whole = np.asarray(_resize_long(grey, HASH_BASE), dtype=np.float32)
         index.append(dct_hash(whole))
         query.extend(dct_hash(cut(whole, window)) for window in (WHOLE, centre(STORED_KEEP)))
-    features, mirror_features = _features.encode_both(pixels)
+    colour = image.convert("RGB") if image.mode != "RGB" else image
+    chroma_view = _resize_long(colour.crop(box), 2 * _features.CHROMA_EDGE).convert("YCbCr")
+    chroma = np.asarray(chroma_view, dtype=np.uint8)[:, :, [2, 1]]  # Cr, Cb
+    features, mirror_features = _features.encode_both(pixels, chroma)
     return Fingerprint(
         index_hashes=tuple(dict.fromkeys(index)),
         query_hashes=tuple(dict.fromkeys(index + query)),
@@ -173,7 +177,25 @@ def confirm(new: Fingerprint, old: Fingerprint) -> Match | None:
     a features blob of this version.
     """
     stored = _features.decode(old.features)
-    found = _features.match(_features.decode(new.features), stored, mirrored=False)
-    if found is None and new.mirror_features:
-        found = _features.match(_features.decode(new.mirror_features), stored, mirrored=True)
-    return found
+    views = [(_features.decode(new.features), False)]
+    if new.mirror_features:
+        views.append((_features.decode(new.mirror_features), True))
+    for view, mirrored in views:
+        found = _features.match(view, stored, mirrored=mirrored)
+        if found is not None:
+            return found
+    for view, mirrored in views:
+        dense = _dense.match(view.thumb, stored.thumb, view.chroma, stored.chroma)
+        if dense is not None:
+            return Match(
+                inliers=0,
+                inlier_ratio=0.0,
+                mirrored=mirrored,
+                score=round(min(1.0, max(0.0, dense.correlation)), 4),
+                correlation=round(dense.correlation, 4),
+                coverage=round(dense.overlap, 4),
+                rotation_deg=round(dense.rotation_deg, 2),
+                scale=round(dense.scale, 4),
+                dense=True,
+            )
+    return None

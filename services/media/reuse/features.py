@@ -44,7 +44,10 @@ _HIGH_PASS_SIGMA = 4.0  # thumbnail pixels: keep the structure finer than about 
 
 _HEADER = struct.Struct("<2sBHHHBB")  # magic, version, keypoints, width, height, thumb width, thumb height
 _MAGIC = b"RF"
-_VERSION = 2
+_VERSION = 3
+_WITH_CHROMA = 0x80  # set in the version byte when a chroma thumbnail follows the grey one
+_READABLE = (2, 3)  # version 2 blobs (no chroma) are still read: photos stored before it
+CHROMA_EDGE = 32  # long edge of the Cr/Cb thumbnail the dense path compares colour with
 _XY_SCALE = 16  # keypoint coordinates stored as uint16 in 1/16 px
 _DESCRIPTOR = 32
 
@@ -61,6 +64,7 @@ class Match:
     coverage: float = 1.0  # inliers' hull over the keypoints' hull in the overlap
     rotation_deg: float = 0.0
     scale: float = 1.0  # old picture size over new, both at FEATURE_EDGE
+    dense: bool = False  # confirmed by the dense path (dense.py), not by keypoints
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class Features:
     descriptors: NDArray[np.uint8]  # n x 32
     size: tuple[int, int]  # width, height of the picture the keypoints are in
     thumb: NDArray[np.float32]  # grey thumbnail of the same picture
+    chroma: NDArray[np.float32] | None = None  # its Cr and Cb (h x w x 2, CHROMA_EDGE), when stored
 
 
 def _spread(keypoints: Sequence[cv2.KeyPoint], w: int, h: int, limit: int) -> list[cv2.KeyPoint]:
@@ -108,38 +113,65 @@ def _orb() -> cv2.ORB:
     return cv2.ORB.create(nfeatures=DETECT, scaleFactor=1.2, nlevels=8, fastThreshold=12)
 
 
-def encode_both(grey: NDArray[np.uint8]) -> tuple[bytes, bytes]:
-    """The features blobs of a grey picture (trimmed, at FEATURE_EDGE) and of its mirror image."""
+def encode_both(grey: NDArray[np.uint8], chroma: NDArray[np.uint8] | None = None) -> tuple[bytes, bytes]:
+    """The features blobs of a grey picture (trimmed, at FEATURE_EDGE) and of its mirror image.
+
+    `chroma` is the picture's Cr and Cb (h x w x 2, long edge CHROMA_EDGE), kept when the blob has room
+    for it within that of MAX_FEATURES keypoints: pictures with few corners, which the dense path is for.
+    """
     h, w = grey.shape
     orb = _orb()
     keypoints = _spread(orb.detect(grey, None), w, h, MAX_FEATURES)
     flipped = np.ascontiguousarray(grey[:, ::-1])
-    return _blob(orb, grey, keypoints), _blob(orb, flipped, _mirrored(keypoints, w))
+    flipped_chroma = None if chroma is None else np.ascontiguousarray(chroma[:, ::-1])
+    return (
+        _blob(orb, grey, keypoints, chroma),
+        _blob(orb, flipped, _mirrored(keypoints, w), flipped_chroma),
+    )
 
 
-def encode(grey: NDArray[np.uint8]) -> bytes:
+def encode(grey: NDArray[np.uint8], chroma: NDArray[np.uint8] | None = None) -> bytes:
     """The features blob of a grey picture (already trimmed and at FEATURE_EDGE)."""
     h, w = grey.shape
     orb = _orb()
-    return _blob(orb, grey, _spread(orb.detect(grey, None), w, h, MAX_FEATURES))
+    return _blob(orb, grey, _spread(orb.detect(grey, None), w, h, MAX_FEATURES), chroma)
 
 
-def _blob(orb: cv2.ORB, grey: NDArray[np.uint8], keypoints: Sequence[cv2.KeyPoint]) -> bytes:
+def _blob(
+    orb: cv2.ORB,
+    grey: NDArray[np.uint8],
+    keypoints: Sequence[cv2.KeyPoint],
+    chroma: NDArray[np.uint8] | None = None,
+) -> bytes:
     h, w = grey.shape
     scale = THUMB_EDGE / max(w, h)
     tw, th = max(1, round(w * scale)), max(1, round(h * scale))
     thumb = cv2.resize(grey, (tw, th), interpolation=cv2.INTER_AREA)
     found, descriptors = orb.compute(grey, list(keypoints))
-    if descriptors is None or not found:
-        return _HEADER.pack(_MAGIC, _VERSION, 0, w, h, tw, th) + thumb.tobytes()
+    n = 0 if descriptors is None or not found else len(found)
+    colour = b""
+    version = _VERSION
+    cw, ch = _chroma_size(w, h)
+    # The colour thumbnail only where it keeps the blob within the size of a fully textured picture's.
+    if chroma is not None and n * (4 + _DESCRIPTOR) + cw * ch * 2 <= MAX_FEATURES * (4 + _DESCRIPTOR):
+        small = cv2.resize(
+            np.ascontiguousarray(chroma, dtype=np.uint8), (cw, ch), interpolation=cv2.INTER_AREA
+        )
+        colour = np.ascontiguousarray(small, dtype=np.uint8).tobytes()
+        version |= _WITH_CHROMA
+    head = _HEADER.pack(_MAGIC, version, n, w, h, tw, th)
+    if n == 0:
+        return head + thumb.tobytes() + colour
     xy = np.array([kp.pt for kp in found], dtype=np.float64)
     packed = np.clip(np.round(xy * _XY_SCALE), 0, 65535).astype("<u2")
     return (
-        _HEADER.pack(_MAGIC, _VERSION, len(found), w, h, tw, th)
-        + thumb.tobytes()
-        + packed.tobytes()
-        + descriptors.astype(np.uint8).tobytes()
+        head + thumb.tobytes() + colour + packed.tobytes() + np.asarray(descriptors, dtype=np.uint8).tobytes()
     )
+
+
+def _chroma_size(w: int, h: int) -> tuple[int, int]:
+    scale = CHROMA_EDGE / max(1, w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
 
 
 def decode(blob: bytes) -> Features:
@@ -147,20 +179,31 @@ def decode(blob: bytes) -> Features:
     if len(blob) < _HEADER.size:
         raise ValueError("features blob too short")
     magic, version, n, w, h, tw, th = _HEADER.unpack_from(blob)
-    if magic != _MAGIC or version != _VERSION:
+    has_chroma = bool(version & _WITH_CHROMA)
+    version &= ~_WITH_CHROMA
+    if magic != _MAGIC or version not in _READABLE or (has_chroma and version < 3):
         raise ValueError("not a reuse features blob of this version")
     at = _HEADER.size
-    if len(blob) != at + tw * th + n * (4 + _DESCRIPTOR):
+    cw, ch = _chroma_size(w, h) if has_chroma else (0, 0)
+    if len(blob) != at + tw * th + cw * ch * 2 + n * (4 + _DESCRIPTOR):
         raise ValueError("features blob has the wrong length")
     thumb = np.frombuffer(blob, dtype=np.uint8, count=tw * th, offset=at).reshape(th, tw).astype(np.float32)
     at += tw * th
+    chroma = None
+    if cw * ch:
+        chroma = (
+            np.frombuffer(blob, dtype=np.uint8, count=cw * ch * 2, offset=at)
+            .reshape(ch, cw, 2)
+            .astype(np.float32)
+        )
+        at += cw * ch * 2
     xy = np.frombuffer(blob, dtype="<u2", count=n * 2, offset=at).reshape(n, 2).astype(np.float32)
     xy /= _XY_SCALE
     at += n * 4
     descriptors = np.frombuffer(blob, dtype=np.uint8, count=n * _DESCRIPTOR, offset=at).reshape(
         n, _DESCRIPTOR
     )
-    return Features(xy, descriptors, (w, h), thumb)
+    return Features(xy, descriptors, (w, h), thumb, chroma)
 
 
 def _hull_area(points: NDArray[np.float32]) -> float:
