@@ -267,3 +267,42 @@ async def test_escalations_are_acknowledged_once_and_read_within_the_region(
     lists_mine = await get_items(client, "/v1/lists", auth("village", VILLAGE), period="2026-12")
     assert {(e["list_code"], e["unit"]["code"]) for e in lists_mine} == {("black-monthly", VILLAGE)}
     assert_problem(await client.get("/v1/lists", headers=auth("citizen", VILLAGE)), 403, "insufficient_scope")
+
+
+async def test_the_last_town_of_a_month_and_the_bottom_three_of_a_year(
+    app: FastAPI, client: httpx.AsyncClient, auth: Auth, issues: FakeIssues
+) -> None:
+    towns = extra_towns(5)
+    county = next(u for u in tree_units() if u.code == COUNTY)
+    marks = dict(zip((t.code for t in towns), ["92", "88", "85", "85", "70"], strict=True))
+    # Seed 002: the town ranked last of the month is interviewed, with the lead unit's head.
+    await add_month(app, "2026-11", marks, unit_level="town", units=[county, *towns])
+    await publish(client, auth, "2026-11")
+    monthly = await get_items(
+        client, "/v1/escalations", auth("admin"), period="2026-11", rule="town-last-monthly"
+    )
+    assert [(e["unit"]["code"], e["addressees"]) for e in monthly] == [
+        (towns[4].code, ["乡镇主要负责人", "牵头单位负责人"])
+    ]
+    assert monthly[0]["measure_names"] == ["约谈", "表态发言", "公开曝光"]
+
+    # Seed 002: the year's bottom three under key management (末位管理), the last reported upward; the tie
+    # at the third place from the bottom takes both towns in.
+    rubric = await add_rubric(app, COVERT_ONLY)
+    await add_round(
+        app,
+        period="2026",
+        kind="covert",
+        unit_level="town",
+        units=[county, *towns],
+        scores=marks,
+        rubric_id=rubric,
+    )
+    await publish(client, auth, "2026")
+    managed = await get_items(client, "/v1/lists", auth("admin"), period="2026", list="key-management-yearly")
+    assert sorted(e["unit"]["code"] for e in managed) == sorted(t.code for t in towns[2:])
+    upward = await get_items(
+        client, "/v1/escalations", auth("admin"), period="2026", rule="yearly-last-upward"
+    )
+    assert [e["unit"]["code"] for e in upward] == [towns[4].code]
+    assert upward[0]["measures"] == ["key_management", "report_upward"]
