@@ -6,8 +6,7 @@ token (`svc-scoring`, client credentials), exactly as a third party would.
   list shows for the same filters (region, statuses, reported_from/reported_to) as one NDJSON answer of a
   few columns each, with the region's path: one call for a round, never one per village;
 - rectification figures per unit (`GET /v1/stats/rectification?group_by=child&level=…`) and the mean
-  satisfaction rating (群众满意度, 1–5) of the issues closed with feedback in a window (the issues list,
-  200 a page).
+  satisfaction rating (群众满意度, 1–5) of the issues closed with feedback in a window (the feed again).
 
 Whatever goes wrong on the way (the issues service down, a 5xx, a timeout, an answer that is not what its
 API documents) is one ServiceUnavailable (503 `issues_unavailable`, Retry-After): callers read everything
@@ -113,14 +112,6 @@ class UnitIndex:
     def __init__(self, units: Iterable[RegionNode], others: Iterable[RegionNode] = ()) -> None:
         self.units = {node.code: node for node in units}
         self._paths = {node.code: node.path for node in (*self.units.values(), *others)}
-
-    def knows(self, region: str) -> bool:
-        return region in self._paths
-
-    def add(self, nodes: Iterable[RegionNode]) -> None:
-        """Learn where more regions lie (the grids below the units)."""
-        for node in nodes:
-            self._paths.setdefault(node.code, node.path)
 
     def unit_of(self, region: str) -> str | None:
         path = self._paths.get(region)
@@ -251,31 +242,14 @@ class IssuesFeed:
         self, region: str, start: datetime, end: datetime, units: UnitIndex
     ) -> dict[str, Decimal]:
         """Each unit's mean satisfaction rating (1–5) over the issues closed in [start, end) whose
-        reporter gave one; units without any are left out. Read from the issues list (`GET /v1/issues`,
-        200 a page: the closed issues with their ratings) and, when some were filed on grids the index does
-        not know, one listing of the grids under `region`."""
-        params = {
-            "region": region,
-            "status": ["closed"],
-            "closed_from": start.isoformat(),
-            "closed_to": end.isoformat(),
-        }
-        rated: list[tuple[str, int]] = []
-        try:
-            for item in await self._pages("/v1/issues", params):
-                rating = item.get("satisfaction")
-                if isinstance(rating, int) and not isinstance(rating, bool) and 1 <= rating <= 5:
-                    rated.append((str(item["region"]), rating))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _unavailable("an issue came without its region") from exc
-        if any(not units.knows(code) for code, _ in rated):
-            units.add(await self.subtree(region, "grid"))
-        ratings: dict[str, list[int]] = defaultdict(list)
-        for code, rating in rated:
-            unit = units.unit_of(code)
-            if unit is not None:
-                ratings[unit].append(rating)
-        return {unit: Decimal(sum(values)) / Decimal(len(values)) for unit, values in ratings.items()}
+        reporter gave one; units without any are left out. One call to the issues feed."""
+        closed = await self.issues_found(region, start, end, statuses=("closed",), closed=(start, end))
+        means: dict[str, Decimal] = {}
+        for unit, found in by_unit(closed, units).items():
+            rated = [i.satisfaction for i in found if i.satisfaction is not None and 1 <= i.satisfaction <= 5]
+            if rated:
+                means[unit] = Decimal(sum(rated)) / Decimal(len(rated))
+        return means
 
 
 def by_unit(issues: Iterable[FoundIssue], units: UnitIndex) -> dict[str, list[FoundIssue]]:
