@@ -96,15 +96,6 @@ def covers(caller: Caller, round_: Round) -> bool:
     return is_within(round_.scope_path, caller.region_path)
 
 
-def _unit_count(round_id: int) -> Any:
-    return (
-        select(func.count())
-        .select_from(RoundUnit)
-        .where(col(RoundUnit.round_id) == round_id, col(RoundUnit.level) == col(Round.unit_level))
-        .scalar_subquery()
-    )
-
-
 async def round_public(session: AsyncSession, round_: Round, units: int | None = None) -> RoundPublic:
     assert round_.id is not None
     if units is None:
