@@ -81,7 +81,7 @@ async def test_a_citizens_report_starts_reported_and_codes_stay_gap_free(
         ({"severity": "catastrophic"}, 422, "validation_failed"),
         ({"description": ""}, 422, "validation_failed"),
         ({"description": "x\u202eyz"}, 422, "validation_failed"),
-        ({"fields": {"no_such_field": 1}}, 422, "validation_failed"),
+        ({"fields": {"no_such_field": 1}}, 422, "fields_do_not_fit"),
         ({"before_photo_ids": ["not-an-id"]}, 422, "validation_failed"),
     ],
 )

@@ -80,7 +80,11 @@ ACTION_DOCS: dict[Action, str] = {
     "(`inspection`, `covert`) start `assigned` with a deadline; citizen, grid, hotline and integration reports "
     "start `reported` and are verified first. Before photos are checked with the media service (they must "
     "exist and be the caller's own or in its region, else 422 `photos_refused` naming each) and pinned to the "
-    "issue. A latitude without a longitude or the reverse: 422 `incomplete_position`. A report near an open "
+    "issue. A latitude without a longitude or the reverse: 422 `incomplete_position`; a category that does not "
+    "exist or is retired: 422 `unknown_category`, `category_inactive`; `fields` that are not the "
+    "category's extra fields (unknown keys, a required one missing, a value of the wrong type or not one of "
+    "the choices): 422 `fields_do_not_fit` naming each; a region that is not a village or grid: "
+    "422 `region_not_village`; a responsible region above the town: 422 `responsible_level`. A report near an open "
     "issue of "
     "the same category (50 m) answers with `probable_duplicate_of`. Citizens may report a limited number an "
     "hour (429 with `Retry-After`).",

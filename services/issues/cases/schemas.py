@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from services.issues.calendar.rules import Light
 from services.issues.cases.rules import Action, RejectReason, Source, Status
 from services.issues.categories.models import Severity
-from services.kit.fields import Moment
+from services.kit.fields import JSON_INT, Moment
 from services.kit.geo import BOTH_OR_NEITHER, Latitude, Longitude
 from services.kit.pagination import envelope_example
 from services.kit.text import PLAIN_TEXT
@@ -359,7 +359,7 @@ class FeedbackBody(BaseModel):
     """群众满意度: the reporter's word on the fix."""
 
     model_config = _body({"satisfaction": 5, "comment": "处理及时"})
-    satisfaction: int = Field(ge=1, le=5, strict=True)
+    satisfaction: Annotated[int, Field(ge=1, le=5), JSON_INT]
     comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), PLAIN_TEXT] | None = (
         None
     )

@@ -303,7 +303,9 @@ async def create(session: AsyncSession, state: IssuesState, caller: Caller, body
     category = await active_category(session, body.category)
     field_errors = timing.field_errors(category, body.fields)
     if field_errors:
-        raise UnprocessableEntity("the category's fields do not fit", errors=field_errors)
+        raise UnprocessableEntity(
+            "the category's fields do not fit", code="fields_do_not_fit", errors=field_errors
+        )
     if (body.latitude is None) != (body.longitude is None):
         raise UnprocessableEntity("give both latitude and longitude, or neither", code="incomplete_position")
     region = await visible_region(session, caller, body.region)

@@ -28,7 +28,7 @@ from services.issues.categories.rules import (
     FieldSpec,
     spec_problems,
 )
-from services.kit.fields import not_nullable
+from services.kit.fields import JSON_INT, not_nullable
 from services.kit.text import PLAIN_TEXT
 
 CategoryCode = Annotated[
@@ -55,7 +55,7 @@ CategoryGroup = Annotated[
     ),
 ]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), PLAIN_TEXT]
-WorkingDays = Annotated[int, Field(strict=True, ge=1, le=MAX_DEADLINE_DAYS)]
+WorkingDays = Annotated[int, Field(ge=1, le=MAX_DEADLINE_DAYS), JSON_INT]
 
 _DEADLINES_EXAMPLE: JsonDict = {"minor": 3, "normal": 5, "serious": 10}
 _TOILET_FIELDS: list[JsonValue] = [
