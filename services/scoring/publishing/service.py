@@ -218,11 +218,13 @@ async def publish(
 
     rule_version, rules_body = await applicable_rules(session, scope_unit.path)
     rules = rule_set_from_body(rules_body)
-    previous = await _rankings(session, scope_code, period.previous(), for_lists_only=False)
+    previous, previous_listed = await _rankings(session, scope_code, period.previous())
     longest = max((rule.streak for rule in rules.escalations if rule.cadence is period.kind), default=1)
-    history: list[Ranking] = []
-    for back in range(1, longest):
-        history += (await _rankings(session, scope_code, period.previous(back), for_lists_only=True)).values()
+    # Streaks look back over the rankings the lists were drawn from.
+    history = [ranking for key, ranking in previous.items() if key in previous_listed] if longest > 1 else []
+    for back in range(2, longest):
+        earlier, listed = await _rankings(session, scope_code, period.previous(back))
+        history += [ranking for key, ranking in earlier.items() if key in listed]
 
     # Everything from the issues service is read before anything is written: if it fails, nothing changes.
     figures = await _figures(feed, scope_unit, units, rubric, period)
@@ -525,24 +527,38 @@ async def _insert_many(session: AsyncSession, table: Table, rows: list[dict[str,
 
 
 async def _rankings(
-    session: AsyncSession, scope: str, period: Period, *, for_lists_only: bool
-) -> dict[tuple[str, str], Ranking]:
-    """A stored publication's rankings by (parent, level), as the pure core's Rankings."""
+    session: AsyncSession, scope: str, period: Period
+) -> tuple[dict[tuple[str, str], Ranking], set[tuple[str, str]]]:
+    """A stored publication's rankings by (parent, level), as the pure core's Rankings, and which of them
+    the lists were drawn from."""
     publication = await _stored(session, scope, period)
     if publication is None:
-        return {}
-    statement = select(RankingEntry).where(col(RankingEntry.publication_id) == publication.id)
-    if for_lists_only:
-        statement = statement.where(col(RankingEntry.for_lists).is_(True))
+        return {}, set()
     grouped: dict[tuple[str, str], list[RankedUnit]] = defaultdict(list)
-    for entry in (await session.execute(statement.order_by(col(RankingEntry.id)))).scalars():
-        grouped[(entry.parent_code, entry.level)].append(
-            RankedUnit(entry.unit_code, entry.score, entry.rank, entry.previous_rank, entry.change)
+    for_lists: set[tuple[str, str]] = set()
+    rows = await session.execute(
+        select(
+            col(RankingEntry.parent_code),
+            col(RankingEntry.level),
+            col(RankingEntry.unit_code),
+            col(RankingEntry.score),
+            col(RankingEntry.rank),
+            col(RankingEntry.previous_rank),
+            col(RankingEntry.change),
+            col(RankingEntry.for_lists),
         )
-    return {
+        .where(col(RankingEntry.publication_id) == publication.id)
+        .order_by(col(RankingEntry.id))
+    )
+    for parent, level, unit, score, rank, previous_rank, change, listed in rows:
+        grouped[(parent, level)].append(RankedUnit(unit, score, rank, previous_rank, change))
+        if listed:
+            for_lists.add((parent, level))
+    rankings = {
         (parent, level): Ranking(period, parent, UnitLevel(level), tuple(entries))
         for (parent, level), entries in grouped.items()
     }
+    return rankings, for_lists
 
 
 # ---- rule sets ----
