@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, ColumnElement, Table, and_, insert, or_, select, text, update
+from sqlalchemy import JSON, ColumnElement, Table, and_, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -511,16 +511,24 @@ async def _insert_many(session: AsyncSession, table: Table, rows: list[dict[str,
         return
     columns = [column for column in table.columns if column.name in rows[0]]
 
-    def copied(column: Column[Any], value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(column.type, Points):
-            return f"{value:f}"
-        if isinstance(column.type, JSON):
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    def dumped(value: Any) -> str | None:
+        return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def points(value: Decimal | None) -> str | None:
+        return None if value is None else f"{value:f}"
+
+    def same(value: Any) -> Any:
         return value
 
-    records = [tuple(copied(column, row[column.name]) for column in columns) for row in rows]
+    # What COPY takes per column, decided once: points as their text, JSON as its text, the rest as is.
+    converters: list[tuple[str, Callable[[Any], Any]]] = [
+        (
+            column.name,
+            points if isinstance(column.type, Points) else dumped if isinstance(column.type, JSON) else same,
+        )
+        for column in columns
+    ]
+    records = [tuple(convert(row[name]) for name, convert in converters) for row in rows]
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection  # asyncpg's connection, in this session's transaction
     await driver.copy_records_to_table(table.name, records=records, columns=[c.name for c in columns])
