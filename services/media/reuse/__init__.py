@@ -12,6 +12,9 @@ a whole county's archive, so the work is split:
   so some pair nearly always shares a whole band; hashes fetched are kept within CANDIDATE_MAX_DISTANCE.
 - **Confirm** (`confirm`, `features.py`): ORB keypoints, a RANSAC similarity fit, and agreement of the
   aligned thumbnails, so two photos that merely look alike or share a printed sign are not accused.
+  Pictures with too few corners for that (a sky, a wall, a swept yard, a blurred shot) go to the dense
+  path (`dense.py`): the thumbnails aligned by phase correlation and ECC, then compared at several scales
+  and in colour, calibrated so that two different skies or walls stay apart.
 
 No I/O and no shared mutable state: every function is safe to call from worker threads.
 """
@@ -80,7 +83,8 @@ class Fingerprint:
 
     `index_hashes` are stored and indexed; `query_hashes` (a superset, with the mirror image's) are probed
     when this photo looks for earlier ones. Hashes are 64-bit patterns as signed int64 (fit a BIGINT).
-    `features` is the blob to store (ORB keypoints, descriptors and a 64 px thumbnail, about 21 KB);
+    `features` is the blob to store (ORB keypoints, descriptors, a 64 px grey thumbnail and, where it fits
+    within the size of a fully textured picture's blob, a 32 px Cr/Cb thumbnail; at most about 21 KB);
     `mirror_features`, the mirror image's, only matter while this photo is the new one being checked.
     A stored photo is enough as `Fingerprint(index_hashes=(), query_hashes=(), features=blob)`.
     """

@@ -36,6 +36,9 @@ MAX_ROTATION_DEG = 8.0
 SCALE_RANGE = (0.7, 1.45)
 MAX_ANISOTROPY = 0.04  # ECC fits an affine map; a reuse is a similarity
 MIN_OVERLAP = 0.6
+# The coarse grid's best detail correlation below which the search stops: copies reach 0.9 and more there,
+# and confirmation needs MIN_CORRELATION after refining.
+MIN_SEARCH_CORRELATION = 0.6
 EDGE_MARGIN = 3  # thumbnail pixels left out along either picture's edge
 MIN_USABLE = 0.3  # share of the new thumbnail left to compare (unsaturated, off the edges)
 GAIN_RANGE = (0.75, 1.35)  # brightened or darkened by up to ~30 %
@@ -83,6 +86,15 @@ def _aligned(old: Image32, matrix: NDArray[np.float32], size: tuple[int, int]) -
     return np.asarray(cv2.warpAffine(old, matrix, size, flags=flags, borderValue=0.0), dtype=np.float32)
 
 
+@functools.cache
+def _grid(h: int, w: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Row and column coordinates of every pixel of an h x w picture (read-only)."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    ys.setflags(write=False)
+    xs.setflags(write=False)
+    return ys, xs
+
+
 def _inside(
     matrix: NDArray[np.float32], new_shape: tuple[int, int], old_shape: tuple[int, int], margin: int = 1
 ) -> NDArray[np.bool_]:
@@ -91,7 +103,7 @@ def _inside(
     reads outside)."""
     nh, nw = new_shape
     oh, ow = old_shape
-    ys, xs = np.mgrid[0:nh, 0:nw].astype(np.float32)
+    ys, xs = _grid(nh, nw)
     ox = matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2]
     oy = matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]
     inside = (ox >= margin) & (ox <= ow - 1 - margin) & (oy >= margin) & (oy <= oh - 1 - margin)
@@ -147,6 +159,8 @@ def _search(new: Image32, old: Image32) -> tuple[NDArray[np.float32], float]:
 
     best = max(((d, s) for d in TURNS_DEG for s in SCALES), key=lambda p: at(p[1], p[0])[0])
     degrees, scale = best
+    if at(scale, degrees)[0] < MIN_SEARCH_CORRELATION:
+        return at(scale, degrees)[1], at(scale, degrees)[0]  # nothing lines up: not worth refining
     for step_deg, step_scale in ((1.5, 0.03), (0.75, 0.015), (0.35, 0.007)):
         candidates = [
             (degrees + dd * step_deg, scale * (1 + ds * step_scale)) for dd in (-1, 0, 1) for ds in (-1, 0, 1)
