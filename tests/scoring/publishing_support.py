@@ -81,6 +81,7 @@ class FakeIssues:
     down: bool = False
     barrier: asyncio.Barrier | None = None  # holds statistics calls until this many are waiting
     stats_calls: int = 0
+    stats_regions: list[str] = field(default_factory=list)
 
     def set_rates(self, level: str, figures: Mapping[str, tuple[int, int, int]]) -> None:
         self.rectification[level] = dict(figures)
@@ -95,11 +96,19 @@ class FakeIssues:
             return await call_next(request)
 
         @app.get("/v1/stats/rectification")
-        async def stats(level: str, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+        async def stats(
+            region: str, level: str, limit: int = 50, cursor: str | None = None
+        ) -> dict[str, Any]:
             self.stats_calls += 1
+            self.stats_regions.append(region)
             if self.barrier is not None:
                 await self.barrier.wait()
-            rows = sorted(self.rectification.get(level, {}).items())
+            under = self.regions[region].path
+            rows = sorted(
+                (code, figures)
+                for code, figures in self.rectification.get(level, {}).items()
+                if self.regions[code].path.startswith(under)
+            )
             start = int(base64.urlsafe_b64decode(cursor).decode()) if cursor else 0
             page = rows[start : start + limit]
             more = start + limit < len(rows)

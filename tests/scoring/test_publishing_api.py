@@ -9,8 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
+from services.scoring.publishing import service as publishing_service
 from services.scoring.publishing.models import (
     Bulletin,
     EscalationRow,
@@ -173,6 +175,25 @@ async def test_a_period_score_combines_the_rounds_and_the_issue_figures_by_the_w
     # Nothing found: no rate; inspection alone.
     neighbour = await client.get(f"/v1/rankings/units/{NEIGHBOUR}", headers=auth("admin"))
     assert neighbour.json()["periods"][0]["score"] == 80.0
+
+
+async def test_a_large_scope_reads_its_figures_per_child_region_with_the_same_result(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    issues: FakeIssues,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await add_month(app, "2026-11", NOVEMBER)
+    rates = {VILLAGE: (10, 9, 1), NEIGHBOUR: (4, 1, 0), FAR_VILLAGE: (2, 2, 0), FAR_VILLAGE_2: (5, 0, 3)}
+    issues.set_rates("village", rates)
+    monkeypatch.setattr(publishing_service, "SPLIT_ABOVE", 0)  # as a province would: per city, county …
+    assert (await publish(client, auth, "2026-11")).status_code == 201
+    assert sorted(issues.stats_regions) == sorted([COUNTY, TOWN, OTHER_TOWN])  # towns once, villages per town
+    for code, (found, fixed, overdue) in rates.items():
+        history = (await client.get(f"/v1/rankings/units/{code}", headers=auth("admin"))).json()
+        figures = history["periods"][0]["rectification"]
+        assert (figures["found"], figures["fixed"], figures["overdue"]) == (found, fixed, overdue)
 
 
 async def test_refusals_store_nothing(
