@@ -373,8 +373,19 @@ def evaluate_set(root: Path, workers: int) -> None:
             cells.append(f"{flagged:5.1%} {found:4.0%}"[-11:].rjust(11))
         total = sum(r.flagged[k] for r in rows for k in kinds) / (len(rows) * len(kinds))
         print(f"{name:24} {len(rows):4d} " + " ".join(cells) + f" {total:7.1%}")
-    misses = [(r.picture.name, k, r.distance[k]) for r in results for k in kinds if not r.flagged[k]]
-    print(f"\nmisses: {len(misses)}; first 30: {misses[:30]}\n")
+    misses = [(r, k) for r in results for k in kinds if not r.flagged[k]]
+    unfound = [(r, k) for r, k in misses if r.distance[k] > CANDIDATE_MAX_DISTANCE]
+    print(
+        f"\nmisses: {len(misses)}, of which {len(unfound)} not found by the hashes and "
+        f"{len(misses) - len(unfound)} found but not confirmed; by texture class (picture:kind:distance):"
+    )
+    for texture in classes:
+        listed = [
+            f"{r.picture.source}:{k}:{r.distance[k]}" for r, k in misses if r.picture.texture == texture
+        ]
+        if listed:
+            print(f"  {texture} ({len(listed)}): {' '.join(listed)}")
+    print()
 
     # Different pictures: every pair of distinct sources, originals and copies alike as the new upload
     # against each other picture's original (what one county holding all of them would compare).

@@ -107,8 +107,16 @@ class PhotoPublic(BaseModel):
                 "flags": [
                     {
                         "code": "reused",
-                        "detail": "the same picture is already stored as photo 5b2…",
-                        "figures": {"other_photo_id": "5b2e…", "elsewhere": False, "score": 0.93},
+                        "detail": "the same picture: already stored as photo 5b2e… (the earliest copy); "
+                        "2 stored photos show this picture",
+                        "figures": {
+                            "other_photo_id": "5b2e…",
+                            "elsewhere": False,
+                            "score": 0.93,
+                            "earliest": True,
+                            "attached": False,
+                            "group_size": 2,
+                        },
                     }
                 ],
                 "urls": {
