@@ -15,6 +15,7 @@ from enum import StrEnum
 __all__ = [
     "MAX_YEAR",
     "MIN_YEAR",
+    "PERIOD_PATTERN",
     "SHANGHAI",
     "HalfMonth",
     "InspectionWindow",
@@ -33,6 +34,11 @@ SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 MIN_YEAR, MAX_YEAR = 2000, 2999
 
 _PATTERN = re.compile(r"(?P<year>\d{4})(?:-(?:(?P<month>\d{2})|Q(?P<quarter>\d)))?", re.ASCII)
+
+
+# What an API takes as a period (a year of this millennium, a month or a quarter of it); `parse_period`
+# reads it.
+PERIOD_PATTERN = r"^2\d{3}(-(0[1-9]|1[0-2]|Q[1-4]))?$"
 
 
 class PeriodKind(StrEnum):

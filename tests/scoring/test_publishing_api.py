@@ -199,8 +199,8 @@ async def test_a_large_scope_reads_its_figures_per_child_region_with_the_same_re
 async def test_refusals_store_nothing(
     app: FastAPI, client: httpx.AsyncClient, auth: Auth, issues: FakeIssues, count_rows: Count
 ) -> None:
-    assert_problem(await publish(client, auth, "2026-13"), 422, "invalid_period")
-    assert_problem(await publish(client, auth, "2026-q4"), 422, "invalid_period")
+    assert_problem(await publish(client, auth, "2026-13"), 422, "validation_failed")
+    assert_problem(await publish(client, auth, "2026-q4"), 422, "validation_failed")
     assert_problem(await publish(client, auth, "2026-11"), 404, "scope_not_found")
     await add_month(app, "2026-10", OCTOBER)
     assert_problem(await publish(client, auth, "2026-11"), 409, "nothing_to_publish")
@@ -240,7 +240,7 @@ async def test_periods_are_read_within_the_callers_region(
     assert_problem(
         await client.get("/v1/periods/2026-10", headers=auth("admin")), 404, "period_not_published"
     )
-    assert_problem(await client.get("/v1/periods/2026-1", headers=auth("admin")), 422, "invalid_period")
+    assert_problem(await client.get("/v1/periods/2026-1", headers=auth("admin")), 422, "validation_failed")
     assert_problem(
         await client.get("/v1/periods/2026-11", params={"scope": TOWN}, headers=auth("admin")),
         404,

@@ -19,7 +19,7 @@ from services.kit.identity import Scope
 from services.kit.pagination import PageDep, paginate
 from services.scoring.deps import IssuesFeedDep, SessionDep, SettingsDep
 from services.scoring.lists.rules import MEASURE_NAMES, Measure
-from services.scoring.periods import SHANGHAI, parse_period
+from services.scoring.periods import PERIOD_PATTERN, SHANGHAI, parse_period
 from services.scoring.publishing import bulletins, service
 from services.scoring.publishing.models import (
     Bulletin,
@@ -56,10 +56,17 @@ router = APIRouter(tags=["rankings"])
 Reader = Annotated[Caller, Depends(require_scope(Scope.scoring_read))]
 Writer = Annotated[Caller, Depends(require_scope(Scope.scoring_write))]
 PeriodPath = Annotated[
-    str, Path(max_length=8, description="`2026-11` (a month), `2026-Q4` (a quarter) or `2026` (a year).")
+    str,
+    Path(
+        max_length=8,
+        pattern=PERIOD_PATTERN,
+        description="`2026-11` (a month), `2026-Q4` (a quarter) or `2026` (a year).",
+    ),
 ]
 Code = Annotated[str | None, Query(max_length=32, pattern=r"^[0-9A-Za-z-]+$")]
-PeriodQuery = Annotated[str | None, Query(max_length=8, description="`2026-11`, `2026-Q4` or `2026`.")]
+PeriodQuery = Annotated[
+    str | None, Query(max_length=8, pattern=PERIOD_PATTERN, description="`2026-11`, `2026-Q4` or `2026`.")
+]
 
 
 def _key(column: Any) -> ColumnElement[Any]:
@@ -116,7 +123,10 @@ async def publish_period(
     feed: IssuesFeedDep,
     response: Response,
     period: PeriodPath,
-    body: Annotated[PublishRequest | None, Body()] = None,
+    body: Annotated[
+        PublishRequest | None,
+        Body(openapi_examples={"county": {"summary": "A county's villages", "value": {"scope": "370282"}}}),
+    ] = None,
 ) -> PublicationPublic:
     outcome = await service.publish(session, caller, feed, period, body.scope if body else None)
     if not outcome.created:
@@ -388,7 +398,14 @@ async def acknowledge_escalation(
     session: SessionDep,
     caller: Writer,
     escalation_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
-    body: Annotated[AcknowledgeRequest | None, Body()] = None,
+    body: Annotated[
+        AcknowledgeRequest | None,
+        Body(
+            openapi_examples={
+                "interviewed": {"summary": "约谈", "value": {"note": "12月3日已约谈村支部书记"}}
+            }
+        ),
+    ] = None,
 ) -> EscalationPublic:
     return _escalation(await service.acknowledge(session, caller, escalation_id, body.note if body else None))
 
@@ -533,7 +550,7 @@ BulletinId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @bulletin_router.get(
-    "/v1/bulletins/{bulletin_id}.xlsx",
+    "/v1/bulletins/{bulletin_id:int}.xlsx",
     summary="One bulletin as a spreadsheet (Chinese headers, one sheet per list)",
     response_class=StreamingResponse,
     responses={200: {"content": {XLSX_MEDIA_TYPE: {}}, "description": "The .xlsx file"}},
@@ -551,7 +568,7 @@ async def bulletin_xlsx(
 
 
 @bulletin_router.get(
-    "/v1/bulletins/{bulletin_id}", response_model=BulletinPublic, summary="One bulletin, as issued"
+    "/v1/bulletins/{bulletin_id:int}", response_model=BulletinPublic, summary="One bulletin, as issued"
 )
 async def get_bulletin(session: SessionDep, caller: Reader, bulletin_id: BulletinId) -> BulletinPublic:
     return _bulletin(await service.visible_bulletin(session, caller, bulletin_id), caller)

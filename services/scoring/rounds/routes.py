@@ -11,10 +11,10 @@ from services.kit.errors import problem_doc, problem_docs
 from services.kit.identity import Scope
 from services.kit.pagination import Page, PageDep
 from services.scoring.deps import IssuesFeedDep, MediaPeerDep, OutboxDep, SessionDep
+from services.scoring.periods import PERIOD_PATTERN
 from services.scoring.rounds import scorecards, service
 from services.scoring.rounds.models import RoundKind, RoundStatus
 from services.scoring.rounds.schemas import (
-    PERIOD_PATTERN,
     REGION_CODE,
     MonthlyInspectionsCreate,
     RoundCreate,

@@ -8,13 +8,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.kit.fields import not_nullable
-from services.scoring.periods import HalfMonth
+from services.scoring.periods import PERIOD_PATTERN, HalfMonth
 from services.scoring.rounds.models import RoundKind, RoundStatus
 from services.scoring.rubrics.rules import Severity
 from services.scoring.schemas import Day, Note, Points, Score
 from services.scoring.scores.rules import DeductionSource, UnitLevel
 
-PERIOD_PATTERN = r"^2\d{3}(-(0[1-9]|1[0-2]|Q[1-4]))?$"
 REGION_CODE = r"^[0-9A-Za-z][0-9A-Za-z-]{0,31}$"
 _PHOTO = "9b2f6c1e-3d4a-4e5f-8a9b-0c1d2e3f4a5b"
 
