@@ -9,7 +9,6 @@ reported, and whether they are a copy of its own before photo or of another issu
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,9 +18,9 @@ from services.kit.auth import Caller
 from services.kit.errors import ServiceUnavailable, UnprocessableEntity
 from services.kit.geo import distance_m
 from services.kit.identity import Role, is_within
+from services.kit.media import fetch_photos as kit_fetch_photos
+from services.kit.media import media_peer, pin_photos
 from services.kit.peers import Peer
-
-logger = logging.getLogger("huanzhi.issues.evidence")
 
 ATTACH = "attach_photos"  # outbox kind: {"issue_code", "region_code", "region_path", "photo_ids"}
 
@@ -67,28 +66,12 @@ class MediaPhoto:
 
 
 def _media(peer: Peer | None) -> Peer:
-    if peer is None:
-        raise ServiceUnavailable(
-            "photo evidence cannot be checked: no media service is configured",
-            code="media_not_configured",
-            headers={"Retry-After": "30"},
-        )
-    return peer
+    return media_peer(peer, "photo evidence")
 
 
 async def fetch_photos(peer: Peer | None, ids: Sequence[str]) -> list[dict[str, Any]]:
     """Media's records of these photos (service token: it sees every photo); missing ids are absent."""
-    if not ids:
-        return []
-    response = await _media(peer).request("GET", "/v1/photos", params={"ids": ",".join(dict.fromkeys(ids))})
-    if response.status_code != 200:
-        raise ServiceUnavailable(
-            f"the media service answered {response.status_code}",
-            code="media_unavailable",
-            headers={"Retry-After": "5"},
-        )
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
+    return await kit_fetch_photos(_media(peer), ids) if ids else []
 
 
 async def similar_ids(peer: Peer | None, photo_id: str) -> list[str]:
@@ -105,20 +88,13 @@ async def similar_ids(peer: Peer | None, photo_id: str) -> list[str]:
 
 async def attach(peer: Peer | None, payload: Mapping[str, Any]) -> None:
     """Pin each photo to the issue (the outbox's handler: idempotent, retried until media answers)."""
-    body = {
-        "issue_id": payload["issue_code"],
-        "region_code": payload["region_code"],
-        "region_path": payload["region_path"],
-    }
-    for photo_id in payload["photo_ids"]:
-        response = await _media(peer).request("POST", f"/v1/photos/{photo_id}/attach", json=body)
-        if response.status_code == 409:
-            # Pinned to another issue in the meantime: that issue's evidence it stays; nothing to retry.
-            logger.warning(
-                "photo %s could not be pinned to %s: %s", photo_id, payload["issue_code"], response.text
-            )
-        elif response.status_code != 200:
-            raise ServiceUnavailable(f"attaching photo {photo_id} answered {response.status_code}")
+    await pin_photos(
+        _media(peer),
+        payload["photo_ids"],
+        label=payload["issue_code"],
+        region_code=payload["region_code"],
+        region_path=payload["region_path"],
+    )
 
 
 def refusals(

@@ -9,15 +9,13 @@ region), so media keeps them as evidence from then on; retried until media answe
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services.kit.auth import Caller
 from services.kit.errors import BadGateway, GatewayTimeout, ServiceUnavailable, UnprocessableEntity
+from services.kit.media import fetch_photos, media_peer, pin_photos
 from services.kit.peers import Peer
-
-logger = logging.getLogger("huanzhi.scoring.photos")
 
 PIN = "pin_scorecard_photos"  # outbox kind: {"label", "region_code", "region_path", "photo_ids"}
 PURPOSE = "scorecard"
@@ -37,13 +35,7 @@ def pin_label(round_id: int, unit_code: str) -> str:
 
 
 def _media(peer: Peer | None) -> Peer:
-    if peer is None:
-        raise MediaUnavailable(
-            "scorecard photos cannot be checked: no media service is configured",
-            code="media_not_configured",
-            headers={"Retry-After": "30"},
-        )
-    return peer
+    return media_peer(peer, "scorecard photos")
 
 
 async def check_photos(
@@ -54,17 +46,14 @@ async def check_photos(
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return
+    media = _media(peer)
     try:
-        response = await _media(peer).request("GET", "/v1/photos", params={"ids": ",".join(wanted)})
+        items = await fetch_photos(media, wanted)
     except (BadGateway, GatewayTimeout, ServiceUnavailable) as exc:
         raise MediaUnavailable(
             f"the media service cannot be read now: {exc}", headers={"Retry-After": "5"}
         ) from exc
-    if response.status_code != 200:
-        raise MediaUnavailable(
-            f"the media service answered {response.status_code}", headers={"Retry-After": "5"}
-        )
-    found = {str(item["id"]): item for item in response.json().get("items", [])}
+    found = {str(item["id"]): item for item in items}
     reasons = refusals(wanted, found, caller, unit_code=unit_code, label=label)
     if len(ids) != len(wanted):
         reasons.append("a photo is listed twice")
@@ -96,16 +85,10 @@ def refusals(
 
 async def pin(peer: Peer | None, payload: Mapping[str, Any]) -> None:
     """Pin each photo to the scorecard (the outbox's handler: idempotent, retried until media answers)."""
-    body = {
-        "issue_id": payload["label"],
-        "region_code": payload["region_code"],
-        "region_path": payload["region_path"],
-    }
-    for photo_id in payload["photo_ids"]:
-        response = await _media(peer).request("POST", f"/v1/photos/{photo_id}/attach", json=body)
-        if response.status_code == 409:
-            logger.warning(
-                "photo %s could not be pinned to %s: %s", photo_id, payload["label"], response.text
-            )
-        elif response.status_code != 200:
-            raise ServiceUnavailable(f"pinning photo {photo_id} answered {response.status_code}")
+    await pin_photos(
+        _media(peer),
+        payload["photo_ids"],
+        label=payload["label"],
+        region_code=payload["region_code"],
+        region_path=payload["region_path"],
+    )

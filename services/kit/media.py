@@ -1,0 +1,63 @@
+"""The media service's public API as the other services call it, with their own service token.
+
+Issue evidence (issues) and scorecard photos (scoring) are looked up in one batch and pinned after the
+commit the same way: `GET /v1/photos?ids=…` and `POST /v1/photos/{id}/attach`. A service without a media
+URL answers 503 `media_not_configured` where it would need one; media answering anything unexpected is 503
+`media_unavailable` (try again), never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from services.kit.errors import ServiceUnavailable
+from services.kit.peers import Peer
+
+__all__ = ["fetch_photos", "media_peer", "pin_photos"]
+
+logger = logging.getLogger("huanzhi.media_client")
+
+
+def media_peer(peer: Peer | None, what: str) -> Peer:
+    """The media peer, or 503 `media_not_configured` saying what could not be checked (`what`)."""
+    if peer is None:
+        raise ServiceUnavailable(
+            f"{what} cannot be checked: no media service is configured",
+            code="media_not_configured",
+            headers={"Retry-After": "30"},
+        )
+    return peer
+
+
+def _unavailable(status: int) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"the media service answered {status}", code="media_unavailable", headers={"Retry-After": "5"}
+    )
+
+
+async def fetch_photos(media: Peer, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Media's records of these photos (a service token sees every photo); missing ids are absent."""
+    if not ids:
+        return []
+    response = await media.request("GET", "/v1/photos", params={"ids": ",".join(dict.fromkeys(ids))})
+    if response.status_code != 200:
+        raise _unavailable(response.status_code)
+    items: list[dict[str, Any]] = response.json().get("items", [])
+    return items
+
+
+async def pin_photos(
+    media: Peer, photo_ids: Sequence[str], *, label: str, region_code: str, region_path: str
+) -> None:
+    """Pin each photo to `label` (an issue's code, a scorecard's label): media keeps it as evidence from then
+    on. Idempotent; an outbox handler retries it until media answers. A photo pinned to something else in
+    the meantime (409) stays that one's evidence: logged, nothing to retry."""
+    body = {"issue_id": label, "region_code": region_code, "region_path": region_path}
+    for photo_id in photo_ids:
+        response = await media.request("POST", f"/v1/photos/{photo_id}/attach", json=body)
+        if response.status_code == 409:
+            logger.warning("photo %s could not be pinned to %s: %s", photo_id, label, response.text)
+        elif response.status_code != 200:
+            raise _unavailable(response.status_code)
