@@ -8,13 +8,17 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from services.kit.identity import Subject
 from tests.issues.issue_rows import T0, insert_issues, issue_row
 from tests.support.builders import (
+    COUNTY,
+    FAR_GRID,
     FAR_VILLAGE,
     GRID,
+    GRID_2,
     NEIGHBOUR,
     OTHER_TOWN,
     TOWN,
@@ -133,3 +137,137 @@ async def test_scope_the_feed_holds_the_callers_subtree_only(
         )
         == []
     )
+
+
+# ---- GET /v1/feed/rectification: the statistics' rows, all in one answer ----
+
+FIGURES = "/v1/feed/rectification"
+STATS = "/v1/stats/rectification"
+
+
+def _figures_month() -> list[dict[str, Any]]:
+    """Issues of every kind the statistics tell apart, on villages, a grid, a town and the other town."""
+    day = timedelta(days=1)
+    rows = _month()
+    rows += [
+        issue_row(7, region=GRID, status="closed", closed_at=T0 + 3 * day, rework_count=1),
+        issue_row(8, region=VILLAGE, status="closed", closed_at=T0 + 9 * day, extension_count=1),
+        issue_row(9, region=VILLAGE, status="submitted", deadline=T0 - day),
+        issue_row(10, region=NEIGHBOUR, status="closed", closed_at=T0 + 2 * day, deadline=None),
+        issue_row(11, region=TOWN, status="assigned"),  # on the town itself: in no village's row
+        issue_row(12, region=FAR_GRID, status="closed", closed_at=T0 + 5 * day),
+        issue_row(13, region=FAR_VILLAGE, status="closed", closed_at=T0 + 4 * day),
+        issue_row(14, region=TOWN_VILLAGE, status="closed", closed_at=T0 + 1 * day, reported_at=T0 + day),
+    ]
+    return rows
+
+
+async def _stat_rows(
+    client: httpx.AsyncClient, headers: dict[str, str], params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Every row of the statistics for these parameters, following the cursor two rows a page."""
+    rows: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = {**params, "limit": 2, **({"cursor": cursor} if cursor else {})}
+        answer = await client.get(STATS, params=page, headers=headers)
+        assert answer.status_code == 200, answer.text
+        rows += answer.json()["items"]
+        cursor = answer.json()["next_cursor"]
+        if not cursor:
+            return rows
+
+
+def _same_figures(fed: list[dict[str, Any]], paged: list[dict[str, Any]]) -> None:
+    """The same rows in the same order: keys, names and counts exactly; rates, mean and median as floats
+    (summed in another order, they may differ in the last bit)."""
+    assert [row["key"] for row in fed] == [row["key"] for row in paged]
+    for mine, theirs in zip(fed, paged, strict=True):
+        assert set(mine) == set(theirs), mine["key"]
+        for name, value in theirs.items():
+            if isinstance(value, float):
+                assert mine[name] == pytest.approx(value, rel=1e-12, abs=1e-12), (mine["key"], name)
+            else:
+                assert mine[name] == value, (mine["key"], name)
+
+
+async def test_the_figures_feed_is_every_row_of_the_statistics_in_one_answer(
+    client: httpx.AsyncClient, auth: Auth, app: FastAPI
+) -> None:
+    await insert_issues(app, _figures_month())
+    headers = auth("admin")
+    window = {"from": T0.isoformat(), "to": (T0 + timedelta(days=30)).isoformat()}
+    for params in (
+        window,
+        {"region": TOWN, **window},
+        {"level": "village", **window},
+        {"level": "grid", **window},
+        {"level": "zone", **window},
+        {"region": TOWN, "depth": 2, **window},
+        {"region": COUNTY, "level": "village", "from": "2026-03-03", "to": "2026-04-01"},
+        {"region": VILLAGE, **window},
+        {"region": FAR_GRID, **window},  # a region without children: no rows
+        {},  # the defaults: this year until now
+    ):
+        fed = _lines(await client.get(FIGURES, params=params, headers=headers))
+        _same_figures(fed, await _stat_rows(client, headers, params))
+    villages = {
+        row["key"]: row
+        for row in _lines(await client.get(FIGURES, params={"level": "village", **window}, headers=headers))
+    }
+    assert set(villages) == {VILLAGE, NEIGHBOUR, TOWN_VILLAGE, FAR_VILLAGE, "370282104202"}
+    mine = villages[VILLAGE]  # 1 (grid), 2, 7 (grid), 8, 9; not 6 (the month before); 2 and 9 overdue
+    assert (mine["found"], mine["fixed"], mine["open"], mine["overdue"]) == (5, 3, 2, 2)
+    assert (mine["reworked"], mine["extended"], mine["closed_on_time"]) == (1, 1, 2)
+    assert mine["median_days_to_close"] == 3.0
+    assert villages["370282104202"] == {
+        "key": "370282104202",
+        "name": villages["370282104202"]["name"],
+        "found": 0,
+        "fixed": 0,
+        "rejected": 0,
+        "open": 0,
+        "overdue": 0,
+        "closed_on_time": 0,
+        "reworked": 0,
+        "extended": 0,
+        "rectification_rate": None,
+        "on_time_rate": None,
+        "rework_rate": None,
+        "extension_rate": None,
+        "mean_days_to_close": None,
+        "median_days_to_close": None,
+    }
+
+
+async def test_scope_the_figures_feed_refuses_as_the_statistics_do(
+    client: httpx.AsyncClient, auth: Auth, app: FastAPI
+) -> None:
+    await insert_issues(app, _figures_month())
+    town = _lines(await client.get(FIGURES, params={"level": "village"}, headers=auth("officer", OTHER_TOWN)))
+    assert [row["key"] for row in town] == [FAR_VILLAGE, "370282104202"]
+    village = _lines(await client.get(FIGURES, params={"level": "grid"}, headers=auth("village", VILLAGE)))
+    assert [row["key"] for row in village] == [GRID, GRID_2]
+    for params in ({"region": TOWN}, {"region": COUNTY, "level": "village"}, {"region": "370299"}):
+        assert_problem(
+            await client.get(FIGURES, params=params, headers=auth("officer", OTHER_TOWN)),
+            404,
+            "region_not_found",
+        )
+    service = auth("service", "*", subject=Subject.client("svc-scoring"))
+    everything = _lines(await client.get(FIGURES, params={"level": "village"}, headers=service))
+    assert len(everything) == 5
+    assert_problem(
+        await client.get(FIGURES, headers=auth("citizen", VILLAGE, subject=Subject.user(77))),
+        403,
+        "role_not_allowed",
+    )
+    assert_problem(await client.get(FIGURES, headers=auth("admin", scopes=[])), 403, "insufficient_scope")
+    assert_unauthorized(await client.get(FIGURES), "missing_token")
+    admin = auth("admin")
+    window = {"from": "2026-03-02", "to": "2026-03-01"}
+    assert_problem(await client.get(FIGURES, params=window, headers=admin), 422, "empty_window")
+    both = {"depth": 2, "level": "village"}
+    assert_problem(await client.get(FIGURES, params=both, headers=admin), 422, "grouping_option_not_allowed")
+    for bad in ({"level": "hamlet"}, {"depth": 0}, {"from": "yesterday"}):
+        assert_problem(await client.get(FIGURES, params=bad, headers=admin), 422, "validation_failed")

@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Select
 from sqlmodel import col
@@ -21,8 +21,14 @@ from services.issues.cases import service as cases
 from services.issues.cases.models import Issue
 from services.issues.cases.routes import FiltersDep
 from services.issues.deps import SessionDep, StateDep
+from services.issues.feed.rectification import figures_chunks, region_figures
+from services.issues.regions.models import Level
+from services.issues.stats import rules
+from services.issues.stats.routes import Edge, StatsReaderDep, _moment
+from services.issues.stats.rules import GroupBy
+from services.issues.stats.service import StatsQuery
 from services.kit.auth import Caller, require_scope
-from services.kit.db import Database
+from services.kit.db import Database, utcnow
 from services.kit.errors import problem_docs
 from services.kit.identity import Scope
 
@@ -119,3 +125,71 @@ async def issue_feed(
 ) -> StreamingResponse:
     statement = feed_statement(await cases.filtered(session, caller, filters))
     return StreamingResponse(feed_chunks(state.database, statement), media_type=NDJSON)
+
+
+FIGURES_EXAMPLE = {
+    "key": "370282103201",
+    "name": "大桥村",
+    "found": 12,
+    "fixed": 10,
+    "rejected": 1,
+    "open": 2,
+    "overdue": 1,
+    "closed_on_time": 9,
+    "reworked": 1,
+    "extended": 0,
+    "rectification_rate": 0.8333333333333334,
+    "on_time_rate": 0.9,
+    "rework_rate": 0.1,
+    "extension_rate": 0.0,
+    "mean_days_to_close": 3.25,
+    "median_days_to_close": 2.9,
+}
+
+
+@router.get(
+    "/v1/feed/rectification",
+    summary="Every region's rectification figures, as one NDJSON stream (for services)",
+    description="The rows `GET /v1/stats/rectification?group_by=child` gives for the same `region`, `from`, "
+    "`to` and `depth` or `level` (same defaults, same definitions, same refusals: a region outside the "
+    "caller's subtree 404 `region_not_found`, a citizen 403 `role_not_allowed`, `from` not before `to` 422 "
+    "`empty_window`, `depth` with `level` 422 `grouping_option_not_allowed`), all of them in one answer "
+    "instead of cursor pages: one JSON object a line with the row's `key`, `name` and figures, in path "
+    "order, regions without issues included. No `total` line (the statistics' first page has it). A "
+    "province's villages in one call (the scoring service reads its publications' figures here).",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "One statistics row a line (NDJSON), in path order",
+            "content": {NDJSON: {"example": json.dumps(FIGURES_EXAMPLE, ensure_ascii=False) + "\n"}},
+        },
+        **problem_docs(403),
+    },
+)
+async def rectification_feed(
+    session: SessionDep,
+    caller: StatsReaderDep,
+    region: Annotated[
+        str | None, Query(max_length=32, description="The region counted (default: the caller's).")
+    ] = None,
+    from_: Annotated[
+        Edge | None,
+        Query(alias="from", description="Start, inclusive (default: 1 January of this year, Asia/Shanghai)."),
+    ] = None,
+    to: Annotated[Edge | None, Query(description="End, exclusive (default: now).")] = None,
+    depth: Annotated[
+        int | None, Query(ge=1, le=6, description="The regions this many levels below (default: 1).")
+    ] = None,
+    level: Annotated[Level | None, Query(description="Every region of this level in the subtree.")] = None,
+) -> StreamingResponse:
+    now = utcnow()
+    query = StatsQuery(
+        region=region,
+        start=_moment(from_) or rules.start_of_year(now),
+        end=_moment(to) or now,
+        group_by=GroupBy.child,
+        depth=depth,
+        level=level,
+    )
+    rows = await region_figures(session, caller, query)
+    return StreamingResponse(figures_chunks(rows, BATCH), media_type=NDJSON)
