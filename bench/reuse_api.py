@@ -202,8 +202,19 @@ def report(
     def named(u: Upload) -> bool:
         return original_of[u.picture.name] in u.named
 
+    def caught(u: Upload) -> bool:
+        """Flagged `reused`, naming photos of this picture (its original, earlier copies, or the photograph
+        a blurred or fogged picture was derived from)."""
+        return any(source_of.get(other) == u.picture.source for other in u.named)
+
+    def earliest_first(u: Upload) -> bool:
+        return caught(u) and u.first_earliest and source_of.get(u.named[0]) == u.picture.source
+
     header = f"{'pictures':24} {'copies':>6} " + " ".join(f"{k[:11]:>11}" for k in kinds) + f" {'all':>7}"
-    print("upload answer names the original (first flag names it)")
+    print(
+        "caught: the upload answer flags `reused` naming this picture (in brackets: its first flag names the"
+    )
+    print("earliest stored photo of the picture, marked `earliest`)")
     print(header)
     print("-" * len(header))
     for name, rows in groups.items():
@@ -212,22 +223,23 @@ def report(
         cells = []
         for k in kinds:
             of_kind = [u for u in rows if u.kind == k]
-            hit = sum(named(u) for u in of_kind) / max(1, len(of_kind))
-            first = sum(bool(u.named) and u.named[0] == original_of[u.picture.name] for u in of_kind) / max(
-                1, len(of_kind)
-            )
+            hit = sum(caught(u) for u in of_kind) / max(1, len(of_kind))
+            first = sum(earliest_first(u) for u in of_kind) / max(1, len(of_kind))
             cells.append(f"{hit:5.1%} {first:4.0%}"[-11:].rjust(11))
-        total = sum(named(u) for u in rows) / len(rows)
+        total = sum(caught(u) for u in rows) / len(rows)
         print(f"{name:24} {len(rows):6d} " + " ".join(cells) + f" {total:7.1%}")
     in_similar = sum(original_of[u.picture.name] in similar.get(u.photo_id, []) for u in copies)
-    print(f"\n/similar of a copy lists its original: {in_similar / max(1, len(copies)):.1%}")
+    in_answer = sum(named(u) for u in copies)
+    print(
+        f"\nthe answer (at most {max((len(u.named) for u in copies), default=0)} flags) names the copy's own "
+        f"original: {in_answer / max(1, len(copies)):.1%}; /similar of a copy lists its original: "
+        f"{in_similar / max(1, len(copies)):.1%}"
+    )
     misses: dict[str, list[str]] = defaultdict(list)
     for u in copies:
-        if not named(u):
+        if not caught(u):
             misses[u.kind].append(u.picture.name)
-    print(
-        f"misses: {sum(map(len, misses.values()))}; a few by kind: {dict((k, v[:5]) for k, v in misses.items())}\n"
-    )
+    print(f"not caught: {sum(map(len, misses.values()))}: {dict(misses)}\n")
     # A derived picture (the fog over a photograph) may match its photograph: same source, not counted.
     flagged_originals = [
         (u.picture.name, other)
