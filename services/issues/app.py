@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -114,13 +112,8 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
         )
         # Read from the state when run, so the media peer can be replaced (tests wire media in-process).
         outbox.handlers[evidence.ATTACH] = lambda payload: evidence.attach(state.media, payload)
-        retrying = asyncio.create_task(outbox.run_forever(settings.outbox_interval_seconds))
-        try:
+        async with outbox.retrying(settings.outbox_interval_seconds):
             yield state
-        finally:
-            retrying.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retrying
 
     return build_app(
         settings,

@@ -10,8 +10,10 @@ Several replicas may share one database: a row is claimed by moving its `due_at`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -151,6 +153,18 @@ class Outbox:
         """How many effects are waiting (a gauge for metrics and tests)."""
         async with self.database.transaction() as session:
             return int((await session.execute(select(func.count()).select_from(self.table))).scalar_one())
+
+    @asynccontextmanager
+    async def retrying(self, interval_seconds: float) -> AsyncIterator[None]:
+        """Retry due effects every `interval_seconds` in the background while the block runs (a service's
+        lifespan), stopping the loop when it ends."""
+        task = asyncio.create_task(self.run_forever(interval_seconds))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def run_forever(self, interval_seconds: float) -> None:
         """Retry due effects every `interval_seconds` until cancelled."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -50,13 +48,8 @@ def create_app(settings: ScoringSettings | None = None, *, verifier: TokenVerifi
         )
         # Read from the state when run, so tests can replace the media peer.
         outbox.handlers[photos.PIN] = lambda payload: photos.pin(state.media, payload)
-        retrying = asyncio.create_task(outbox.run_forever(settings.outbox_interval_seconds))
-        try:
+        async with outbox.retrying(settings.outbox_interval_seconds):
             yield state
-        finally:
-            retrying.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retrying
 
     return build_app(
         settings,
