@@ -5,8 +5,8 @@ token (`svc-scoring`, client credentials), exactly as a third party would.
 - the issues found in a scope during a window, in bulk: `GET /v1/feed/issues`, exactly what the issues
   list shows for the same filters (region, statuses, reported_from/reported_to) as one NDJSON answer of a
   few columns each, with the region's path: one call for a round, never one per village;
-- rectification figures per unit (`GET /v1/stats/rectification?group_by=child&level=…`) and the mean
-  satisfaction rating (群众满意度, 1–5) of the issues closed with feedback in a window (the feed again).
+- rectification figures per unit (`GET /v1/feed/rectification?level=…`: the rows of the statistics'
+  `group_by=child`, all in one NDJSON answer) and the mean satisfaction rating (群众满意度, 1–5) of the issues closed with feedback in a window (the feed again).
 
 Whatever goes wrong on the way (the issues service down, a 5xx, a timeout, an answer that is not what its
 API documents) is one ServiceUnavailable (503 `issues_unavailable`, Retry-After): callers read everything
@@ -221,19 +221,20 @@ class IssuesFeed:
     async def rectification(
         self, region: str, start: datetime, end: datetime, level: str
     ) -> dict[str, Rectification]:
-        """Each `level` region's figures under `region` for the issues reported in [start, end): one call
-        per 200 units."""
-        params = {
-            "region": region,
-            "from": start.isoformat(),
-            "to": end.isoformat(),
-            "group_by": "child",
-            "level": level,
-        }
+        """Each `level` region's figures under `region` for the issues reported in [start, end): the rows of
+        the rectification statistics, all in one NDJSON answer of `GET /v1/feed/rectification` (one call,
+        a county's villages or a province's)."""
+        params = {"region": region, "from": start.isoformat(), "to": end.isoformat(), "level": level}
+        response = await self._get("/v1/feed/rectification", params)
+        if response.status_code != 200:
+            raise _unavailable(f"GET /v1/feed/rectification answered {response.status_code}")
+        body = response.text.strip()
         try:
+            # One parse of the whole answer: each line is one JSON object, and none holds a raw newline.
+            rows = json.loads("[" + body.replace("\n", ",") + "]") if body else []
             return {
                 str(row["key"]): Rectification(int(row["found"]), int(row["fixed"]), int(row["overdue"]))
-                for row in await self._pages("/v1/stats/rectification", params)
+                for row in rows
             }
         except (KeyError, TypeError, ValueError) as exc:
             raise _unavailable("a statistics row came without its figures") from exc

@@ -147,7 +147,10 @@ class FakeIssues:
             lines = [i.feed_line(self.regions[i.region]["path"]) for i in reversed(self._issues(params))]
             return httpx.Response(200, text="".join(lines), headers={"content-type": "application/x-ndjson"})
         if parts == ["v1", "stats", "rectification"]:
-            return httpx.Response(200, json=self._stats(request))
+            return httpx.Response(200, json=self._page(request, self._figures(request)))
+        if parts == ["v1", "feed", "rectification"]:
+            lines = [json.dumps(row) + "\n" for row in self._figures(request)]
+            return httpx.Response(200, text="".join(lines), headers={"content-type": "application/x-ndjson"})
         return httpx.Response(404, json={"code": "not_found"})
 
     def _in(self, issue: FakeIssue, region: str) -> bool:
@@ -178,7 +181,7 @@ class FakeIssues:
             chosen.append(issue)
         return chosen
 
-    def _stats(self, request: httpx.Request) -> dict[str, Any]:
+    def _figures(self, request: httpx.Request) -> list[dict[str, Any]]:
         params = request.url.params
         start, end = datetime.fromisoformat(params["from"]), datetime.fromisoformat(params["to"])
         root = self.regions[params["region"]]
@@ -201,7 +204,7 @@ class FakeIssues:
                     "overdue": 0,
                 }
             )
-        return {**self._page(request, rows), "total": None}
+        return rows
 
 
 @dataclass

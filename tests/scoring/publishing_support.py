@@ -10,7 +10,6 @@ rectification rates and overdue counts it publishes with; the live end-to-end te
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -95,10 +94,8 @@ class FakeIssues:
                 return JSONResponse({"code": "down"}, status_code=503)
             return await call_next(request)
 
-        @app.get("/v1/stats/rectification")
-        async def stats(
-            region: str, level: str, limit: int = 50, cursor: str | None = None
-        ) -> dict[str, Any]:
+        @app.get("/v1/feed/rectification")
+        async def figures(region: str, level: str) -> PlainTextResponse:
             self.stats_calls += 1
             self.stats_regions.append(region)
             if self.barrier is not None:
@@ -109,19 +106,11 @@ class FakeIssues:
                 for code, figures in self.rectification.get(level, {}).items()
                 if self.regions[code].path.startswith(under)
             )
-            start = int(base64.urlsafe_b64decode(cursor).decode()) if cursor else 0
-            page = rows[start : start + limit]
-            more = start + limit < len(rows)
-            return {
-                "items": [
-                    {"key": code, "name": code, "found": f, "fixed": x, "overdue": o}
-                    for code, (f, x, o) in page
-                ],
-                "next_cursor": base64.urlsafe_b64encode(str(start + limit).encode()).decode()
-                if more
-                else None,
-                "limit": limit,
-            }
+            lines = [
+                json.dumps({"key": code, "name": code, "found": f, "fixed": x, "overdue": o}) + "\n"
+                for code, (f, x, o) in rows
+            ]
+            return PlainTextResponse("".join(lines), media_type="application/x-ndjson")
 
         def closed_issues() -> list[dict[str, Any]]:
             return [

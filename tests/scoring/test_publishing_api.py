@@ -9,10 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
-from services.scoring.publishing import service as publishing_service
 from services.scoring.publishing.models import (
     Bulletin,
     EscalationRow,
@@ -177,19 +175,15 @@ async def test_a_period_score_combines_the_rounds_and_the_issue_figures_by_the_w
     assert neighbour.json()["periods"][0]["score"] == 80.0
 
 
-async def test_a_large_scope_reads_its_figures_per_child_region_with_the_same_result(
-    app: FastAPI,
-    client: httpx.AsyncClient,
-    auth: Auth,
-    issues: FakeIssues,
-    monkeypatch: pytest.MonkeyPatch,
+async def test_the_figures_are_one_call_per_level_whatever_the_scope(
+    app: FastAPI, client: httpx.AsyncClient, auth: Auth, issues: FakeIssues
 ) -> None:
     await add_month(app, "2026-11", NOVEMBER)
     rates = {VILLAGE: (10, 9, 1), NEIGHBOUR: (4, 1, 0), FAR_VILLAGE: (2, 2, 0), FAR_VILLAGE_2: (5, 0, 3)}
     issues.set_rates("village", rates)
-    monkeypatch.setattr(publishing_service, "SPLIT_ABOVE", 0)  # as a province would: per city, county …
     assert (await publish(client, auth, "2026-11")).status_code == 201
-    assert sorted(issues.stats_regions) == sorted([COUNTY, TOWN, OTHER_TOWN])  # towns once, villages per town
+    # The towns' figures and the villages' of the whole scope: one NDJSON answer each, no pages.
+    assert issues.stats_regions == [COUNTY, COUNTY]
     for code, (found, fixed, overdue) in rates.items():
         history = (await client.get(f"/v1/rankings/units/{code}", headers=auth("admin"))).json()
         figures = history["periods"][0]["rectification"]

@@ -323,10 +323,6 @@ def _summary(computed: PeriodResult, figures: dict[str, UnitFigures]) -> dict[st
     }
 
 
-SPLIT_ABOVE = 2000  # villages: past ten pages of statistics, read per child region of the scope
-PARALLEL_READS = 4
-
-
 async def _figures(
     feed: IssuesFeed, scope: UnitInfo, units: dict[str, UnitInfo], rubric: Rubric, period: Period
 ) -> dict[str, UnitFigures]:
@@ -352,26 +348,14 @@ async def _figures(
                 means[unit] = Decimal(sum(rated)) / Decimal(len(rated))
         return means
 
-    # A province's villages are hundreds of pages one after the other under one region: read per child
-    # region of the scope instead (a city's, a county's), a few at a time.
-    children = [u.code for u in units.values() if u.parent_code == scope.code]
-    split = len(children) > 1 and sum(1 for u in units.values() if u.level == "village") > SPLIT_ABOVE
-    gate = asyncio.Semaphore(PARALLEL_READS)
+    async def rectification(level: str) -> dict[str, Rectification]:
+        return await feed.rectification(scope.code, start, end, level)
 
-    async def rectification(region: str, level: str) -> dict[str, Rectification]:
-        async with gate:
-            return await feed.rectification(region, start, end, level)
-
-    # The reads are independent: the issues service answers them side by side.
+    # The reads are independent: the issues service answers them side by side (one call per level, a
+    # province's villages too).
     ratings_task = asyncio.ensure_future(satisfaction())
     try:
-        per_level = await asyncio.gather(
-            *(
-                rectification(region, level)
-                for level in levels
-                for region in (children if split and level == UnitLevel.village.value else [scope.code])
-            )
-        )
+        per_level = await asyncio.gather(*(rectification(level) for level in levels))
     except BaseException:
         ratings_task.cancel()
         raise

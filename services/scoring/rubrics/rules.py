@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
@@ -135,10 +135,17 @@ class Rubric:
     weights: tuple[ComponentWeight, ...]
     missing: MissingComponents = MissingComponents.reweight
     town_score: TownScore = TownScore.own_rounds
+    # The sum of the indicators' points, added up once (a province's publication reads it per unit).
+    _total: Decimal = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_total", sum((indicator.max_points for indicator in self.indicators), Decimal(0))
+        )
 
     @property
     def total(self) -> Decimal:
-        return sum((indicator.max_points for indicator in self.indicators), Decimal(0))
+        return self._total
 
     def indicators_by_code(self) -> dict[str, Indicator]:
         return {indicator.code: indicator for indicator in self.indicators}
