@@ -7,13 +7,26 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Table, and_, insert, or_, select, text, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    MetaData,
+    Table,
+    Text,
+    and_,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -48,7 +61,7 @@ from services.scoring.publishing.rulesets import PRESET_BODY, RuleSetError, rule
 from services.scoring.rounds.models import Round, RoundResult, RoundStatus, RoundUnit
 from services.scoring.rubrics.models import RubricVersion, rubric_of
 from services.scoring.rubrics.rules import Component, Rubric
-from services.scoring.scores.rules import RankedUnit, Ranking, UnitLevel
+from services.scoring.scores.rules import PeriodScore, RankedUnit, Ranking, UnitLevel
 
 __all__ = [
     "PublishOutcome",
@@ -378,118 +391,143 @@ def _points(value: Decimal | None) -> str | None:
     return None if value is None else f"{value:f}"
 
 
+# One encoder for every JSON column (json.dumps with options builds a new encoder per call).
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+CENT, TEN_THOUSANDTH = Decimal("0.01"), Decimal("0.0001")
+
+
+def _text(value: Decimal | None) -> str | None:
+    """Points as their stored text (the `Points` column's own form)."""
+    return None if value is None else f"{value:f}"
+
+
+def _components(score: PeriodScore | None) -> str:
+    if score is None:
+        return "[]"
+    parts = []
+    for c in score.components:
+        value = "null" if c.value is None else f'"{c.value.quantize(CENT):f}"'
+        parts.append(
+            f'{{"component":"{c.component.value}","permille":{c.permille},"value":{value},"rounds":{c.rounds}}}'
+        )
+    return "[" + ",".join(parts) + "]"
+
+
+def _rectification(figures: UnitFigures | None) -> str | None:
+    if figures is None:
+        return None
+    rate = figures.rectification_rate
+    shown = "null" if rate is None else f'"{rate.quantize(TEN_THOUSANDTH):f}"'
+    return f'{{"found":{figures.found},"fixed":{figures.fixed},"overdue":{figures.overdue},"rate":{shown}}}'
+
+
 async def _write(session: AsyncSession, publication: Publication, computed: PeriodResult) -> None:
-    """Every row of a publication, in bulk inserts (a province's 100,000 villages are a few statements)."""
+    """Every row of a publication, as tuples in column order with points and JSON already as their stored
+    text (a province's 10⁵ villages and their places: COPY on PostgreSQL, batched inserts elsewhere)."""
     pid, period = publication.id, publication.period
     units = computed.units
+    # What a round line's JSON holds apart from its score is the round's: written out once per round.
+    heads: dict[int, str] = {}
+    for result in computed.results:
+        for line in result.rounds:
+            if line.round_id not in heads:
+                heads[line.round_id] = (
+                    f'{{"round_id":{line.round_id},"kind":{_json(line.kind)},"name":{_json(line.name)},'
+                    f'"window":{_json(line.window)},"score":'
+                )
+    hundred = _text(Decimal(100))
     score_rows = [
-        {
-            "publication_id": pid,
-            "period": period,
-            "unit_code": r.unit.code,
-            "unit_name": r.unit.name,
-            "level": r.unit.level,
-            "parent_code": r.unit.parent_code,
-            "town_code": r.town_code,
-            "path": r.unit.path,
-            "score": r.value,
-            "max_score": r.score.max_score if r.score else Decimal(100),
-            "unscored_reason": r.score.unscored_reason if r.score else None,
-            "components": [
-                {
-                    "component": c.component.value,
-                    "permille": c.permille,
-                    "value": _points(None if c.value is None else c.value.quantize(Decimal("0.01"))),
-                    "rounds": c.rounds,
-                }
-                for c in (r.score.components if r.score else ())
-            ],
-            "rounds": [
-                {
-                    "round_id": line.round_id,
-                    "kind": line.kind,
-                    "name": line.name,
-                    "window": line.window,
-                    "score": _points(line.score),
-                    "max_score": _points(line.max_score),
-                }
+        (
+            pid,
+            period,
+            r.unit.code,
+            r.unit.name,
+            r.unit.level,
+            r.unit.parent_code,
+            r.town_code,
+            r.unit.path,
+            _text(r.value),
+            _text(r.score.max_score) if r.score else hundred,
+            r.score.unscored_reason if r.score else None,
+            _components(r.score),
+            "["
+            + ",".join(
+                f'{heads[line.round_id]}"{line.score:f}","max_score":"{line.max_score:f}"}}'
                 for line in r.rounds
-            ],
-            "rectification": None
-            if r.figures is None
-            else {
-                "found": r.figures.found,
-                "fixed": r.figures.fixed,
-                "overdue": r.figures.overdue,
-                "rate": _points(
-                    None
-                    if r.figures.rectification_rate is None
-                    else r.figures.rectification_rate.quantize(Decimal("0.0001"))
-                ),
-            },
-            "satisfaction": r.figures.satisfaction if r.figures else None,
-        }
+            )
+            + "]",
+            _rectification(r.figures),
+            _text(r.figures.satisfaction) if r.figures else None,
+        )
         for r in computed.results
     ]
     ranking_rows = [
-        {
-            "publication_id": pid,
-            "period": period,
-            "parent_code": group.ranking.parent,
-            "parent_name": group.parent_name,
-            "level": group.ranking.level.value,
-            "unit_code": entry.unit,
-            "unit_name": units[entry.unit].name,
-            "path": units[entry.unit].path,
-            "score": entry.score,
-            "rank": entry.rank,
-            "size": group.ranking.size,
-            "previous_rank": entry.previous_rank,
-            "change": entry.change,
-            "for_lists": group.for_lists,
-        }
+        (
+            pid,
+            period,
+            group.ranking.parent,
+            group.parent_name,
+            group.ranking.level.value,
+            entry.unit,
+            units[entry.unit].name,
+            units[entry.unit].path,
+            f"{entry.score:f}",
+            entry.rank,
+            group.ranking.size,
+            entry.previous_rank,
+            entry.change,
+            group.for_lists,
+        )
         for group in computed.rankings
         for entry in group.ranking.entries
     ]
     list_rows = [
-        {
-            "publication_id": pid,
-            "period": period,
-            "list_code": e.list_code,
-            "list_name": e.list_name,
-            "polarity": e.polarity.value,
-            "parent_code": e.parent,
-            "level": units[e.unit].level,
-            "unit_code": e.unit,
-            "unit_name": units[e.unit].name,
-            "path": units[e.unit].path,
-            "rank": e.rank,
-            "size": e.size,
-            "score": e.score,
-            "reason": e.reason[:300],
-        }
+        (
+            pid,
+            period,
+            e.list_code,
+            e.list_name,
+            e.polarity.value,
+            e.parent,
+            units[e.unit].level,
+            e.unit,
+            units[e.unit].name,
+            units[e.unit].path,
+            e.rank,
+            e.size,
+            f"{e.score:f}",
+            e.reason[:300],
+        )
         for e in computed.evaluation.lists
     ]
     now = utcnow()
+    texts: dict[tuple[str, ...], str] = {}  # a rule's measures and addressees: the same for all it fires on
+
+    def listed(values: tuple[str, ...]) -> str:
+        found = texts.get(values)
+        if found is None:
+            found = texts[values] = _json(list(values))
+        return found
+
     escalation_rows = [
-        {
-            "publication_id": pid,
-            "period": period,
-            "rule_code": e.rule,
-            "rule_name": e.name,
-            "level": units[e.unit].level,
-            "unit_code": e.unit,
-            "unit_name": units[e.unit].name,
-            "parent_code": e.parent,
-            "path": units[e.unit].path,
-            "streak": e.streak,
-            "measures": [m.value for m in e.measures],
-            "addressees": list(e.addressees),
-            "reason": e.reason[:300],
-            "figures": dict(e.figures),
-            "created_at": now,
-            "acknowledged": False,
-        }
+        (
+            pid,
+            period,
+            e.rule,
+            e.name,
+            units[e.unit].level,
+            e.unit,
+            units[e.unit].name,
+            e.parent,
+            units[e.unit].path,
+            e.streak,
+            listed(tuple(m.value for m in e.measures)),
+            listed(tuple(e.addressees)),
+            e.reason[:300],
+            _json(dict(e.figures)),
+            now,
+            False,
+        )
         for e in computed.evaluation.escalations
     ]
     for name, rows in (
@@ -498,42 +536,112 @@ async def _write(session: AsyncSession, publication: Publication, computed: Peri
         ("list_entries", list_rows),
         ("escalations", escalation_rows),
     ):
-        await _insert_many(session, metadata.tables[name], rows)
+        await _insert_many(session, metadata.tables[name], WRITTEN[name], rows)
 
 
-async def _insert_many(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+# The columns `_write` fills, in the order of its tuples.
+WRITTEN: dict[str, tuple[str, ...]] = {
+    "period_scores": (
+        "publication_id",
+        "period",
+        "unit_code",
+        "unit_name",
+        "level",
+        "parent_code",
+        "town_code",
+        "path",
+        "score",
+        "max_score",
+        "unscored_reason",
+        "components",
+        "rounds",
+        "rectification",
+        "satisfaction",
+    ),
+    "ranking_entries": (
+        "publication_id",
+        "period",
+        "parent_code",
+        "parent_name",
+        "level",
+        "unit_code",
+        "unit_name",
+        "path",
+        "score",
+        "rank",
+        "size",
+        "previous_rank",
+        "change",
+        "for_lists",
+    ),
+    "list_entries": (
+        "publication_id",
+        "period",
+        "list_code",
+        "list_name",
+        "polarity",
+        "parent_code",
+        "level",
+        "unit_code",
+        "unit_name",
+        "path",
+        "rank",
+        "size",
+        "score",
+        "reason",
+    ),
+    "escalations": (
+        "publication_id",
+        "period",
+        "rule_code",
+        "rule_name",
+        "level",
+        "unit_code",
+        "unit_name",
+        "parent_code",
+        "path",
+        "streak",
+        "measures",
+        "addressees",
+        "reason",
+        "figures",
+        "created_at",
+        "acknowledged",
+    ),
+}
+
+_stored_as_text: dict[str, Table] = {}
+
+
+def _as_text(table: Table) -> Table:
+    """`table` with its points and JSON columns typed as the text they are stored as (the rows carry that
+    text already), for the inserts that are not COPY."""
+    found = _stored_as_text.get(table.name)
+    if found is None:
+        columns = [
+            Column(c.name, Text() if isinstance(c.type, Points | JSON) else c.type) for c in table.columns
+        ]
+        found = _stored_as_text[table.name] = Table(table.name, MetaData(), *columns)
+    return found
+
+
+async def _insert_many(
+    session: AsyncSession, table: Table, columns: Sequence[str], records: list[tuple[Any, ...]]
+) -> None:
     """Rows into `table` in this transaction: by COPY on PostgreSQL (a province's 10⁵ units and their
     places take seconds as INSERTs), Core inserts in batches elsewhere."""
-    if not rows:
+    if not records:
         return
     connection = await session.connection()
     if connection.dialect.name != "postgresql":
-        for start in range(0, len(rows), 5000):
-            await session.execute(insert(table), rows[start : start + 5000])
+        plain = _as_text(table)
+        for start in range(0, len(records), 5000):
+            batch = [dict(zip(columns, record, strict=True)) for record in records[start : start + 5000]]
+            await session.execute(insert(plain), batch)
         return
-    columns = [column for column in table.columns if column.name in rows[0]]
-
-    def dumped(value: Any) -> str | None:
-        return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-    def points(value: Decimal | None) -> str | None:
-        return None if value is None else f"{value:f}"
-
-    def same(value: Any) -> Any:
-        return value
-
-    # What COPY takes per column, decided once: points as their text, JSON as its text, the rest as is.
-    converters: list[tuple[str, Callable[[Any], Any]]] = [
-        (
-            column.name,
-            points if isinstance(column.type, Points) else dumped if isinstance(column.type, JSON) else same,
-        )
-        for column in columns
-    ]
-    records = [tuple(convert(row[name]) for name, convert in converters) for row in rows]
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection  # asyncpg's connection, in this session's transaction
-    await driver.copy_records_to_table(table.name, records=records, columns=[c.name for c in columns])
+    await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
 
 
 async def _rankings(
