@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import statistics
@@ -193,6 +194,24 @@ async def unpublish(db: str, scope: str, month: Period) -> None:
         await conn.close()
 
 
+async def filled(month: Period, wanted: list[Scope]) -> bool:
+    """Whether the kept databases hold this month's closed rounds of every wanted scope."""
+    try:
+        conn = await asyncpg.connect(pg_dsn(SCORING_DB))
+    except asyncpg.InvalidCatalogNameError:
+        return False
+    try:
+        scopes = {
+            r["scope_code"]
+            for r in await conn.fetch(
+                "SELECT scope_code FROM rounds WHERE period = $1 AND status = 'closed'", month.code
+            )
+        }
+    finally:
+        await conn.close()
+    return all(scope.code in scopes for scope in wanted)
+
+
 def start_scoring(db: str, issues_url: str, work: Path) -> ServiceProcess:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -237,34 +256,39 @@ class Run:
 @dataclass
 class Phases:
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # this process's CPU (side-by-side reads overlap)
     calls: int = 0
     total: float = 0.0
+    total_cpu: float = 0.0
 
 
 def timed(phases: Phases, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     if asyncio.iscoroutinefunction(fn):
 
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             try:
                 return await fn(*args, **kwargs)
             finally:
                 phases.seconds[name] = phases.seconds.get(name, 0.0) + time.perf_counter() - start
+                phases.cpu[name] = phases.cpu.get(name, 0.0) + time.process_time() - cpu
 
         return run_async
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             return fn(*args, **kwargs)
         finally:
             phases.seconds[name] = phases.seconds.get(name, 0.0) + time.perf_counter() - start
+            phases.cpu[name] = phases.cpu.get(name, 0.0) + time.process_time() - cpu
 
     return run
 
 
-async def in_process(issues_url: str, scope: Scope, month: Period) -> Phases:
-    """One publication made by the service's code in this process, its phases timed."""
+async def in_process(issues_url: str, scope: Scope, month: Period, profile: Path | None = None) -> Phases:
+    """One publication made by the service's code in this process, its phases timed (and profiled with
+    cProfile into `profile` if given: the timers then include the profiler's overhead)."""
     phases = Phases()
     database = Database(sa_url(SCORING_DB))
     async with httpx.AsyncClient(timeout=120) as http:
@@ -289,10 +313,17 @@ async def in_process(issues_url: str, scope: Scope, month: Period) -> Phases:
             saved[name] = getattr(owner, attr)
             setattr(owner, attr, timed(phases, name, saved[name]))
         try:
-            start = time.perf_counter()
+            profiler = cProfile.Profile() if profile is not None else None
+            start, cpu = time.perf_counter(), time.process_time()
+            if profiler is not None:
+                profiler.enable()
             async with database.transaction() as session:
                 outcome = await publishing.publish(session, caller, feed, month.code, scope.code)
             phases.total = time.perf_counter() - start
+            phases.total_cpu = time.process_time() - cpu
+            if profiler is not None and profile is not None:
+                profiler.disable()
+                profiler.dump_stats(profile)
             assert outcome.created
         finally:
             for name, (owner, attr) in patches.items():
@@ -348,24 +379,44 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="publications of the county")
     parser.add_argument("--province-runs", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep both databases")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="a folder: cProfile the in-process publication of each scale into <folder>/<scale>.pstats",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="use the databases a run with --keep left (same month, same scales) instead of filling them "
+        "again; implies --keep",
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(SEED)
     t0 = time.perf_counter()
     tree = make_tree(rng)
     now = datetime.now(UTC).replace(microsecond=0)
-    issues = make_issues(tree, 1_000_000, now, rng)
     month = period_of(PeriodKind.month, now.astimezone(SHANGHAI)).previous()
-    start_us = int((month.starts_at - PG_EPOCH) / timedelta(microseconds=1))
-    end_us = int((month.ends_at - PG_EPOCH) / timedelta(microseconds=1))
-    reported, closed = issues.cols["reported_at"], issues.cols["closed_at"]
-    closed_in = issues.masks["closed_at"] & (closed >= start_us) & (closed < end_us)
-    # The month's reports (the statistics) and the issues closed in it (the satisfaction ratings).
-    rows = np.flatnonzero(((reported >= start_us) & (reported < end_us)) | closed_in)
     chosen = scopes(tree)
+    reuse = args.reuse and asyncio.run(filled(month, [chosen[name] for name in args.scales]))
+    rows = np.zeros(0, dtype=np.int64)
+    issues = None
+    if not reuse:
+        issues = make_issues(tree, 1_000_000, now, rng)
+        start_us = int((month.starts_at - PG_EPOCH) / timedelta(microseconds=1))
+        end_us = int((month.ends_at - PG_EPOCH) / timedelta(microseconds=1))
+        reported, closed = issues.cols["reported_at"], issues.cols["closed_at"]
+        closed_in = issues.masks["closed_at"] & (closed >= start_us) & (closed < end_us)
+        # The month's reports (the statistics) and the issues closed in it (the satisfaction ratings).
+        rows = np.flatnonzero(((reported >= start_us) & (reported < end_us)) | closed_in)
     print(
-        f"generated {len(tree.rows):,} regions and {issues.n:,} issues ({len(rows):,} reported or closed in {month.code}) "
-        f"in {time.perf_counter() - t0:.1f} s; county {chosen['county'].code} has {chosen['county'].villages} "
+        f"generated {len(tree.rows):,} regions"
+        + (
+            " (reusing the kept databases)"
+            if reuse
+            else f" and {len(rows):,} issues reported or closed in {month.code}"
+        )
+        + f" in {time.perf_counter() - t0:.1f} s; county {chosen['county'].code} has {chosen['county'].villages} "
         f"villages, the province {chosen['province'].villages:,}",
         flush=True,
     )
@@ -375,16 +426,20 @@ def main() -> None:
     keyring = KeyRing.from_folder(keys, generate_if_empty=True)
     services: list[ServiceProcess] = []
     try:
-        for db in (ISSUES_DB, SCORING_DB):
-            asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-            asyncio.run(admin_sql(f'CREATE DATABASE "{db}"'))
         t0 = time.perf_counter()
-        upgrade("issues", sa_url(ISSUES_DB))
-        upgrade("scoring", sa_url(SCORING_DB))
-        asyncio.run(fill_regions(ISSUES_DB, tree))
-        asyncio.run(fill_issues(ISSUES_DB, tree, issues, rows))
-        for name in args.scales:
-            asyncio.run(fill_scoring(SCORING_DB, month, chosen[name], rng))
+        if reuse:
+            upgrade("scoring", sa_url(SCORING_DB))  # a migration added since the databases were kept
+        else:
+            assert issues is not None
+            for db in (ISSUES_DB, SCORING_DB):
+                asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+                asyncio.run(admin_sql(f'CREATE DATABASE "{db}"'))
+            upgrade("issues", sa_url(ISSUES_DB))
+            upgrade("scoring", sa_url(SCORING_DB))
+            asyncio.run(fill_regions(ISSUES_DB, tree))
+            asyncio.run(fill_issues(ISSUES_DB, tree, issues, rows))
+            for name in args.scales:
+                asyncio.run(fill_scoring(SCORING_DB, month, chosen[name], rng))
         print(f"filled in {time.perf_counter() - t0:.1f} s", flush=True)
 
         issues_service = start_issues("services.issues.app:create_app", ISSUES_DB, work, keys)
@@ -424,7 +479,8 @@ def main() -> None:
                 ]
             )
             asyncio.run(unpublish(SCORING_DB, scope.code, month))
-            where.append((name, asyncio.run(in_process(issues_service.url, scope, month))))
+            profile = None if args.profile is None else args.profile / f"{name}.pstats"
+            where.append((name, asyncio.run(in_process(issues_service.url, scope, month, profile))))
 
         print(f"\n{machine()}; month {month.code}; load average at the end {loadavg()}\n")
         print(
@@ -445,17 +501,24 @@ def main() -> None:
         )
         print()
         for name, phases in where:
-            rest = phases.total - sum(v for k, v in phases.seconds.items() if not k.startswith("  "))
-            rows_ = [[phase, f"{seconds * 1000:,.0f}"] for phase, seconds in phases.seconds.items()]
-            rows_.append(["database reads and the rest", f"{rest * 1000:,.0f}"])
-            rows_.append(["total (in process)", f"{phases.total * 1000:,.0f}"])
+            top = [k for k in phases.seconds if not k.startswith("  ")]
+            rest = phases.total - sum(phases.seconds[k] for k in top)
+            rest_cpu = phases.total_cpu - sum(phases.cpu[k] for k in top)
+            rows_ = [
+                [phase, f"{seconds * 1000:,.0f}", f"{phases.cpu[phase] * 1000:,.0f}"]
+                for phase, seconds in phases.seconds.items()
+            ]
+            rows_.append(["database reads and the rest", f"{rest * 1000:,.0f}", f"{rest_cpu * 1000:,.0f}"])
+            rows_.append(
+                ["total (in process)", f"{phases.total * 1000:,.0f}", f"{phases.total_cpu * 1000:,.0f}"]
+            )
             print(f"{name}: {phases.calls} calls to the issues service")
-            print(table(["phase", "ms"], rows_))
+            print(table(["phase", "wall ms", "bench process CPU ms"], rows_))
             print()
     finally:
         for service in reversed(services):
             service.stop()
-        if not args.keep:
+        if not (args.keep or args.reuse):
             for db in (ISSUES_DB, SCORING_DB):
                 asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
 

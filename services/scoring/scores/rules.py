@@ -310,9 +310,8 @@ def _scaled(round_: Scored, total: Decimal) -> Decimal:
 
 
 def _component_value(
-    rubric: Rubric, component: Component, inputs: PeriodInputs
+    total: Decimal, component: Component, inputs: PeriodInputs
 ) -> tuple[Decimal | None, int]:
-    total = rubric.total
     rounds = inputs.rounds.get(component, ())
     if rounds:
         values = [_scaled(round_, total) for round_ in rounds]
@@ -333,25 +332,27 @@ def period_score(rubric: Rubric, inputs: PeriodInputs) -> PeriodScore:
     unscored (score None: it is not ranked)."""
     if Component.rectification in inputs.rounds:
         raise ScoringError(["the rectification rate is a figure, not a round"])
+    total = rubric.total  # added up once per rubric, read once per unit
     values: list[ComponentValue] = []
+    required_missing: list[Component] = []
+    weighted, present_permille = ZERO, 0
     for weight in rubric.weights:
-        value, count = _component_value(rubric, weight.component, inputs)
+        value, count = _component_value(total, weight.component, inputs)
         values.append(ComponentValue(weight.component, weight.permille, value, count))
+        if value is None:
+            if weight.required:
+                required_missing.append(weight.component)
+        else:
+            weighted += weight.permille * value
+            present_permille += weight.permille
     components = tuple(values)
-    total = rubric.total
-    required = {weight.component for weight in rubric.weights if weight.required}
-    required_missing = [
-        value.component for value in components if value.value is None and value.component in required
-    ]
-    present = [value for value in components if value.value is not None]
     if required_missing:
         reason = "no " + ", ".join(required_missing) + " in the period"
         return PeriodScore(None, total, components, reason)
-    if not present:
+    if not present_permille:
         return PeriodScore(None, total, components, "nothing scored in the period")
-    weighted = sum((value.permille * value.value for value in present if value.value is not None), ZERO)
     if rubric.missing is MissingComponents.reweight:
-        score = weighted / sum(value.permille for value in present)
+        score = weighted / present_permille
     else:
         score = weighted / PERMILLE
     return PeriodScore(min(publishable(score), total), total, components)
@@ -431,11 +432,19 @@ def rank_units(
     ):
         raise ValueError("the previous ranking must be an earlier one of the same parent, level and kind")
     published = {unit: publishable(score) for unit, score in scores.items()}
-    ranks = competition_ranks(published)
     before = {entry.unit: entry.rank for entry in previous.entries} if previous is not None else {}
+    # Best first, equal scores in the order of their codes: each unit's rank is the place of the first
+    # unit with its score (competition ranking, as `competition_ranks` gives), worked out in one pass.
     entries = []
-    for unit in sorted(published, key=lambda u: (ranks[u], u)):
+    rank, last = 0, None
+    for place, (unit, score) in enumerate(sorted(published.items(), key=_best_first), 1):
+        if score != last:
+            rank, last = place, score
         previous_rank = before.get(unit)
-        change = None if previous_rank is None else previous_rank - ranks[unit]
-        entries.append(RankedUnit(unit, published[unit], ranks[unit], previous_rank, change))
+        change = None if previous_rank is None else previous_rank - rank
+        entries.append(RankedUnit(unit, score, rank, previous_rank, change))
     return Ranking(period, parent, level, tuple(entries))
+
+
+def _best_first(item: tuple[str, Decimal]) -> tuple[Decimal, str]:
+    return -item[1], item[0]
