@@ -240,6 +240,27 @@ async def test_the_figures_feed_is_every_row_of_the_statistics_in_one_answer(
     }
 
 
+async def test_the_figures_feed_gives_the_fields_asked_for(
+    client: httpx.AsyncClient, auth: Auth, app: FastAPI
+) -> None:
+    await insert_issues(app, _figures_month())
+    headers = auth("admin")
+    window = {"from": T0.isoformat(), "to": (T0 + timedelta(days=30)).isoformat(), "level": "village"}
+    full = _lines(await client.get(FIGURES, params=window, headers=headers))
+    for fields, wanted in (
+        ("found,fixed,overdue", ["found", "fixed", "overdue"]),
+        (["overdue", "found"], ["found", "overdue"]),  # in the row's order, whatever the query's
+        ("name, median_days_to_close", ["name", "median_days_to_close"]),
+    ):
+        some = _lines(await client.get(FIGURES, params={**window, "fields": fields}, headers=headers))
+        assert some == [{"key": row["key"], **{f: row[f] for f in wanted}} for row in full]
+        assert list(some[0]) == ["key", *wanted]
+    for bad in ("found,lost", ",", "key"):
+        assert_problem(
+            await client.get(FIGURES, params={**window, "fields": bad}, headers=headers), 422, "unknown_field"
+        )
+
+
 async def test_scope_the_figures_feed_refuses_as_the_statistics_do(
     client: httpx.AsyncClient, auth: Auth, app: FastAPI
 ) -> None:

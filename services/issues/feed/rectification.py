@@ -30,7 +30,6 @@ from services.issues.stats.rules import Counts, GroupBy
 from services.issues.stats.service import (
     StatsQuery,
     _aggregates,
-    _counts,
     _dialect,
     _group_regions,
     _in_area,
@@ -42,7 +41,28 @@ from services.kit.auth import Caller
 from services.kit.db import utcnow
 from services.kit.identity import codes_in_path
 
-__all__ = ["RegionFigures", "figures_line", "region_figures"]
+__all__ = ["FIELDS", "Lines", "RegionFigures", "region_figures"]
+
+
+# The fields of a statistics row (`RectificationRow`) after its `key`, in its order.
+FIELDS = (
+    "name",
+    "found",
+    "fixed",
+    "rejected",
+    "open",
+    "overdue",
+    "closed_on_time",
+    "reworked",
+    "extended",
+    "rectification_rate",
+    "on_time_rate",
+    "rework_rate",
+    "extension_rate",
+    "mean_days_to_close",
+    "median_days_to_close",
+)
+_SUMS = ("found", "fixed", "rejected", "open", "overdue", "closed_on_time", "reworked", "extended")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +75,25 @@ class RegionFigures:
     median_days: float | None
 
 
-def _group_of(path: str, groups: dict[str, str]) -> str | None:
-    """The region of the grouping (by code → path) that an issue's region path lies under, if any."""
-    for code in reversed(codes_in_path(path)):
-        group_path = groups.get(code)
-        if group_path is not None and path.startswith(group_path):
-            return code
-    return None
+class _Groups:
+    """Which region of the grouping an issue's region path lies under (the groupings' regions never
+    nest), worked out once per path."""
+
+    def __init__(self, paths: dict[str, str]) -> None:
+        self.paths = paths
+        self.known: dict[str, str | None] = {}
+
+    def of(self, path: str) -> str | None:
+        if path in self.known:
+            return self.known[path]
+        found = None
+        for code in reversed(codes_in_path(path)):
+            group_path = self.paths.get(code)
+            if group_path is not None and path.startswith(group_path):
+                found = code
+                break
+        self.known[path] = found
+        return found
 
 
 async def region_figures(session: AsyncSession, caller: Caller, query: StatsQuery) -> list[RegionFigures]:
@@ -81,60 +113,91 @@ async def region_figures(session: AsyncSession, caller: Caller, query: StatsQuer
             .order_by(col(Region.path))
         )
     ).all()
-    paths = {code: path for code, _, path in regions}
+    groups = _Groups({code: path for code, _, path in regions})
     where = and_(_in_area(area), _in_window(query))
 
     sums = [c for c in _aggregates(dialect, now) if c.name != "median_days"]
     by_path = select(col(Issue.region_path), *sums).where(where).group_by(col(Issue.region_path))
-    counts: dict[str, Counts] = {}
+    totals: dict[str, list[Any]] = {}  # the counts' fields in order, days_to_close last
     for row in (await session.execute(by_path)).all():
-        group = _group_of(row.region_path, paths)
-        if group is not None:
-            counts[group] = counts[group] + _counts(row) if group in counts else _counts(row)
+        group = groups.of(row[0])
+        if group is None:
+            continue
+        values = row[1:]
+        found = totals.get(group)
+        if found is None:
+            totals[group] = [*values]
+        else:
+            for i, value in enumerate(values):
+                found[i] += value
 
     durations: dict[str, list[float]] = defaultdict(list)
     fixed = select(col(Issue.region_path), dialect.days_to_close()).where(
         where, col(Issue.status) == Status.closed.value
     )
     for issue_path, days in (await session.execute(fixed)).all():
-        group = _group_of(issue_path, paths)
+        group = groups.of(issue_path)
         if group is not None:
             durations[group].append(float(days))
     empty = Counts()
-    return [
-        RegionFigures(code, name, counts.get(code, empty), rules.median(durations.get(code, ())))
-        for code, name, _ in regions
-    ]
+    result = []
+    for code, name, _ in regions:
+        summed = totals.get(code)
+        if summed is None:
+            result.append(RegionFigures(code, name, empty, None))
+            continue
+        found, fixed_, rejected, open_, overdue, on_time, reworked, extended, days = summed
+        counts = Counts(
+            int(found),
+            int(fixed_),
+            int(rejected),
+            int(open_),
+            int(overdue),
+            int(on_time),
+            int(reworked),
+            int(extended),
+            float(days),
+        )
+        result.append(RegionFigures(code, name, counts, rules.median(durations.get(code, ()))))
+    return result
+
+
+_json = json.JSONEncoder(ensure_ascii=False).encode  # one encoder (json.dumps with options makes one a call)
 
 
 def _number(value: float | int | None) -> str:
     return "null" if value is None else repr(value)
 
 
-def figures_line(row: RegionFigures) -> str:
-    """One NDJSON line: the fields of a statistics row (`RectificationRow`), in its order."""
-    counts = row.counts
-    shown = rules.figures(counts, row.median_days)
-    values: Sequence[tuple[str, Any]] = (
-        ("found", counts.found),
-        ("fixed", counts.fixed),
-        ("rejected", counts.rejected),
-        ("open", counts.open),
-        ("overdue", counts.overdue),
-        ("closed_on_time", counts.closed_on_time),
-        ("reworked", counts.reworked),
-        ("extended", counts.extended),
-        ("rectification_rate", shown.rectification_rate),
-        ("on_time_rate", shown.on_time_rate),
-        ("rework_rate", shown.rework_rate),
-        ("extension_rate", shown.extension_rate),
-        ("mean_days_to_close", shown.mean_days_to_close),
-        ("median_days_to_close", shown.median_days_to_close),
-    )
-    head = f'{{"key":{json.dumps(row.code)},"name":{json.dumps(row.name, ensure_ascii=False)}'
-    return head + "".join(f',"{name}":{_number(value)}' for name, value in values) + "}\n"
+class Lines:
+    """NDJSON lines of the chosen fields (all of a statistics row's by default), `key` first."""
 
+    def __init__(self, fields: Sequence[str] = FIELDS) -> None:
+        self.fields = [f for f in FIELDS if f in fields]  # in the row's order, each once
+        self.named = "name" in self.fields
+        figures_wanted = [f for f in self.fields if f != "name"]
+        self.rates = any(f not in _SUMS for f in figures_wanted)
+        zero = rules.figures(Counts(), None)
+        self.zero_tail = self._tail(Counts(), zero) + "}\n"
 
-def figures_chunks(rows: list[RegionFigures], batch: int) -> Iterator[bytes]:
-    for start in range(0, len(rows), batch):
-        yield "".join(figures_line(row) for row in rows[start : start + batch]).encode()
+    def _tail(self, counts: Counts, shown: rules.Figures | None) -> str:
+        parts = []
+        for name in self.fields:
+            if name == "name":
+                continue
+            value: Any = getattr(counts, name) if name in _SUMS else getattr(shown, name)
+            parts.append(f',"{name}":{_number(value)}')
+        return "".join(parts)
+
+    def line(self, row: RegionFigures) -> str:
+        head = '{"key":' + _json(row.code)
+        if self.named:
+            head += ',"name":' + _json(row.name)
+        if row.counts.found == 0 and row.counts.rejected == 0:
+            return head + self.zero_tail  # nothing reported in the window: the zeros' line
+        shown = rules.figures(row.counts, row.median_days) if self.rates else None
+        return head + self._tail(row.counts, shown) + "}\n"
+
+    def chunks(self, rows: list[RegionFigures], batch: int) -> Iterator[bytes]:
+        for start in range(0, len(rows), batch):
+            yield "".join(self.line(row) for row in rows[start : start + batch]).encode()

@@ -21,7 +21,7 @@ from services.issues.cases import service as cases
 from services.issues.cases.models import Issue
 from services.issues.cases.routes import FiltersDep
 from services.issues.deps import SessionDep, StateDep
-from services.issues.feed.rectification import figures_chunks, region_figures
+from services.issues.feed.rectification import FIELDS, Lines, region_figures
 from services.issues.regions.models import Level
 from services.issues.stats import rules
 from services.issues.stats.routes import Edge, StatsReaderDep, _moment
@@ -29,7 +29,7 @@ from services.issues.stats.rules import GroupBy
 from services.issues.stats.service import StatsQuery
 from services.kit.auth import Caller, require_scope
 from services.kit.db import Database, utcnow
-from services.kit.errors import problem_docs
+from services.kit.errors import UnprocessableEntity, problem_docs
 from services.kit.identity import Scope
 
 router = APIRouter(tags=["issues"])
@@ -155,7 +155,8 @@ FIGURES_EXAMPLE = {
     "caller's subtree 404 `region_not_found`, a citizen 403 `role_not_allowed`, `from` not before `to` 422 "
     "`empty_window`, `depth` with `level` 422 `grouping_option_not_allowed`), all of them in one answer "
     "instead of cursor pages: one JSON object a line with the row's `key`, `name` and figures, in path "
-    "order, regions without issues included. No `total` line (the statistics' first page has it). A "
+    "order, regions without issues included; `fields` keeps only some of them (`key` always comes). No "
+    "`total` line (the statistics' first page has it). A "
     "province's villages in one call (the scoring service reads its publications' figures here).",
     response_class=StreamingResponse,
     responses={
@@ -181,7 +182,24 @@ async def rectification_feed(
         int | None, Query(ge=1, le=6, description="The regions this many levels below (default: 1).")
     ] = None,
     level: Annotated[Level | None, Query(description="Every region of this level in the subtree.")] = None,
+    fields: Annotated[
+        list[str] | None,
+        Query(
+            description="Only these of a row's fields after `key` (repeat, or comma-separated): "
+            + ", ".join(f"`{f}`" for f in FIELDS)
+            + ". Default: all of them."
+        ),
+    ] = None,
 ) -> StreamingResponse:
+    chosen: tuple[str, ...] = FIELDS
+    if fields is not None:
+        chosen = tuple(name.strip() for value in fields for name in value.split(",") if name.strip())
+        unknown = sorted(set(chosen) - set(FIELDS))
+        if unknown or not chosen:
+            raise UnprocessableEntity(
+                f"unknown fields: {', '.join(unknown)}" if unknown else "name at least one field",
+                code="unknown_field",
+            )
     now = utcnow()
     query = StatsQuery(
         region=region,
@@ -192,4 +210,4 @@ async def rectification_feed(
         level=level,
     )
     rows = await region_figures(session, caller, query)
-    return StreamingResponse(figures_chunks(rows, BATCH), media_type=NDJSON)
+    return StreamingResponse(Lines(chosen).chunks(rows, BATCH), media_type=NDJSON)
