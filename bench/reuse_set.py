@@ -4,15 +4,18 @@ and ten kinds of reused copy of each. Built reproducibly into a cache folder, ne
     uv run python -m bench.reuse_set [--dir DIR] [--workers 2]
 
 DIR defaults to $HUANZHI_REUSE_SET or ~/.cache/huanzhi-reuse-set. The sources are Debian packages fetched
-with `apt-get download` and unpacked with `dpkg-deb -x` into DIR/debs (nothing is installed):
+with `apt-get download` (run `apt-get update` once first on a fresh machine) and unpacked with
+`dpkg-deb -x` into DIR/debs; nothing is installed:
 
 - `python3-skimage` (scikit-image 0.19 sample data, `skimage/data`): astronaut, camera, coffee, chelsea,
-  rocket, ... Licences per `skimage/data/README.txt`: public domain (NASA, the photographers' dedication)
-  or CC0/CC-BY as listed there; scikit-image itself BSD-3-Clause.
+  rocket, brick, gravel, ... Each picture's licence is in the docstring of its loader in
+  `skimage/data/_fetchers.py`: CC0 or public domain (NASA, SpaceX, the photographers' dedications);
+  scikit-image itself is BSD-3-Clause (the package's `copyright` file).
 - `opencv-doc` (OpenCV 4.6 samples, `examples/data`, `examples/text`, ...): fruits, baboon, building,
-  home, messi5, ... OpenCV's sample data ships under OpenCV's licence (Apache-2.0 / BSD-3-Clause, see the
-  package's `copyright` file); a few classics (baboon, fruits) are from the USC-SIPI set, distributed for
-  research use.
+  home, messi5, ... shipped with OpenCV's samples under the terms in the package's `copyright` file
+  (BSD-3-Clause / Apache-2.0 for OpenCV; several classic test pictures, e.g. baboon and fruits from the
+  USC-SIPI collection, are distributed for research and testing). Used here only to measure, never
+  redistributed: the set is built on each machine and not committed.
 
 Desktop-wallpaper packages are NOT used: they are kept apart as a held-out check.
 
