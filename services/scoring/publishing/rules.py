@@ -130,6 +130,17 @@ def compute_period(
     issues service's counts per unit; `previous`: the previous period's rankings by (parent, level), for
     the change; `history`: the earlier periods' list rankings, for streaks."""
     results: dict[str, UnitResult] = {}
+    town_above: dict[str, str | None] = {}  # a unit's parent path → the town on it (siblings share theirs)
+
+    def town_over(unit: UnitInfo) -> str | None:
+        suffix = unit.code + "/"
+        if unit.level == UnitLevel.town.value or not unit.path.endswith(suffix):
+            return town_of(unit, units)
+        above = unit.path[: -len(suffix)]
+        if above not in town_above:
+            town_above[above] = town_of(unit, units)  # the unit itself is no town: the nearest above it
+        return town_above[above]
+
     for code in sorted(rounds):
         unit = units.get(code)
         if unit is None or unit.level not in (UnitLevel.village.value, UnitLevel.town.value):
@@ -147,7 +158,7 @@ def compute_period(
             satisfaction_rating=unit_figures.satisfaction if unit_figures else None,
         )
         score = period_score(rubric, inputs)
-        results[code] = UnitResult(unit, town_of(unit, units), score, score.score, lines, unit_figures)
+        results[code] = UnitResult(unit, town_over(unit), score, score.score, lines, unit_figures)
 
     if rubric.town_score is TownScore.villages_mean:
         by_town: dict[str, list[Decimal]] = {}
