@@ -18,6 +18,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     MetaData,
+    Select,
     Table,
     Text,
     and_,
@@ -193,18 +194,17 @@ async def publish(
 
     units: dict[str, UnitInfo] = {}
     # Columns, not entities: a province's snapshot is ~10⁵ rows a round.
-    snapshot = (
-        await session.execute(
-            select(
-                col(RoundUnit.round_id),
-                col(RoundUnit.code),
-                col(RoundUnit.name),
-                col(RoundUnit.level),
-                col(RoundUnit.parent_code),
-                col(RoundUnit.path),
-            ).where(col(RoundUnit.round_id).in_(round_ids))
-        )
-    ).all()
+    snapshot = await _plain_rows(
+        session,
+        select(
+            col(RoundUnit.round_id),
+            col(RoundUnit.code),
+            col(RoundUnit.name),
+            col(RoundUnit.level),
+            col(RoundUnit.parent_code),
+            col(RoundUnit.path),
+        ).where(col(RoundUnit.round_id).in_(round_ids)),
+    )
     order = {round_id: place for place, round_id in enumerate(round_ids)}  # latest round first
     for _round_id, code, name, level, parent_code, path in sorted(snapshot, key=lambda u: order[u[0]]):
         if code not in units:
@@ -213,13 +213,14 @@ async def publish(
         scope_code, main.scope_name, "scope", None, main.scope_path
     )
     lines: dict[str, list[RoundLine]] = defaultdict(list)
-    results = await session.execute(
+    results = await _plain_rows(
+        session,
         select(
             col(RoundResult.round_id),
             col(RoundResult.unit_code),
             col(RoundResult.score),
             col(RoundResult.max_score),
-        ).where(col(RoundResult.round_id).in_(round_ids))
+        ).where(col(RoundResult.round_id).in_(round_ids)),
     )
     for round_id, unit_code, score, max_score in results:
         round_ = by_id[round_id]
@@ -303,6 +304,21 @@ async def publish(
     session.add(bulletin)
     await session.flush()
     return PublishOutcome(publication, bulletin.id, True)
+
+
+async def _plain_rows(session: AsyncSession, statement: Select[*tuple[Any, ...]]) -> Sequence[Sequence[Any]]:
+    """The rows of a statement of plain columns (integers, text, numerics: nothing a column type converts
+    on the way out). On PostgreSQL read through the driver in this session's transaction: a province's
+    rounds are ~4 × 10⁵ rows, and the ORM's rows cost more than the driver's. Elsewhere as usual."""
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        found: Sequence[Sequence[Any]] = (await connection.execute(statement)).all()
+        return found
+    sql = str(statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection  # asyncpg's connection
+    rows: Sequence[Sequence[Any]] = await driver.fetch(sql)
+    return rows
 
 
 def _round_summary(round_: Round) -> dict[str, Any]:
