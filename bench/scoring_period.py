@@ -311,7 +311,7 @@ async def in_process(issues_url: str, scope: Scope, month: Period, profile: Path
         patches: dict[str, tuple[Any, str]] = {
             "issues service reads (side by side)": (publishing, "_figures"),
             "  of which rectification figures (the levels' calls summed)": (feed, "rectification"),
-            "  of which the month's closed issues (ratings)": (feed, "issues_found"),
+            "  of which the month's closed issues' ratings": (feed, "ratings"),
             "scores, rankings, lists": (publishing, "compute_period"),
             "write rows": (publishing, "_write"),
             "bulletin body": (bulletins, "period_body"),

@@ -41,6 +41,7 @@ __all__ = [
     "RegionNode",
     "UnitIndex",
     "by_unit",
+    "mean_ratings",
 ]
 
 # The issues service's region levels, top down (its `Level`): the contract between the two services.
@@ -242,18 +243,48 @@ class IssuesFeed:
         except (KeyError, TypeError, ValueError) as exc:
             raise _unavailable("a statistics row came without its figures") from exc
 
+    async def ratings(self, region: str, start: datetime, end: datetime) -> list[tuple[str, int]]:
+        """The region path and rating (1–5) of each issue closed in [start, end) under `region` whose
+        reporter gave one: one call to the issues feed, asking only for those two fields."""
+        params = {
+            "region": region,
+            "status": ["closed"],
+            "closed_from": start.isoformat(),
+            "closed_to": end.isoformat(),
+            "fields": "region_path,satisfaction",
+        }
+        response = await self._get("/v1/feed/issues", params)
+        if response.status_code != 200:
+            raise _unavailable(f"GET /v1/feed/issues answered {response.status_code}")
+        try:
+            rated = []
+            for body in _ndjson(response.text):
+                path, rating = str(body["region_path"]), body.get("satisfaction")
+                if isinstance(rating, int) and not isinstance(rating, bool) and 1 <= rating <= 5:
+                    rated.append((path, rating))
+            return rated
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _unavailable("an issue came without its region path") from exc
+
     async def satisfaction(
         self, region: str, start: datetime, end: datetime, units: UnitIndex
     ) -> dict[str, Decimal]:
         """Each unit's mean satisfaction rating (1–5) over the issues closed in [start, end) whose
         reporter gave one; units without any are left out. One call to the issues feed."""
-        closed = await self.issues_found(region, start, end, statuses=("closed",), closed=(start, end))
-        means: dict[str, Decimal] = {}
-        for unit, found in by_unit(closed, units).items():
-            rated = [i.satisfaction for i in found if i.satisfaction is not None and 1 <= i.satisfaction <= 5]
-            if rated:
-                means[unit] = Decimal(sum(rated)) / Decimal(len(rated))
-        return means
+        return mean_ratings(await self.ratings(region, start, end), units)
+
+
+def mean_ratings(rated: Iterable[tuple[str, int]], units: UnitIndex) -> dict[str, Decimal]:
+    """Each unit's mean of the ratings given on issues in it (by their region paths)."""
+    by: dict[str, list[int]] = defaultdict(list)
+    known: dict[str, str | None] = {}  # path → unit, worked out once per path
+    for path, rating in rated:
+        if path not in known:
+            known[path] = units.unit_of_path(path)
+        unit = known[path]
+        if unit is not None:
+            by[unit].append(rating)
+    return {unit: Decimal(sum(values)) / Decimal(len(values)) for unit, values in by.items()}
 
 
 def _ndjson(text: str) -> list[Any]:

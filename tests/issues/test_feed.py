@@ -96,6 +96,24 @@ async def test_the_feed_is_what_the_list_shows_one_compact_line_an_issue(
     assert codes == sorted(codes)
 
 
+async def test_the_feed_gives_the_fields_asked_for(
+    client: httpx.AsyncClient, auth: Auth, app: FastAPI
+) -> None:
+    await insert_issues(app, _month())
+    headers = auth("admin")
+    full = _lines(await client.get(FEED, params={"region": TOWN}, headers=headers))
+    for fields, wanted in (
+        ("region_path,satisfaction", ["region_path", "satisfaction"]),
+        (["satisfaction", "code"], ["code", "satisfaction"]),  # in the line's order
+        ("closed_at", ["closed_at"]),
+    ):
+        some = _lines(await client.get(FEED, params={"region": TOWN, "fields": fields}, headers=headers))
+        assert some == [{f: line[f] for f in wanted} for line in full]
+        assert list(some[0]) == wanted
+    for bad in ("code,lost", ","):
+        assert_problem(await client.get(FEED, params={"fields": bad}, headers=headers), 422, "unknown_field")
+
+
 async def test_a_county_streams_in_batches(client: httpx.AsyncClient, auth: Auth, app: FastAPI) -> None:
     await insert_issues(app, [issue_row(n, region=VILLAGE if n % 2 else FAR_VILLAGE) for n in range(1, 1202)])
     lines = _lines(await client.get(FEED, params={"region": TOWN}, headers=auth("inspector")))

@@ -9,7 +9,7 @@ streams); the rows are read afterwards in batches, in a transaction of their own
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -95,12 +95,52 @@ def feed_line(row: Any) -> str:
     )
 
 
-async def feed_chunks(database: Database, statement: FeedSelect) -> AsyncIterator[bytes]:
-    """The rows as NDJSON, a thousand lines a chunk, read in a transaction of their own."""
+# A line's fields, in its order, and how each is read off a row.
+ISSUE_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "code": lambda row: row.code,
+    "category": lambda row: row.category,
+    "severity": lambda row: row.severity,
+    "status": lambda row: row.status,
+    "source": lambda row: row.source,
+    "region": lambda row: row.region_code,
+    "region_path": lambda row: row.region_path,
+    "reported_at": lambda row: row.reported_at.isoformat(),
+    "closed_at": lambda row: None if row.closed_at is None else row.closed_at.isoformat(),
+    "satisfaction": lambda row: row.satisfaction,
+}
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def some_fields_line(row: Any, fields: Sequence[str]) -> str:
+    return _encode({name: ISSUE_FIELDS[name](row) for name in fields}) + "\n"
+
+
+async def feed_chunks(
+    database: Database, statement: FeedSelect, fields: Sequence[str] | None = None
+) -> AsyncIterator[bytes]:
+    """The rows as NDJSON (all their fields, or `fields`), a thousand lines a chunk, read in a transaction
+    of their own."""
     async with database.transaction() as session:
         result = await session.stream(statement.execution_options(yield_per=BATCH))
         async for rows in result.partitions(BATCH):
-            yield "".join(feed_line(row) for row in rows).encode()
+            if fields is None:
+                yield "".join(feed_line(row) for row in rows).encode()
+            else:
+                yield "".join(some_fields_line(row, fields) for row in rows).encode()
+
+
+def chosen_fields(values: list[str] | None, known: Sequence[str]) -> tuple[str, ...] | None:
+    """The fields a `fields` query asks for, in the line's order (None: all); 422 on an unknown one."""
+    if values is None:
+        return None
+    asked = {name.strip() for value in values for name in value.split(",") if name.strip()}
+    unknown = sorted(asked - set(known))
+    if unknown or not asked:
+        raise UnprocessableEntity(
+            f"unknown fields: {', '.join(unknown)}" if unknown else "name at least one field",
+            code="unknown_field",
+        )
+    return tuple(name for name in known if name in asked)
 
 
 @router.get(
@@ -110,7 +150,7 @@ async def feed_chunks(database: Database, statement: FeedSelect) -> AsyncIterato
     "citizen: its own reports; `region` outside it: 404 `region_not_found`), oldest first, one JSON object a "
     "line with `code`, `category`, `severity`, `status`, `source`, `region` (where it was found: a village "
     "or a grid), `region_path`, `reported_at`, `closed_at` and `satisfaction` (the reporter's 1–5 or null). "
-    "No pages: a county's month in one answer, streamed (the scoring service reads its rounds' issues here).",
+    "`fields` keeps only some of them. No pages: a county's month in one answer, streamed (the scoring service reads its rounds' issues here).",
     response_class=StreamingResponse,
     responses={
         200: {
@@ -121,10 +161,22 @@ async def feed_chunks(database: Database, statement: FeedSelect) -> AsyncIterato
     },
 )
 async def issue_feed(
-    session: SessionDep, caller: FeedReaderDep, state: StateDep, filters: FiltersDep
+    session: SessionDep,
+    caller: FeedReaderDep,
+    state: StateDep,
+    filters: FiltersDep,
+    fields: Annotated[
+        list[str] | None,
+        Query(
+            description="Only these fields of each line (repeat, or comma-separated), in the line's order: "
+            + ", ".join(f"`{f}`" for f in ISSUE_FIELDS)
+            + ". Default: all of them."
+        ),
+    ] = None,
 ) -> StreamingResponse:
+    chosen = chosen_fields(fields, list(ISSUE_FIELDS))
     statement = feed_statement(await cases.filtered(session, caller, filters))
-    return StreamingResponse(feed_chunks(state.database, statement), media_type=NDJSON)
+    return StreamingResponse(feed_chunks(state.database, statement, chosen), media_type=NDJSON)
 
 
 FIGURES_EXAMPLE = {
@@ -191,15 +243,7 @@ async def rectification_feed(
         ),
     ] = None,
 ) -> StreamingResponse:
-    chosen: tuple[str, ...] = FIELDS
-    if fields is not None:
-        chosen = tuple(name.strip() for value in fields for name in value.split(",") if name.strip())
-        unknown = sorted(set(chosen) - set(FIELDS))
-        if unknown or not chosen:
-            raise UnprocessableEntity(
-                f"unknown fields: {', '.join(unknown)}" if unknown else "name at least one field",
-                code="unknown_field",
-            )
+    chosen = chosen_fields(fields, FIELDS) or FIELDS
     now = utcnow()
     query = StatsQuery(
         region=region,

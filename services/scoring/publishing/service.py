@@ -37,7 +37,7 @@ from services.kit.db import utcnow
 from services.kit.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from services.kit.identity import Role
 from services.scoring.db import metadata
-from services.scoring.feed import IssuesFeed, Rectification, RegionNode, UnitIndex, by_unit
+from services.scoring.feed import IssuesFeed, Rectification, RegionNode, UnitIndex, mean_ratings
 from services.scoring.lists.rules import MEASURE_NAMES, RuleSet, rules_problems
 from services.scoring.periods import SHANGHAI, Period, PeriodKind, parse_period
 from services.scoring.publishing import bulletins
@@ -368,14 +368,8 @@ async def _figures(
             return {}
         nodes = [RegionNode(u.code, u.name, u.level, u.parent_code, u.path) for u in units.values()]
         index = UnitIndex([n for n in nodes if n.level in levels], nodes)
-        # The issues closed in the period, with their reporters' ratings: one call to the issues feed.
-        closed = await feed.issues_found(scope.code, start, end, statuses=("closed",), closed=(start, end))
-        means: dict[str, Decimal] = {}
-        for unit, found in by_unit(closed, index).items():
-            rated = [i.satisfaction for i in found if i.satisfaction is not None and 1 <= i.satisfaction <= 5]
-            if rated:
-                means[unit] = Decimal(sum(rated)) / Decimal(len(rated))
-        return means
+        # The ratings of the issues closed in the period: one call to the issues feed.
+        return mean_ratings(await feed.ratings(scope.code, start, end), index)
 
     async def rectification(level: str) -> dict[str, Rectification]:
         return await feed.rectification(scope.code, start, end, level)
