@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -107,10 +107,20 @@ class Rectification:
         return None if self.found == 0 else Decimal(self.fixed) / Decimal(self.found)
 
 
+class Located(Protocol):
+    """A region with its code and path: a RegionNode, or a unit of a round's snapshot."""
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+
 class UnitIndex:
     """Which unit a region lies in: the unit itself, or the nearest unit above it on its path."""
 
-    def __init__(self, units: Iterable[RegionNode], others: Iterable[RegionNode] = ()) -> None:
+    def __init__(self, units: Iterable[Located], others: Iterable[Located] = ()) -> None:
         self.units = {node.code: node for node in units}
         self._paths = {node.code: node.path for node in (*self.units.values(), *others)}
 

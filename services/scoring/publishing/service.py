@@ -37,7 +37,7 @@ from services.kit.db import utcnow
 from services.kit.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from services.kit.identity import Role
 from services.scoring.db import metadata
-from services.scoring.feed import IssuesFeed, Rectification, RegionNode, UnitIndex, mean_ratings
+from services.scoring.feed import IssuesFeed, Rectification, UnitIndex, mean_ratings
 from services.scoring.lists.rules import MEASURE_NAMES, RuleSet, rules_problems
 from services.scoring.periods import SHANGHAI, Period, PeriodKind, parse_period
 from services.scoring.publishing import bulletins
@@ -190,7 +190,6 @@ async def publish(
     assert rubric_row.id is not None
     rubric = rubric_of(rubric_row)
     round_ids = [r.id for r in rounds if r.id is not None]
-    by_id = {r.id: r for r in rounds}
 
     units: dict[str, UnitInfo] = {}
     # Columns, not entities: a province's snapshot is ~10⁵ rows a round.
@@ -222,11 +221,10 @@ async def publish(
             col(RoundResult.max_score),
         ).where(col(RoundResult.round_id).in_(round_ids)),
     )
+    named = {r.id: (r.kind, r.name, r.window) for r in rounds}  # read off the ORM once per round
     for round_id, unit_code, score, max_score in results:
-        round_ = by_id[round_id]
-        lines[unit_code].append(
-            RoundLine(round_id, round_.kind, round_.name, round_.window, Decimal(score), Decimal(max_score))
-        )
+        kind, name, window = named[round_id]
+        lines[unit_code].append(RoundLine(round_id, kind, name, window, Decimal(score), Decimal(max_score)))
     for unit_lines in lines.values():
         unit_lines.sort(key=lambda line: line.round_id)
 
@@ -366,8 +364,7 @@ async def _figures(
     async def satisfaction() -> dict[str, Decimal]:
         if Component.satisfaction not in rubric.weights_by_component():
             return {}
-        nodes = [RegionNode(u.code, u.name, u.level, u.parent_code, u.path) for u in units.values()]
-        index = UnitIndex([n for n in nodes if n.level in levels], nodes)
+        index = UnitIndex([u for u in units.values() if u.level in levels], units.values())
         # The ratings of the issues closed in the period: one call to the issues feed.
         return mean_ratings(await feed.ratings(scope.code, start, end), index)
 
