@@ -240,7 +240,7 @@ class IssuesFeed:
             "from": start.isoformat(),
             "to": end.isoformat(),
             "level": level,
-            "fields": "found,fixed,overdue",  # what scoring uses of a row: a province's answer stays small
+            "fields": ["found", "fixed", "overdue"],  # what scoring uses of a row: a province's stays small
         }
         response = await self._get("/v1/feed/rectification", params)
         if response.status_code != 200:
@@ -261,7 +261,7 @@ class IssuesFeed:
             "status": ["closed"],
             "closed_from": start.isoformat(),
             "closed_to": end.isoformat(),
-            "fields": "region_path,satisfaction",
+            "fields": ["region_path", "satisfaction"],
         }
         response = await self._get("/v1/feed/issues", params)
         if response.status_code != 200:

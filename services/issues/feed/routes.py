@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -29,7 +30,7 @@ from services.issues.stats.rules import GroupBy
 from services.issues.stats.service import StatsQuery
 from services.kit.auth import Caller, require_scope
 from services.kit.db import Database, utcnow
-from services.kit.errors import UnprocessableEntity, problem_docs
+from services.kit.errors import problem_docs
 from services.kit.identity import Scope
 
 router = APIRouter(tags=["issues"])
@@ -129,18 +130,14 @@ async def feed_chunks(
                 yield "".join(some_fields_line(row, fields) for row in rows).encode()
 
 
-def chosen_fields(values: list[str] | None, known: Sequence[str]) -> tuple[str, ...] | None:
-    """The fields a `fields` query asks for, in the line's order (None: all); 422 on an unknown one."""
-    if values is None:
-        return None
-    asked = {name.strip() for value in values for name in value.split(",") if name.strip()}
-    unknown = sorted(asked - set(known))
-    if unknown or not asked:
-        raise UnprocessableEntity(
-            f"unknown fields: {', '.join(unknown)}" if unknown else "name at least one field",
-            code="unknown_field",
-        )
-    return tuple(name for name in known if name in asked)
+IssueField = StrEnum("IssueField", {name: name for name in ISSUE_FIELDS})  # type: ignore[misc]
+FigureField = StrEnum("FigureField", {name: name for name in FIELDS})  # type: ignore[misc]
+
+
+def chosen_fields(values: Sequence[StrEnum] | None, known: Sequence[str]) -> tuple[str, ...] | None:
+    """The fields a `fields` query asks for, in the line's order; None (all of them) when it names none."""
+    asked = {value.value for value in values or ()}
+    return tuple(name for name in known if name in asked) or None
 
 
 @router.get(
@@ -166,12 +163,8 @@ async def issue_feed(
     state: StateDep,
     filters: FiltersDep,
     fields: Annotated[
-        list[str] | None,
-        Query(
-            description="Only these fields of each line (repeat, or comma-separated), in the line's order: "
-            + ", ".join(f"`{f}`" for f in ISSUE_FIELDS)
-            + ". Default: all of them."
-        ),
+        list[IssueField] | None,
+        Query(description="Only these fields of each line (repeat it), in the line's order. Default: all."),
     ] = None,
 ) -> StreamingResponse:
     chosen = chosen_fields(fields, list(ISSUE_FIELDS))
@@ -235,12 +228,8 @@ async def rectification_feed(
     ] = None,
     level: Annotated[Level | None, Query(description="Every region of this level in the subtree.")] = None,
     fields: Annotated[
-        list[str] | None,
-        Query(
-            description="Only these of a row's fields after `key` (repeat, or comma-separated): "
-            + ", ".join(f"`{f}`" for f in FIELDS)
-            + ". Default: all of them."
-        ),
+        list[FigureField] | None,
+        Query(description="Only these of a row's fields after `key` (repeat it). Default: all of them."),
     ] = None,
 ) -> StreamingResponse:
     chosen = chosen_fields(fields, FIELDS) or FIELDS
