@@ -23,13 +23,10 @@ from services.issues.cases.models import Issue
 from services.issues.cases.routes import FiltersDep
 from services.issues.deps import SessionDep, StateDep
 from services.issues.feed.rectification import FIELDS, Lines, region_figures
-from services.issues.regions.models import Level
-from services.issues.stats import rules
-from services.issues.stats.routes import Edge, StatsReaderDep, _moment
+from services.issues.stats.routes import StatsReaderDep, WindowDep
 from services.issues.stats.rules import GroupBy
-from services.issues.stats.service import StatsQuery
 from services.kit.auth import Caller, require_scope
-from services.kit.db import Database, utcnow
+from services.kit.db import Database
 from services.kit.errors import problem_docs
 from services.kit.identity import Scope
 
@@ -215,32 +212,13 @@ FIGURES_EXAMPLE = {
 async def rectification_feed(
     session: SessionDep,
     caller: StatsReaderDep,
-    region: Annotated[
-        str | None, Query(max_length=32, description="The region counted (default: the caller's).")
-    ] = None,
-    from_: Annotated[
-        Edge | None,
-        Query(alias="from", description="Start, inclusive (default: 1 January of this year, Asia/Shanghai)."),
-    ] = None,
-    to: Annotated[Edge | None, Query(description="End, exclusive (default: now).")] = None,
-    depth: Annotated[
-        int | None, Query(ge=1, le=6, description="The regions this many levels below (default: 1).")
-    ] = None,
-    level: Annotated[Level | None, Query(description="Every region of this level in the subtree.")] = None,
+    window: WindowDep,
     fields: Annotated[
         list[FigureField] | None,
         Query(description="Only these of a row's fields after `key` (repeat it). Default: all of them."),
     ] = None,
 ) -> StreamingResponse:
     chosen = chosen_fields(fields, FIELDS) or FIELDS
-    now = utcnow()
-    query = StatsQuery(
-        region=region,
-        start=_moment(from_) or rules.start_of_year(now),
-        end=_moment(to) or now,
-        group_by=GroupBy.child,
-        depth=depth,
-        level=level,
-    )
+    query = window.query(GroupBy.child)
     rows = await region_figures(session, caller, query)
     return StreamingResponse(Lines(chosen).chunks(rows, BATCH), media_type=NDJSON)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -85,6 +86,51 @@ def _moment(value: datetime | date | None) -> datetime | None:
     return rules.local_midnight(value)
 
 
+@dataclass(frozen=True)
+class Window:
+    """The region and period a statistics query counts, with the region grouping's options."""
+
+    region: str | None
+    start: datetime
+    end: datetime
+    depth: int | None
+    level: Level | None
+
+    def query(self, group_by: GroupBy) -> service.StatsQuery:
+        return service.StatsQuery(
+            region=self.region,
+            start=self.start,
+            end=self.end,
+            group_by=group_by,
+            depth=self.depth,
+            level=self.level,
+        )
+
+
+async def _window(
+    region: Annotated[
+        str | None, Query(max_length=32, description="The region counted (default: the caller's).")
+    ] = None,
+    from_: Annotated[
+        Edge | None,
+        Query(alias="from", description="Start, inclusive (default: 1 January of this year, Asia/Shanghai)."),
+    ] = None,
+    to: Annotated[Edge | None, Query(description="End, exclusive (default: now).")] = None,
+    depth: Annotated[
+        int | None, Query(ge=1, le=6, description="Regions grouped: those this many levels below.")
+    ] = None,
+    level: Annotated[
+        Level | None, Query(description="Regions grouped: every region of this level in the subtree.")
+    ] = None,
+) -> Window:
+    now = utcnow()
+    return Window(region, _moment(from_) or rules.start_of_year(now), _moment(to) or now, depth, level)
+
+
+# The statistics' and the figures feed's common parameters (the feed: services/issues/feed/routes.py).
+WindowDep = Annotated[Window, Depends(_window)]
+
+
 @router.get(
     "/v1/stats/rectification",
     response_model=RectificationStats,
@@ -96,31 +142,9 @@ async def rectification_stats(
     session: SessionDep,
     caller: StatsReaderDep,
     page: PageDep,
-    region: Annotated[
-        str | None, Query(max_length=32, description="The region counted (default: the caller's).")
-    ] = None,
-    from_: Annotated[
-        Edge | None,
-        Query(alias="from", description="Start, inclusive (default: 1 January of this year, Asia/Shanghai)."),
-    ] = None,
-    to: Annotated[Edge | None, Query(description="End, exclusive (default: now).")] = None,
+    window: WindowDep,
     group_by: Annotated[
         GroupBy, Query(description="`child`, `category`, `source` or `month`.")
     ] = GroupBy.child,
-    depth: Annotated[
-        int | None, Query(ge=1, le=6, description="With `child`: the regions this many levels below.")
-    ] = None,
-    level: Annotated[
-        Level | None, Query(description="With `child`: every region of this level in the subtree.")
-    ] = None,
 ) -> RectificationStats:
-    now = utcnow()
-    query = service.StatsQuery(
-        region=region,
-        start=_moment(from_) or rules.start_of_year(now),
-        end=_moment(to) or now,
-        group_by=group_by,
-        depth=depth,
-        level=level,
-    )
-    return await service.rectification(session, caller, query, page)
+    return await service.rectification(session, caller, window.query(group_by), page)
