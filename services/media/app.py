@@ -52,7 +52,11 @@ TAGS = [
 
 
 def _load_picture_work() -> None:
-    importlib.import_module("services.media.imaging.pipeline")  # OpenCV, NumPy, Pillow, HEIF, reuse
+    try:
+        importlib.import_module("services.media.imaging.pipeline")  # OpenCV, NumPy, Pillow, HEIF, reuse
+    except Exception:
+        # Said now, not at shutdown: the first upload will raise the same, answered as a 500 of its own.
+        logger.exception("the picture libraries could not be loaded")
 
 
 def build_store(settings: MediaSettings) -> ObjectStore:
