@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import StringConstraints
 
 from services.kit.errors import ServiceUnavailable
 from services.kit.peers import Peer
 
-__all__ = ["fetch_photos", "media_peer", "pin_photos"]
+__all__ = ["PhotoId", "fetch_photos", "media_peer", "pin_photos"]
+
+# A media photo id as it is given out (`uuid4().hex`): what the other services take in their bodies.
+PhotoId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 
 logger = logging.getLogger("huanzhi.media_client")
 

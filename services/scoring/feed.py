@@ -183,7 +183,12 @@ class IssuesFeed:
             raise ScopeRegionNotFound(f"the issues service has no region {code!r}")
         if response.status_code != 200:
             raise _unavailable(f"GET /v1/regions/{code} answered {response.status_code}")
-        return _region(response.json())
+        try:
+            return _region(response.json())
+        except (KeyError, TypeError, ValueError) as exc:  # not the issues API's answer: try again later
+            raise _unavailable(
+                f"GET /v1/regions/{code} answered without a code, name, level or path"
+            ) from exc
 
     async def subtree(self, code: str, level: str) -> list[RegionNode]:
         """Every region of `level` below `code`, in path order."""

@@ -186,6 +186,20 @@ async def test_the_rules_are_data_the_office_edits(
     assert len(body["problems"]) == 2
     garbled = await client.put("/v1/lists/rules", json={"rules": {"lists": 3}}, headers=auth("admin"))
     assert_problem(garbled, 422, "rules_invalid")
+    # Places and streaks are whole numbers: text was a 500, a fraction or a boolean was stored.
+    for where, value in [("count", "3"), ("count", 2.5), ("count", True), ("share_permille", "100")]:
+        wrong = copy.deepcopy(PRESET_BODY)
+        wrong["lists"][0]["selection"].pop("count", None)
+        wrong["lists"][0]["selection"][where] = value
+        answer = await client.put("/v1/lists/rules", json={"rules": wrong}, headers=auth("admin"))
+        assert_problem(answer, 422, "rules_invalid")
+    streaky = copy.deepcopy(PRESET_BODY)
+    streaky["escalations"][0]["streak"] = 2.9
+    assert_problem(
+        await client.put("/v1/lists/rules", json={"rules": streaky}, headers=auth("admin")),
+        422,
+        "rules_invalid",
+    )
     inspector = await client.put("/v1/lists/rules", json={"rules": PRESET_BODY}, headers=auth("inspector"))
     assert_problem(inspector, 403, "role_not_allowed")
     assert await count_rows(RuleSetVersion) == 0

@@ -133,13 +133,6 @@ async def test_concurrent_publishing_writes_once_and_both_get_the_same_answer(
     async with asyncio.timeout(60):
         answers = await asyncio.gather(publish(client, auth, "2026-11"), publish(client, auth, "2026-11"))
     assert sorted(a.status_code for a in answers) == [200, 201], [a.text for a in answers]
-    print(
-        "DEBUG",
-        [a.status_code for a in answers],
-        [a.json()["bulletin_id"] for a in answers],
-        await count_rows(Publication),
-        await count_rows(Bulletin),
-    )
     assert answers[0].json() == answers[1].json()
     assert issues.stats_calls >= 4  # both really computed (towns and villages each)
     assert await count_rows(Publication) == 1

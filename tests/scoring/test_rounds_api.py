@@ -121,6 +121,18 @@ async def test_a_village_renamed_later_keeps_its_name_in_the_round(
     assert [(u["code"], u["name"]) for u in units.json()["items"]] == [(VILLAGE, "前庄社区")]
 
 
+async def test_names_as_long_as_the_issues_service_allows_are_kept_whole(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues
+) -> None:
+    # Region names take up to 100 characters; the snapshot took 50 (a 500 on PostgreSQL, cut on SQLite).
+    long_village, long_county = "前庄" * 40 + "村", "即墨" * 45 + "区"
+    fake_issues.regions[VILLAGE]["name"], fake_issues.regions[COUNTY]["name"] = long_village, long_county
+    created = await create(client, auth)
+    assert created["scope"]["name"] == long_county
+    units = await client.get(f"/v1/rounds/{created['id']}/units", headers=auth("village", VILLAGE))
+    assert [(u["code"], u["name"]) for u in units.json()["items"]] == [(VILLAGE, long_village)]
+
+
 async def test_one_call_creates_a_months_two_inspection_rounds_once(
     client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, count_rows: CountRows, backend: str
 ) -> None:

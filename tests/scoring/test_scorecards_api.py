@@ -277,35 +277,47 @@ async def test_a_closed_round_freezes_its_scorecards(
 async def test_photos_are_checked_with_media_and_pinned_after_the_commit(
     client: httpx.AsyncClient, auth: Auth, round_id: int, fake_media: FakeMedia, backend: str
 ) -> None:
-    fake_media.add("p-own", uploader=str(INSPECTOR), region_code=COUNTY)
-    fake_media.add("p-village", uploader="user:55", region_code=VILLAGE)
+    fake_media.add("01eb8b57cd595fced8e06d29c962728a", uploader=str(INSPECTOR), region_code=COUNTY)
+    fake_media.add("36e1ee609cc5c33000a7b025bdb133e1", uploader="user:55", region_code=VILLAGE)
     url = f"/v1/rounds/{round_id}/scorecards"
     r = await client.post(
-        url, json=card(photo_ids=["p-own", "p-village"]), headers=auth("inspector", subject=INSPECTOR)
+        url,
+        json=card(photo_ids=["01eb8b57cd595fced8e06d29c962728a", "36e1ee609cc5c33000a7b025bdb133e1"]),
+        headers=auth("inspector", subject=INSPECTOR),
     )
     assert r.status_code == 201, r.text
-    assert r.json()["photo_ids"] == ["p-own", "p-village"]
+    assert r.json()["photo_ids"] == ["01eb8b57cd595fced8e06d29c962728a", "36e1ee609cc5c33000a7b025bdb133e1"]
     label = f"scorecard:{round_id}:{VILLAGE}"
     assert [(photo, body["issue_id"], body["region_code"]) for photo, body in fake_media.pinned] == [
-        ("p-own", label, VILLAGE),
-        ("p-village", label, VILLAGE),
+        ("01eb8b57cd595fced8e06d29c962728a", label, VILLAGE),
+        ("36e1ee609cc5c33000a7b025bdb133e1", label, VILLAGE),
     ]
     # A change pins only what it adds; photos already pinned to this scorecard are fine again.
-    fake_media.add("p-more", uploader=str(INSPECTOR), region_code=VILLAGE)
-    change = {"items": [], "photo_ids": ["p-village", "p-more"]}
+    fake_media.add("699c64025ceb26b9f7a6adbc23246c55", uploader=str(INSPECTOR), region_code=VILLAGE)
+    change = {
+        "items": [],
+        "photo_ids": ["36e1ee609cc5c33000a7b025bdb133e1", "699c64025ceb26b9f7a6adbc23246c55"],
+    }
     assert (
         await client.put(f"{url}/{VILLAGE}", json=change, headers=auth("inspector", subject=INSPECTOR))
     ).status_code == 200
-    assert [photo for photo, _ in fake_media.pinned] == ["p-own", "p-village", "p-more"]
+    assert [photo for photo, _ in fake_media.pinned] == [
+        "01eb8b57cd595fced8e06d29c962728a",
+        "36e1ee609cc5c33000a7b025bdb133e1",
+        "699c64025ceb26b9f7a6adbc23246c55",
+    ]
 
 
 @pytest.mark.parametrize(
     ("photo", "reason"),
     [
-        ("p-missing", "photo p-missing not found"),
-        ("p-stranger", "photo p-stranger not found"),  # someone else's, taken elsewhere
-        ("p-after", "was not uploaded for a scorecard"),
-        ("p-evidence", "is evidence of 370282-2026-000101 already"),
+        ("da8c6ce1a5e68b49a79b0e441455312b", "photo da8c6ce1a5e68b49a79b0e441455312b not found"),
+        (
+            "cb11e45d8b43178d7ca6d346d2d5d2aa",
+            "photo cb11e45d8b43178d7ca6d346d2d5d2aa not found",
+        ),  # someone else's, taken elsewhere
+        ("727ac5ecf79ab45faaa17ac88ed96921", "was not uploaded for a scorecard"),
+        ("68b69a6c2488fb6377a642e139711393", "is evidence of 370282-2026-000101 already"),
     ],
 )
 async def test_photos_that_cannot_be_used_are_refused_and_nothing_is_stored(
@@ -317,9 +329,16 @@ async def test_photos_that_cannot_be_used_are_refused_and_nothing_is_stored(
     photo: str,
     reason: str,
 ) -> None:
-    fake_media.add("p-stranger", uploader="user:55", region_code=NEIGHBOUR)
-    fake_media.add("p-after", uploader=str(INSPECTOR), region_code=VILLAGE, purpose="after")
-    fake_media.add("p-evidence", uploader=str(INSPECTOR), region_code=VILLAGE, issue_id="370282-2026-000101")
+    fake_media.add("cb11e45d8b43178d7ca6d346d2d5d2aa", uploader="user:55", region_code=NEIGHBOUR)
+    fake_media.add(
+        "727ac5ecf79ab45faaa17ac88ed96921", uploader=str(INSPECTOR), region_code=VILLAGE, purpose="after"
+    )
+    fake_media.add(
+        "68b69a6c2488fb6377a642e139711393",
+        uploader=str(INSPECTOR),
+        region_code=VILLAGE,
+        issue_id="370282-2026-000101",
+    )
     r = await client.post(
         f"/v1/rounds/{round_id}/scorecards",
         json=card(photo_ids=[photo]),
@@ -336,7 +355,9 @@ async def test_media_down_is_503_and_nothing_is_stored(
 ) -> None:
     fake_media.failure = "down"
     r = await client.post(
-        f"/v1/rounds/{round_id}/scorecards", json=card(photo_ids=["p-1"]), headers=auth("inspector")
+        f"/v1/rounds/{round_id}/scorecards",
+        json=card(photo_ids=["70ff83728fb2701cbc52fac8df762bf1"]),
+        headers=auth("inspector"),
     )
     assert_problem(r, 503, "media_unavailable")
     assert await count_rows(Scorecard) == 0

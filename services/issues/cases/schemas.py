@@ -12,11 +12,11 @@ from services.issues.cases.rules import Action, RejectReason, Source, Status
 from services.issues.categories.models import Severity
 from services.kit.fields import JSON_INT, Moment
 from services.kit.geo import BOTH_OR_NEITHER, Latitude, Longitude
+from services.kit.media import PhotoId
 from services.kit.pagination import envelope_example
 from services.kit.text import PLAIN_TEXT
 
 RegionCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z-]{0,31}$")]
-PhotoId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 

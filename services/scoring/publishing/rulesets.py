@@ -99,11 +99,22 @@ def _decimal(value: Any) -> Decimal | None:
         raise RuleSetError(f"{value!r} is not a number of points") from exc
 
 
+def _whole(value: Any, what: str, default: int | None = None) -> int | None:
+    """A whole number of the body (a JSON integer; `2.5`, `true` or `"3"` are refused), or `default`."""
+    if value is None:
+        return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RuleSetError(f"{what} must be a whole number, not {value!r}")
+    return value
+
+
 def _selection(body: dict[str, Any]) -> Selection:
     return Selection(
         end=End(body["end"]),
-        count=body.get("count"),
-        share_permille=body.get("share_permille"),
+        count=_whole(body.get("count"), "count"),
+        share_permille=_whole(body.get("share_permille"), "share_permille"),
         below=_decimal(body.get("below")),
         at_least=_decimal(body.get("at_least")),
         ties=BoundaryTies(body.get("ties", BoundaryTies.include.value)),
@@ -117,7 +128,7 @@ def _trigger(body: dict[str, Any]) -> Trigger:
     if kind == "placed":
         return Placed(_selection(body["selection"]))
     if kind == "overdue":
-        return Overdue(int(body.get("at_least", 1)))
+        return Overdue(_whole(body.get("at_least"), "at_least", 1) or 0)
     raise RuleSetError(f"no trigger kind {kind!r}")
 
 
@@ -145,7 +156,7 @@ def rule_set_from_body(body: dict[str, Any]) -> RuleSet:
                 _trigger(rule["trigger"]),
                 tuple(Measure(m) for m in rule["measures"]),
                 tuple(str(a) for a in rule["addressees"]),
-                int(rule.get("streak", 1)),
+                _whole(rule.get("streak"), "streak", 1) or 0,
                 tuple(str(s) for s in rule.get("supersedes", ())),
             )
             for rule in body["escalations"]

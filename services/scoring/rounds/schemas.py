@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.kit.fields import not_nullable
+from services.kit.media import PhotoId
 from services.scoring.periods import PERIOD_PATTERN, HalfMonth
 from services.scoring.rounds.models import RoundKind, RoundStatus
 from services.scoring.rubrics.rules import Severity
@@ -15,7 +16,7 @@ from services.scoring.schemas import Day, Note, Points, Score
 from services.scoring.scores.rules import DeductionSource, UnitLevel
 
 REGION_CODE = r"^[0-9A-Za-z][0-9A-Za-z-]{0,31}$"
-_PHOTO = "9b2f6c1e-3d4a-4e5f-8a9b-0c1d2e3f4a5b"
+_PHOTO = "9b2f6c1e3d4a4e5f8a9b0c1d2e3f4a5b"
 
 _ROUND: dict[str, Any] = {
     "id": 12,
@@ -225,7 +226,7 @@ class ScorecardBody(BaseModel):
 
     items: list[ScorecardItem] = Field(default_factory=list, max_length=200)
     notes: str = Field(default="", max_length=2000, pattern=r"^[^\x00]*$")
-    photo_ids: list[str] = Field(default_factory=list, max_length=20)
+    photo_ids: list[PhotoId] = Field(default_factory=list, max_length=20)
 
 
 class ScorecardCreate(ScorecardBody):

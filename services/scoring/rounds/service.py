@@ -332,7 +332,7 @@ async def _insert_round(
             {
                 "round_id": round_.id,
                 "code": node.code,
-                "name": node.name[:50],
+                "name": node.name,
                 "parent_code": node.parent_code,
                 "path": node.path,
                 "level": node.level,
