@@ -224,6 +224,9 @@ async def test_periods_are_read_within_the_callers_region(
     assert [p["period"] for p in listed.json()["items"]] == ["2026-11"]
     one = await client.get("/v1/periods/2026-11", headers=auth("officer", TOWN))
     assert one.status_code == 200 and one.json()["scope"]["code"] == COUNTY
+    # The list names the bulletin issued with each period, as one period does (it said null).
+    assert one.json()["bulletin_id"] is not None
+    assert listed.json()["items"][0]["bulletin_id"] == one.json()["bulletin_id"]
     assert_problem(
         await client.get("/v1/periods/2026-10", headers=auth("admin")), 404, "period_not_published"
     )

@@ -157,7 +157,9 @@ async def list_periods(
         lambda r: [r.id],
         descending=True,
     )
-    return PublicationPage(items=result.items, next_cursor=result.next_cursor, limit=result.limit)
+    bulletins = await service.bulletin_ids(session, [item.id for item in result.items])
+    items = [item.model_copy(update={"bulletin_id": bulletins.get(item.id)}) for item in result.items]
+    return PublicationPage(items=items, next_cursor=result.next_cursor, limit=result.limit)
 
 
 @router.get(

@@ -134,11 +134,22 @@ async def _stored(session: AsyncSession, scope: str, period: Period) -> Publicat
     return found
 
 
+async def bulletin_ids(session: AsyncSession, publication_ids: Sequence[int]) -> dict[int, int]:
+    """The bulletin issued with each of these publications (one statement for a page of them)."""
+    if not publication_ids:
+        return {}
+    rows = await session.execute(
+        select(col(Bulletin.publication_id), col(Bulletin.id)).where(
+            col(Bulletin.publication_id).in_(list(publication_ids))
+        )
+    )
+    return {
+        int(publication): int(bulletin) for publication, bulletin in rows.all() if publication and bulletin
+    }
+
+
 async def _bulletin_id(session: AsyncSession, publication_id: int) -> int | None:
-    found = (
-        await session.execute(select(col(Bulletin.id)).where(col(Bulletin.publication_id) == publication_id))
-    ).scalar_one_or_none()
-    return None if found is None else int(found)
+    return (await bulletin_ids(session, [publication_id])).get(publication_id)
 
 
 async def publish(
