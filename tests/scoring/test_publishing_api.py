@@ -283,3 +283,16 @@ async def test_rankings_and_histories_are_cut_to_the_callers_subtree(
         422,
         "validation_failed",
     )
+
+
+async def test_a_units_history_is_newest_period_first_whatever_was_published_first(
+    app: FastAPI, client: httpx.AsyncClient, auth: Auth, issues: FakeIssues
+) -> None:
+    await add_month(app, "2026-10", OCTOBER)
+    await add_month(app, "2026-11", NOVEMBER)
+    assert (await publish(client, auth, "2026-11")).status_code == 201
+    assert (await publish(client, auth, "2026-10")).status_code == 201  # October published late
+    history = (await client.get(f"/v1/rankings/units/{VILLAGE}", headers=auth("admin"))).json()
+    assert [p["period"] for p in history["periods"]] == ["2026-11", "2026-10"]
+    one = await client.get(f"/v1/rankings/units/{VILLAGE}", params={"limit": 1}, headers=auth("admin"))
+    assert [p["period"] for p in one.json()["periods"]] == ["2026-11"]

@@ -865,7 +865,8 @@ async def unit_history(session: AsyncSession, caller: Caller, unit_code: str, li
             await session.execute(
                 select(PeriodScoreRow)
                 .where(col(PeriodScoreRow.unit_code) == unit_code, visible(col(PeriodScoreRow.path), caller))
-                .order_by(col(PeriodScoreRow.publication_id).desc())
+                # Newest period first, whenever it was published (October may be published after November).
+                .order_by(col(PeriodScoreRow.period).desc(), col(PeriodScoreRow.publication_id).desc())
                 .limit(limit)
             )
         ).scalars()
@@ -922,7 +923,8 @@ def streaks(lists: Iterable[ListEntryRow], periods: Sequence[str]) -> dict[str, 
     result: dict[str, int] = {}
     for code, on in by_list.items():
         kind = parse_period(next(iter(on))).kind
-        mine = [p for p in periods if parse_period(p).kind is kind]
+        # Newest first by the period itself (codes of one kind sort as their periods do).
+        mine = sorted((p for p in periods if parse_period(p).kind is kind), reverse=True)
         if not mine:
             continue
         count, expected = 0, parse_period(mine[0])
