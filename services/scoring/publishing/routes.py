@@ -172,7 +172,7 @@ async def get_period(
 ) -> PublicationPublic:
     row = await service.visible_publication(session, caller, service.parse_period_or_422(period), scope)
     assert row.id is not None
-    return _publication(row, await service._bulletin_id(session, row.id))
+    return _publication(row, await service.bulletin_id(session, row.id))
 
 
 # ---- rankings ----

@@ -21,7 +21,6 @@ from sqlalchemy import (
     Select,
     Table,
     Text,
-    and_,
     insert,
     or_,
     select,
@@ -38,7 +37,7 @@ from services.kit.errors import Conflict, Forbidden, NotFound, UnprocessableEnti
 from services.kit.identity import Role
 from services.scoring.db import metadata
 from services.scoring.feed import IssuesFeed, Rectification, UnitIndex, mean_ratings
-from services.scoring.lists.rules import MEASURE_NAMES, RuleSet, rules_problems
+from services.scoring.lists.rules import RuleSet, rules_problems
 from services.scoring.periods import SHANGHAI, Period, PeriodKind, parse_period
 from services.scoring.publishing import bulletins
 from services.scoring.publishing.models import (
@@ -148,7 +147,7 @@ async def bulletin_ids(session: AsyncSession, publication_ids: Sequence[int]) ->
     }
 
 
-async def _bulletin_id(session: AsyncSession, publication_id: int) -> int | None:
+async def bulletin_id(session: AsyncSession, publication_id: int) -> int | None:
     return (await bulletin_ids(session, [publication_id])).get(publication_id)
 
 
@@ -165,7 +164,7 @@ async def publish(
     stored = await _stored(session, scope_code, period)
     if stored is not None and stored.scope_path.startswith(caller.region_path):
         assert stored.id is not None
-        return PublishOutcome(stored, await _bulletin_id(session, stored.id), False)
+        return PublishOutcome(stored, await bulletin_id(session, stored.id), False)
 
     any_round = (
         await session.execute(
@@ -294,7 +293,7 @@ async def publish(
         winner = await _stored(session, scope_code, period)
         assert winner is not None
         assert winner.id is not None
-        return PublishOutcome(winner, await _bulletin_id(session, winner.id), False)
+        return PublishOutcome(winner, await bulletin_id(session, winner.id), False)
     assert publication.id is not None
     await _write(session, publication, computed)
     bulletin = Bulletin(
@@ -403,10 +402,6 @@ async def _figures(
 
 def _rating(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(Decimal("0.01"))
-
-
-def _points(value: Decimal | None) -> str | None:
-    return None if value is None else f"{value:f}"
 
 
 # One encoder for every JSON column (json.dumps with options builds a new encoder per call).
@@ -933,16 +928,6 @@ def streaks(lists: Iterable[ListEntryRow], periods: Sequence[str]) -> dict[str, 
             expected = expected.previous()
         result[code] = count
     return result
-
-
-def measure_names(measures: Iterable[str]) -> list[str]:
-    from services.scoring.lists.rules import Measure
-
-    return [MEASURE_NAMES[Measure(m)] for m in measures]
-
-
-def filter_and(*conditions: ColumnElement[bool] | None) -> ColumnElement[bool]:
-    return and_(*(c for c in conditions if c is not None))
 
 
 # ---- weekly bulletins ----
