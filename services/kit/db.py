@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy import DateTime, MetaData, Table, event, false, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
@@ -92,6 +92,24 @@ class Database:
 
 Effect = Callable[[], Awaitable[None]]
 _AFTER_COMMIT = "huanzhi.after_commit"
+
+
+@asynccontextmanager
+async def savepoint(session: AsyncSession, table: Any) -> AsyncIterator[None]:
+    """`session.begin_nested()` that stays inside the request's transaction on SQLite too.
+
+    Python's sqlite3 begins a transaction only before a write: a SAVEPOINT after reads alone would itself be
+    the transaction, and its RELEASE would commit what the savepoint wrote while the rest of the request
+    could still fail. A write that changes nothing (to `table`, one of the service's tables) begins the real
+    transaction first; it takes SQLite's write lock, which the savepoint's own write takes anyway.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        target: Table = getattr(table, "__table__", table)
+        key = next(iter(target.primary_key.columns))
+        with session.sync_session.no_autoflush:  # what is pending belongs inside the savepoint
+            await session.execute(update(target).where(false()).values({key.name: key}))
+    async with session.begin_nested():
+        yield
 
 
 def after_commit(session: AsyncSession, effect: Effect) -> None:

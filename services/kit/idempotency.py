@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.kit.db import UTCDateTime, utcnow
+from services.kit.db import UTCDateTime, savepoint, utcnow
 from services.kit.errors import Problem, problem_response
 from services.kit.state import state_of
 
@@ -165,7 +165,7 @@ class IdempotencyMiddleware:
                 await session.execute(delete(t).where(t.c.created_at < utcnow() - self.keep))
             if row is None:
                 try:
-                    async with session.begin_nested():
+                    async with savepoint(session, t):
                         await session.execute(
                             insert(t).values(
                                 subject=subject,

@@ -18,7 +18,7 @@ from services.issues.clients.models import ApiClient
 from services.issues.regions.models import Region
 from services.issues.settings import IssuesSettings
 from services.issues.users.models import User
-from services.kit.db import utcnow
+from services.kit.db import savepoint, utcnow
 from services.kit.errors import NotFound, Problem, Unauthorized
 from services.kit.identity import ROLE_SCOPES, Role, Subject
 
@@ -151,7 +151,7 @@ async def citizen_for_openid(
     )
     try:
         # A savepoint, so losing the race to a simultaneous first login leaves the request usable.
-        async with session.begin_nested():
+        async with savepoint(session, User):
             session.add(user)
             await session.flush()
     except IntegrityError:

@@ -29,7 +29,7 @@ from services.issues.calendar.rules import (
 )
 from services.issues.calendar.schemas import CalendarDay, CalendarYearPublic, CalendarYearUpdate
 from services.kit.auth import Caller
-from services.kit.db import utcnow
+from services.kit.db import savepoint, utcnow
 from services.kit.errors import Forbidden, UnprocessableEntity
 from services.kit.identity import Role
 
@@ -146,7 +146,9 @@ async def replace_year(
     row = await session.get(CalendarYear, year)
     if row is None:
         try:
-            async with session.begin_nested():  # a concurrent first PUT of the same year: update theirs
+            async with savepoint(
+                session, CalendarYear
+            ):  # a concurrent first PUT of the same year: update theirs
                 row = CalendarYear(
                     year=year, holidays=holidays, makeup_days=makeup_days, updated_at=now, updated_by=by
                 )

@@ -24,7 +24,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -32,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.kit.auth import Caller, in_subtree
-from services.kit.db import utcnow
+from services.kit.db import savepoint, utcnow
 from services.kit.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from services.kit.identity import Role
 from services.scoring.db import metadata
@@ -104,15 +103,6 @@ def overlapping(scope_column: Any, caller: Caller) -> ColumnElement[bool]:
 
 
 # ---- publishing ----
-
-
-async def open_write_transaction(session: AsyncSession, table: Any) -> None:
-    """On SQLite, start the real transaction before a savepoint: the driver begins one only before a
-    write, so a SAVEPOINT after reads alone would be the transaction, and its RELEASE would commit the
-    first row on its own. A write that changes nothing begins it (and takes SQLite's one write lock, so
-    a concurrent publisher waits here and then finds the first one's rows)."""
-    if session.get_bind().dialect.name == "sqlite":
-        await session.execute(update(table).where(text("0")).values(id=table.id))
 
 
 @dataclass(frozen=True)
@@ -283,9 +273,8 @@ async def publish(
         figures=_summary(computed, figures),
         published_by=str(caller.subject),
     )
-    await open_write_transaction(session, Publication)
     try:
-        async with session.begin_nested():
+        async with savepoint(session, Publication):
             session.add(publication)
             await session.flush()
     except IntegrityError:
@@ -776,9 +765,8 @@ async def replace_rules(
         note=note,
         created_by=str(caller.subject),
     )
-    await open_write_transaction(session, RuleSetVersion)
     try:
-        async with session.begin_nested():
+        async with savepoint(session, RuleSetVersion):
             session.add(row)
             await session.flush()
     except IntegrityError as exc:
@@ -1048,9 +1036,8 @@ async def issue_weekly(
         body=body,
         issued_by=str(caller.subject),
     )
-    await open_write_transaction(session, Bulletin)
     try:
-        async with session.begin_nested():
+        async with savepoint(session, Bulletin):
             session.add(bulletin)
             await session.flush()
     except IntegrityError:

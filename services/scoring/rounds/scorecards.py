@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.kit.auth import Caller, in_subtree
-from services.kit.db import utcnow
+from services.kit.db import savepoint, utcnow
 from services.kit.errors import Conflict, FieldError, NotFound, UnprocessableEntity
 from services.kit.outbox import Outbox
 from services.kit.pagination import Page, PageParams, paginate
@@ -202,7 +202,7 @@ async def file_scorecard(
     )
     session.add(card)
     try:
-        async with session.begin_nested():
+        async with savepoint(session, Scorecard):
             await session.flush()
     except IntegrityError as exc:
         raise Conflict(

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.kit.auth import Caller, in_subtree
-from services.kit.db import utcnow
+from services.kit.db import savepoint, utcnow
 from services.kit.errors import BadRequest, Conflict, Forbidden, NotFound, UnprocessableEntity
 from services.kit.identity import is_within
 from services.kit.pagination import Page, PageParams, decode_cursor, encode_cursor, paginate
@@ -318,7 +318,7 @@ async def _insert_round(
     )
     session.add(round_)
     try:
-        async with session.begin_nested():
+        async with savepoint(session, Round):
             await session.flush()
     except IntegrityError as exc:
         what = f"{period.code} {window.label if window else ''}".strip()

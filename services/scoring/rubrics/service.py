@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from services.kit.auth import Caller
-from services.kit.db import utcnow
+from services.kit.db import savepoint, utcnow
 from services.kit.errors import Conflict, FieldError, Forbidden, NotFound, UnprocessableEntity
 from services.kit.identity import Role
 from services.kit.pagination import Page, PageParams, paginate
@@ -101,7 +101,7 @@ async def create_rubric(session: AsyncSession, caller: Caller, body: RubricBody)
     )
     session.add(row)
     try:
-        async with session.begin_nested():
+        async with savepoint(session, RubricVersion):
             await session.flush()
     except IntegrityError as exc:  # two new versions of one family at once: the other one won
         raise Conflict(
