@@ -46,7 +46,8 @@ _ROUND_404 = _problem(404, "round_not_found", "No such round, or it neither cove
 _UNIT_404 = _problem(
     404,
     "unit_not_found",
-    "No such round or unit, or the unit is outside your region (`round_not_found`, `unit_not_found`)",
+    "No such round or unit, the unit outside your region, or (reading or changing one) no scorecard of it "
+    "(`round_not_found`, `unit_not_found`, `scorecard_not_found`)",
 )
 _CLOSED = _problem(409, "round_closed", "The round is closed: its scorecards and scores are frozen")
 _ISSUES_503 = _problem(
@@ -226,7 +227,11 @@ async def list_results(
     description="404 `result_not_found` for a unit without a score or outside your region. " + _VISIBILITY,
     responses={
         **problem_docs(403),
-        **_problem(404, "result_not_found", "No such round, or no score of this unit that you may see"),
+        **_problem(
+            404,
+            "result_not_found",
+            "No score of this unit that you may see (`result_not_found`), or no such round (`round_not_found`)",
+        ),
         **_problem(409, "round_open", "The round is still open"),
     },
 )
