@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from services.devserver import launcher_wiring, stack_environment
 from services.issues.demo import DEMO_PASSWORD
 from tests.databases import PG_HOST, PG_PORT, PG_USER, _pg, pg_url
 from tests.media.images import jpeg
+from tests.support.ports import free_ports
 from tests.wechat_fake import APPID, SECRET, running_fake_wechat
 
 pytestmark = pytest.mark.crossservice  # it starts the three services; on the embedded defaults (SQLite)
@@ -31,24 +31,6 @@ pytestmark = pytest.mark.crossservice  # it starts the three services; on the em
 HOST = "127.0.0.1"
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _three_free_ports() -> int:
-    """A base port with it and the next two free (the launcher takes base, +1, +2)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind((HOST, 0))
-            base = int(probe.getsockname()[1])
-        if base > 65000:
-            continue
-        try:
-            for port in (base, base + 1, base + 2):
-                with socket.socket() as s:
-                    s.bind((HOST, port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no three consecutive free ports")
 
 
 def _alive(pid: int) -> bool:
@@ -105,7 +87,7 @@ def _environment(given: Mapping[str, str] | None = None) -> dict[str, str]:
 def launched(data_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[Launched]:
     """`python -m services.devserver` on three free ports with exactly `env`, until it says it is up;
     killed afterwards if the test has not stopped it."""
-    base = _three_free_ports()
+    base = free_ports(3)
     process = subprocess.Popen(
         [sys.executable, "-m", "services.devserver", "--data-dir", str(data_dir), "--port-base", str(base)],
         cwd=ROOT,

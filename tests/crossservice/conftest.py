@@ -9,7 +9,6 @@ demo data the launcher would add.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from services.kit.settings import DEV_SERVICE_SECRET
 from tests.databases import _pg, pg_url
 from tests.support.apps import seed_issues
 from tests.support.builders import TEST_PASSWORD, TOWN, region_path
+from tests.support.ports import free_port
 
 HOST = "127.0.0.1"
 SERVICES = ("issues", "scoring", "media")
@@ -54,12 +54,6 @@ STACK_ENV = {
     "HUANZHI_SCORING_LOG_LEVEL": "WARNING",
     "HUANZHI_MEDIA_LOG_LEVEL": "WARNING",
 }
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 # The subject of the tokens tests sign themselves (no such user is stored: the services do not look).

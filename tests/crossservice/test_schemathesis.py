@@ -26,8 +26,9 @@ import pytest
 
 from services.devserver import Stack, start_stack, stop_stack
 from services.issues.demo import DEMO_PASSWORD
-from tests.crossservice.conftest import HOST, SERVICES, LiveStack, free_port
+from tests.crossservice.conftest import HOST, SERVICES, LiveStack
 from tests.databases import _pg, pg_url
+from tests.support.ports import free_port
 
 pytestmark = [
     pytest.mark.crossservice,

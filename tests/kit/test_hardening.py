@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from services.issues.settings import IssuesSettings
 from services.kit.state import state_of, typed_state
 from tests.support.apps import AUDIENCE, ISSUER
 from tests.support.builders import COUNTY, TOWN, new_region
+from tests.support.ports import closed_port
 from tests.support.problems import assert_problem
 
 # ---- 1. metrics: a made-up method or path mints no new series ----
@@ -88,12 +88,6 @@ async def test_a_time_claim_given_as_a_string_is_refused(
 # ---- §2 database outage: 503 database_unavailable with Retry-After, one warning, no traceback ----
 
 
-def _dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed again: nothing listens there
-
-
 class _Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -106,7 +100,7 @@ class _Records(logging.Handler):
 async def test_a_database_that_cannot_be_reached_answers_503_not_500(tmp_path: Path) -> None:
     settings = IssuesSettings(
         environment="test",
-        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{_dead_port()}/nowhere",
+        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/nowhere",
         data_dir=tmp_path,
         token_issuer=ISSUER,
         token_audience=AUDIENCE,

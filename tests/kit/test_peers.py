@@ -31,6 +31,7 @@ from services.kit.errors import (
 )
 from services.kit.peers import ClientCredentials, Peer, new_http_client
 from services.kit.settings import DEV_SERVICE_SECRET
+from tests.support.ports import closed_port
 
 pytestmark = pytest.mark.asyncio
 
@@ -125,10 +126,7 @@ def _fake_app(state: FakePeer) -> Starlette:
 
 def _closed_port_url() -> str:
     """A loopback URL nothing listens on: connecting is refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{closed_port()}"
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ import httpx
 from PIL import Image
 
 from services.kit.identity import Subject, service_client_id
-from tests.media.s3_server import closed_port, unique_bucket
+from tests.media.s3_server import unique_bucket
 from tests.support.builders import COUNTY, FAR_VILLAGE, NEIGHBOUR, OTHER_TOWN, TOWN, VILLAGE
+from tests.support.ports import closed_port
 
 __all__ = ["COUNTY", "FAR_VILLAGE", "NEIGHBOUR", "OTHER_TOWN", "TOWN", "VILLAGE"]
 

@@ -7,7 +7,6 @@ tests assert the URLs and policies we issue, and use moto only to see that the b
 from __future__ import annotations
 
 import logging
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,10 +65,3 @@ def running_s3_server() -> Iterator[S3Server]:
 def unique_bucket(prefix: str = "media") -> str:
     """A fresh bucket name, so tests sharing one server never see each other's objects."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -41,10 +41,10 @@ from tests.media.s3_server import (
     REGION,
     SECRET_KEY,
     S3Server,
-    closed_port,
     start_s3_server,
     unique_bucket,
 )
+from tests.support.ports import closed_port
 
 LOCAL_BASE = "http://media.test"
 SECRET = b"test-link-secret"
