@@ -15,10 +15,17 @@ EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 
 
 def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Great-circle distance in metres between two (latitude, longitude) points (haversine)."""
+    """Great-circle distance in metres between two (latitude, longitude) points in degrees.
+
+    The sphere's Vincenty formula (an `atan2` of the angle's sine and cosine): exact to rounding at every
+    distance, where the haversine's `asin` loses metres near the antipode (a path over a third point came
+    out shorter than the direct one)."""
     lat1, lon1, lat2, lon2 = map(math.radians, (a[0], a[1], b[0], b[1]))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+    dlon = lon2 - lon1
+    sin1, cos1, sin2, cos2 = math.sin(lat1), math.cos(lat1), math.sin(lat2), math.cos(lat2)
+    across = math.hypot(cos2 * math.sin(dlon), cos1 * sin2 - sin1 * cos2 * math.cos(dlon))
+    along = sin1 * sin2 + cos1 * cos2 * math.cos(dlon)
+    return EARTH_RADIUS_M * math.atan2(across, along)
 
 
 # A position in a JSON body: a JSON number (not a boolean or a string of digits), WGS-84.

@@ -6,11 +6,12 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
+from services.kit.geo import distance_m
 from services.media.imaging.facts import CHINA_TIME, NO_EXIF, ExifFacts
-from services.media.photos.rules import Flag, distance_m, photo_checks
+from services.media.photos.rules import Flag, photo_checks
 
 RECEIVED = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 China time
 JIMO = (36.39, 120.45)  # 即墨
@@ -67,6 +68,8 @@ def test_distance_to_itself_is_zero(a: tuple[float, float]) -> None:
 
 
 @given(points, points, points)
+# Near the antipode the haversine's asin lost 4 cm: the path over b came out shorter than the direct one.
+@example(a=(0.0, 4.153841734942751e-07), b=(0.0, 1.0), c=(0.0, 180.0))
 def test_distance_obeys_the_triangle_inequality(
     a: tuple[float, float], b: tuple[float, float], c: tuple[float, float]
 ) -> None:

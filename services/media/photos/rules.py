@@ -6,14 +6,12 @@ weigh; nothing in this module refuses an upload. No Pillow, no I/O.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from services.kit.geo import distance_m
 from services.media.imaging.facts import CHINA_TIME
-
-EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 
 # Loose bounding box around China (incl. the South China Sea islands): a position outside is implausible
 # for evidence photos of rural China and worth a human look.
@@ -42,14 +40,6 @@ class Flag:
     code: str
     detail: str
     figures: dict[str, float | str | None] = field(default_factory=dict)
-
-
-def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Great-circle distance in metres between two (lat, lon) points in degrees (haversine)."""
-    lat1, lon1 = math.radians(a[0]), math.radians(a[1])
-    lat2, lon2 = math.radians(b[0]), math.radians(b[1])
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
 def plausible_position(position: tuple[float, float]) -> bool:
