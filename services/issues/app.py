@@ -36,6 +36,7 @@ from services.kit.identity import ROLE_SCOPES, ROOT_PATH, Role, Subject, service
 from services.kit.jwt import JWKSCache, TokenVerifier
 from services.kit.outbox import Outbox
 from services.kit.peers import Peer, TokenSource
+from services.kit.recent import Recent
 from services.kit.revocation import RevocationList
 
 TAGS = [
@@ -98,6 +99,8 @@ def create_app(settings: IssuesSettings | None = None) -> FastAPI:
                 keys, issuer=settings.token_issuer, audience=settings.token_audience, revocations=revoked
             ),
             keyring=keyring,
+            recent_categories=Recent(settings.reference_cache_seconds),
+            recent_years=Recent(settings.reference_cache_seconds),
             login_throttle=FailureThrottle(
                 settings.login_max_failures,
                 settings.login_failure_window_seconds,

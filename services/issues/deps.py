@@ -10,10 +10,13 @@ from fastapi import Depends, Request
 
 from services.issues.auth.keys import KeyRing
 from services.issues.auth.throttle import FailureThrottle
+from services.issues.calendar.service import RecentYears
+from services.issues.categories.models import Category
 from services.issues.settings import IssuesSettings
 from services.kit.deps import SessionDep
 from services.kit.outbox import Outbox
 from services.kit.peers import Peer
+from services.kit.recent import Recent
 from services.kit.state import ServiceState, typed_state
 
 __all__ = [
@@ -33,6 +36,10 @@ class IssuesState(ServiceState[IssuesSettings]):
     login_throttle: FailureThrottle
     media: Peer | None  # None where no media URL is configured
     outbox: Outbox  # effects after the commit: pinning photos in media
+    # What every report reads and the office rarely changes, as read a moment ago (settings'
+    # reference_cache_seconds); the routes that change them clear these once the change has committed.
+    recent_categories: Recent[str, Category | None]
+    recent_years: RecentYears
 
 
 # `async def` though nothing is awaited: FastAPI runs a plain `def` dependency in its threadpool, a thread

@@ -71,6 +71,9 @@ class IssuesSettings(ServiceSettings):
     evidence_max_distance_m: float = Field(default=500.0, gt=0)
     # Citizens' reports per account in a rolling hour; more answer 429 with Retry-After.
     citizen_reports_per_hour: int = Field(default=10, ge=1)
+    # Categories and the working calendar as a report reads them are kept this long per process: a change
+    # made through this process applies at once, one made through another replica within this time. 0: none.
+    reference_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
     # How often effects still due after a failure (pinning photos while media was down) are retried.
     outbox_interval_seconds: float = Field(default=30.0, gt=0)
     seed_demo: bool = False

@@ -24,6 +24,7 @@ from services.issues.calendar.rules import (
     beijing_date,
     deadline_after,
     light,
+    moment_of_share,
     schedule_problems,
     working_time_used,
     years_between,
@@ -349,6 +350,37 @@ def test_time_used_of_any_deadline_is_above_one_exactly_when_past_it(
     share = working_time_used(start, due, now, calendar)
     assert (share > 1.0) is (now > due)
     assert share >= 0.0
+
+
+@given(
+    calendars(),
+    moments,
+    st.timedeltas(min_value=-timedelta(days=3), max_value=timedelta(days=60)),
+    st.sampled_from([0.8, 0.5, 1.0, 0.01]),
+)
+def test_the_moment_of_a_share_is_the_first_microsecond_that_reaches_it(
+    calendar: WorkingCalendar, start: datetime, to_deadline: timedelta, share: float
+) -> None:
+    # The yellow light's moment (80 %) is stored with every deadline: walked, not searched for.
+    due = start + to_deadline
+    moment = moment_of_share(start, due, share, calendar)
+    if due <= start:
+        assert moment == due
+        return
+    assert start < moment <= due
+    assert working_time_used(start, due, moment, calendar) >= share
+    assert working_time_used(start, due, moment - timedelta(microseconds=1), calendar) < share
+
+
+def test_the_yellow_moment_of_a_working_week() -> None:
+    # Monday 00:00 to Friday 24:00 (five working days): 80 % is used at Friday 00:00.
+    start, due = beijing(2026, 11, 2), beijing(2026, 11, 7)
+    assert moment_of_share(start, due, 0.8, CAL_2026) == beijing(2026, 11, 6)
+    # Over a weekend the clock stands: from Thursday noon to Tuesday noon, 3 working days (72 hours); 80 %
+    # is 57.6 hours: Thursday's 12 and Friday's 24, then 21.6 on Monday.
+    assert moment_of_share(beijing(2026, 11, 5, 12), beijing(2026, 11, 10, 12), 0.8, CAL_2026) == beijing(
+        2026, 11, 9, 21, 36
+    )
 
 
 @given(calendars(), moments, st.integers(min_value=1, max_value=30))

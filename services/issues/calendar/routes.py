@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path
 from services.issues.calendar import service
 from services.issues.calendar.rules import MAX_YEAR, MIN_YEAR
 from services.issues.calendar.schemas import CalendarYearPublic, CalendarYearUpdate
-from services.issues.deps import SessionDep
+from services.issues.deps import SessionDep, StateDep
 from services.kit.auth import Caller, require_scope
 from services.kit.errors import problem_doc, problem_docs
 from services.kit.identity import Scope
@@ -77,6 +77,8 @@ async def get_calendar_year(year: Year, session: SessionDep, caller: CalendarRea
     },
 )
 async def put_calendar_year(
-    year: Year, body: CalendarYearUpdate, session: SessionDep, caller: CalendarAdminDep
+    year: Year, body: CalendarYearUpdate, session: SessionDep, caller: CalendarAdminDep, state: StateDep
 ) -> CalendarYearPublic:
-    return await service.replace_year(session, caller, year, body)
+    stored = await service.replace_year(session, caller, year, body)
+    state.recent_years.clear_after_commit(session)
+    return stored

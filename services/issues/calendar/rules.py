@@ -41,6 +41,7 @@ MIN_YEAR, MAX_YEAR = 2000, 2100
 MAX_DAYS_PER_LIST = 60
 YELLOW_FROM = 0.8  # 80 % of the allowed working time used
 _DAY = timedelta(days=1)
+_MICROSECOND = timedelta(microseconds=1)
 _END_OF_DAY = time(23, 59, 59, 999999)
 _SATURDAY = 5
 
@@ -241,6 +242,37 @@ def working_time_used(start: datetime, deadline: datetime, now: datetime, calend
     if deadline > start:
         return max(now - start, timedelta(0)) / (deadline - start)
     return 1.0
+
+
+def moment_of_share(start: datetime, deadline: datetime, share: float, calendar: WorkingCalendar) -> datetime:
+    """The first moment (to the microsecond, in UTC) at which `working_time_used(start, deadline, ·)` reaches
+    `share` (0 < share ≤ 1): the working time is walked day by day from `start`, not searched for. A
+    deadline not after the start gives the deadline."""
+    if not 0 < share <= 1:
+        raise ValueError("share must be in (0, 1]")
+    if deadline <= start:
+        return deadline
+    allowed = _working_time(calendar, start, deadline)
+    if not allowed:
+        moment = start + (deadline - start) * share
+    else:
+        target, used = allowed * share, timedelta(0)
+        day, cursor = beijing_date(start), start
+        while True:  # reaches the target by the deadline's day at the latest
+            midnight = datetime.combine(day + _DAY, time(), tzinfo=SHANGHAI)
+            if calendar.is_working_day(day):
+                if used + (midnight - cursor) >= target:
+                    moment = cursor + (target - used)
+                    break
+                used += midnight - cursor
+            day, cursor = day + _DAY, midnight
+    moment = moment.astimezone(UTC)
+    # The share is a float and the target a rounded timedelta: settle on the first microsecond reaching it.
+    while moment < deadline and working_time_used(start, deadline, moment, calendar) < share:
+        moment += _MICROSECOND
+    while moment > start and working_time_used(start, deadline, moment - _MICROSECOND, calendar) >= share:
+        moment -= _MICROSECOND
+    return min(moment, deadline)
 
 
 def light(share: float) -> Light:

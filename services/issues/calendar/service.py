@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
+from functools import lru_cache
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +33,7 @@ from services.kit.auth import Caller
 from services.kit.db import savepoint, utcnow
 from services.kit.errors import Forbidden, UnprocessableEntity
 from services.kit.identity import Role
+from services.kit.recent import Recent
 
 
 def ensure_admin(caller: Caller) -> None:
@@ -61,22 +63,44 @@ async def _office_rows(session: AsyncSession, years: Iterable[int]) -> dict[int,
     return {row.year: row for row in rows.scalars()}
 
 
-async def schedules(session: AsyncSession, years: Iterable[int]) -> dict[int, YearSchedule]:
-    """Each year's schedule: the office's where it set one, else the library's, else weekends only."""
-    wanted = set(years)
-    office = await _office_rows(session, wanted)
-    return {
-        year: _office_schedule(office[year]) if year in office else default_schedule(year) for year in wanted
-    }
+RecentYears = Recent[tuple[int, ...], dict[int, YearSchedule]]
 
 
-async def working_calendar(session: AsyncSession, years: Iterable[int]) -> WorkingCalendar:
+async def schedules(
+    session: AsyncSession, years: Iterable[int], recent: RecentYears | None = None
+) -> dict[int, YearSchedule]:
+    """Each year's schedule: the office's where it set one, else the library's, else weekends only (as read
+    a moment ago, with `recent`)."""
+    wanted = tuple(sorted(set(years)))
+
+    async def read() -> dict[int, YearSchedule]:
+        office = await _office_rows(session, wanted)
+        return {
+            year: _office_schedule(office[year]) if year in office else default_schedule(year)
+            for year in wanted
+        }
+
+    return await recent.get(wanted, read) if recent is not None else await read()
+
+
+async def working_calendar(
+    session: AsyncSession, years: Iterable[int], recent: RecentYears | None = None
+) -> WorkingCalendar:
     """The working calendar of `years` (the library's defaults merged with the office's changes).
 
     Ask for every year a count may reach: a deadline from late December runs into next year
     (`deadline_for` does this by itself; for `working_time_used`, `rules.years_between(start, deadline)`).
     """
-    return WorkingCalendar.of((await schedules(session, years)).values())
+    return _calendar_of(await schedules(session, years, recent))
+
+
+@lru_cache(maxsize=64)
+def _calendar_of_years(years: tuple[YearSchedule, ...]) -> WorkingCalendar:
+    return WorkingCalendar.of(years)
+
+
+def _calendar_of(found: dict[int, YearSchedule]) -> WorkingCalendar:
+    return _calendar_of_years(tuple(found[year] for year in sorted(found)))
 
 
 async def deadline_for(session: AsyncSession, start: datetime, working_days: int) -> datetime:
@@ -85,19 +109,19 @@ async def deadline_for(session: AsyncSession, start: datetime, working_days: int
 
 
 async def deadline_with_calendar(
-    session: AsyncSession, start: datetime, working_days: int
+    session: AsyncSession, start: datetime, working_days: int, recent: RecentYears | None = None
 ) -> tuple[datetime, WorkingCalendar]:
     """`deadline_for`, and the calendar it counted on: it covers every year from `start` to the deadline,
     so what is reckoned between the two (the light) needs no second read."""
     first = beijing_date(start).year
     last = first + 1
-    calendar = await working_calendar(session, range(first, last + 1))
+    calendar = await working_calendar(session, range(first, last + 1), recent)
     while True:
         try:
             return deadline_after(start, working_days, calendar), calendar
         except YearNotCovered as exc:
             last = exc.year
-            calendar = await working_calendar(session, range(first, last + 1))
+            calendar = await working_calendar(session, range(first, last + 1), recent)
 
 
 def _public(schedule: YearSchedule, row: CalendarYear | None) -> CalendarYearPublic:

@@ -29,6 +29,24 @@ async def append_event(
     *,
     at: datetime | None = None,
 ) -> IssueEvent:
+    """The issue's next event, added to the session; the issue's chain head moves to it."""
+    event = chain_event(issue, caller, action, note, changes, photos, at=at)
+    session.add(event)
+    return event
+
+
+def chain_event(
+    issue: Issue,
+    caller: Caller,
+    action: str,
+    note: str | None,
+    changes: dict[str, Any],
+    photos: list[dict[str, Any]],
+    *,
+    at: datetime | None = None,
+) -> IssueEvent:
+    """The issue's next event, hashed onto the one before (the issue must have its id); the issue's chain
+    head, event count and `updated_at` move to it. Nothing is written."""
     assert issue.id is not None
     moment = (at or utcnow()).astimezone(UTC)
     link = ChainLink(
@@ -56,7 +74,6 @@ async def append_event(
         prev_hash=link.prev_hash,
         hash=link_hash(link),
     )
-    session.add(event)
     issue.last_event_hash, issue.event_count = event.hash, link.seq
     issue.updated_at = moment
     return event

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic_core import to_json
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -22,7 +22,7 @@ from sqlmodel import col
 from services.issues.calendar.rules import Light
 from services.issues.cases import evidence, history, timing
 from services.issues.cases.history import HIDES_REPORTER
-from services.issues.cases.models import Issue, IssueCounter
+from services.issues.cases.models import Issue, IssueCounter, IssueEvent
 from services.issues.cases.rules import (
     GENESIS,
     OPEN_STATUSES,
@@ -44,11 +44,12 @@ from services.issues.categories.service import active_category
 from services.issues.deps import IssuesState
 from services.issues.regions.models import Level, Region
 from services.issues.regions.service import get_visible as visible_region
+from services.issues.regions.service import get_visible_in_county as visible_region_in_county
 from services.kit.auth import Caller, in_subtree
 from services.kit.db import utcnow
 from services.kit.errors import BadRequest, FieldError, NotFound, Problem, UnprocessableEntity
 from services.kit.geo import distance_m
-from services.kit.identity import Role, codes_in_path
+from services.kit.identity import Role
 from services.kit.pagination import PageParams, decode_cursor, encode_cursor
 
 ISSUE_REGION_LEVELS = frozenset({Level.village, Level.grid})
@@ -186,22 +187,17 @@ async def presenter(session: AsyncSession, caller: Caller, issues: Sequence[Issu
 # ---- reporting ----
 
 
-async def _county_of(session: AsyncSession, region: Region) -> str:
-    """The county (or the nearest ancestor above the town) the region lies in: codes are numbered per county."""
-    rows = await session.execute(
-        select(col(Region.code), col(Region.level)).where(col(Region.code).in_(codes_in_path(region.path)))
-    )
-    levels = {code: level for code, level in rows.all()}
-    for code in reversed(codes_in_path(region.path)):
-        if levels.get(code) == Level.county:
-            return code
-    return codes_in_path(region.path)[0]
-
-
-async def next_code(session: AsyncSession, county: str, year: int) -> str:
-    """The next number of a county's year, taken in the request's transaction: gap-free, and unique under
-    concurrency (the counter's row is locked until the transaction ends)."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+async def _take_number(session: AsyncSession, county: str, year: int) -> tuple[str, int]:
+    """The next code of a county's year and the new issue's id, in one statement of the request's
+    transaction. The code is gap-free and unique under concurrency (the counter's row stays locked until the
+    transaction ends); the id comes from the table's sequence on PostgreSQL, and on SQLite, whose one writer
+    at a time this statement has become, after the largest id."""
+    if session.get_bind().dialect.name == "postgresql":
+        dialect: Any = postgresql
+        next_id: Any = func.nextval(func.pg_get_serial_sequence("issues", "id"))
+    else:
+        dialect = sqlite
+        next_id = select(func.coalesce(func.max(col(Issue.id)), 0) + 1).scalar_subquery()
     statement = (
         dialect.insert(IssueCounter)
         .values(county_code=county, year=year, last_number=1)
@@ -209,10 +205,15 @@ async def next_code(session: AsyncSession, county: str, year: int) -> str:
             index_elements=[col(IssueCounter.county_code), col(IssueCounter.year)],
             set_={"last_number": IssueCounter.last_number + 1},
         )
-        .returning(col(IssueCounter.last_number))
+        .returning(col(IssueCounter.last_number), next_id)
     )
-    number = (await session.execute(statement)).scalar_one()
-    return issue_code(county, year, int(number))
+    number, issue_id = (await session.execute(statement)).one()
+    return issue_code(county, year, int(number)), int(issue_id)
+
+
+async def next_code(session: AsyncSession, county: str, year: int) -> str:
+    """The next code of a county's year (`_take_number` without the id: the demo's issues take theirs)."""
+    return (await _take_number(session, county, year))[0]
 
 
 async def _region_paths(session: AsyncSession, codes: set[str]) -> dict[str, str]:
@@ -272,35 +273,63 @@ async def _throttle_citizen(session: AsyncSession, state: IssuesState, caller: C
         )
 
 
-async def _probable_duplicate(session: AsyncSession, state: IssuesState, issue: Issue) -> int | None:
-    """The nearest open issue of the same category within the duplicate distance, in the same county."""
-    if issue.latitude is None or issue.longitude is None:
+async def _probable_duplicate(
+    session: AsyncSession, state: IssuesState, county: str, category: str, point: tuple[float, float] | None
+) -> tuple[int, str] | None:
+    """The nearest open issue of the category within the duplicate distance in the county: id and code."""
+    if point is None:
         return None
     # A box around the point first (an index-friendly filter), then the exact distance.
+    latitude, longitude = point
     degrees = state.settings.duplicate_distance_m / 111_000 * 1.5
     rows = await session.execute(
-        select(col(Issue.id), col(Issue.latitude), col(Issue.longitude)).where(
-            col(Issue.county_code) == issue.county_code,
-            col(Issue.category) == issue.category,
+        select(col(Issue.id), col(Issue.code), col(Issue.latitude), col(Issue.longitude)).where(
+            col(Issue.county_code) == county,
+            col(Issue.category) == category,
             col(Issue.status).in_([s.value for s in OPEN_STATUSES]),
-            col(Issue.id) != issue.id,
-            col(Issue.latitude).between(issue.latitude - degrees, issue.latitude + degrees),
-            col(Issue.longitude).between(issue.longitude - degrees * 1.5, issue.longitude + degrees * 1.5),
+            col(Issue.latitude).between(latitude - degrees, latitude + degrees),
+            col(Issue.longitude).between(longitude - degrees * 1.5, longitude + degrees * 1.5),
         )
     )
-    point = (issue.latitude, issue.longitude)
     near = [
-        (distance_m(point, (lat, lon)), other)
-        for other, lat, lon in rows.all()
-        if lat is not None and lon is not None
+        (distance_m(point, (lat, lon)), other, code)
+        for other, code, lat, lon in rows.all()
+        if lat is not None and lon is not None and other is not None
     ]
-    near = [(d, other) for d, other in near if d <= state.settings.duplicate_distance_m]
-    return min(near)[1] if near else None
+    near = [n for n in near if n[0] <= state.settings.duplicate_distance_m]
+    if not near:
+        return None
+    _, other, code = min(near)
+    return other, code
 
 
-async def create(session: AsyncSession, state: IssuesState, caller: Caller, body: IssueCreate) -> Issue:
-    """Take a report; a refusal stores nothing."""
-    category = await active_category(session, body.category)
+@dataclass(frozen=True)
+class Reported:
+    """A new issue as stored, and the codes of the issues it links to (for its public shape)."""
+
+    issue: Issue
+    codes: dict[int, str]
+
+
+_ISSUES_TABLE = Issue.__table__  # type: ignore[attr-defined]
+_EVENTS_TABLE = IssueEvent.__table__  # type: ignore[attr-defined]
+
+
+async def create(
+    session: AsyncSession,
+    state: IssuesState,
+    caller: Caller,
+    body: IssueCreate,
+    *,
+    recurrence_of: Issue | None = None,
+) -> Reported:
+    """Take a report (with `recurrence_of`, the closed issue it repeats); a refusal stores nothing.
+
+    A report costs few statements: the category and the calendar as read a moment ago (the state's
+    `recent_*`), the region with its county in one statement, the duplicate lookup, the code and the id in
+    one, and the issue and its first event written whole by two Core inserts (no unit of work, no update).
+    """
+    category = await active_category(session, body.category, state.recent_categories)
     field_errors = timing.field_errors(category, body.fields)
     if field_errors:
         raise UnprocessableEntity(
@@ -308,7 +337,7 @@ async def create(session: AsyncSession, state: IssuesState, caller: Caller, body
         )
     if (body.latitude is None) != (body.longitude is None):
         raise UnprocessableEntity("give both latitude and longitude, or neither", code="incomplete_position")
-    region = await visible_region(session, caller, body.region)
+    region, county = await visible_region_in_county(session, caller, body.region)
     if Level(region.level) not in ISSUE_REGION_LEVELS:
         raise UnprocessableEntity(
             f"region {body.region} is a {region.level}: issues are reported in a village or a grid",
@@ -319,9 +348,12 @@ async def create(session: AsyncSession, state: IssuesState, caller: Caller, body
     responsible = await _responsible(session, caller, body.responsible_region, region)
     photos = await _checked_photos(session, state, caller, body.before_photo_ids, issue_code=None)
     now = utcnow()
-    county = await _county_of(session, region)
+    point = None if body.latitude is None or body.longitude is None else (body.latitude, body.longitude)
+    duplicate = await _probable_duplicate(session, state, county, category.code, point)
+    code, issue_id = await _take_number(session, county, now.astimezone(timing.CHINA).year)
     issue = Issue(
-        code=await next_code(session, county, now.astimezone(timing.CHINA).year),
+        id=issue_id,
+        code=code,
         category=category.code,
         severity=body.severity.value,
         source=body.source.value,
@@ -338,26 +370,32 @@ async def create(session: AsyncSession, state: IssuesState, caller: Caller, body
         reporter=str(caller.subject),
         reporter_role=caller.role.value,
         reported_at=now,
+        probable_duplicate_of=duplicate[0] if duplicate else None,
+        recurrence_of=recurrence_of.id if recurrence_of else None,
         last_event_hash=GENESIS,
     )
     if status is Status.assigned:
         issue.responsible_region_code, issue.responsible_region_path = responsible.code, responsible.path
         issue.responsible_user_id = body.responsible_user_id
         issue.assigned_at = now
-        await timing.apply_deadline(session, issue, body.deadline, start=now, default_from=category)
-    session.add(issue)
-    await session.flush()
-    issue.probable_duplicate_of = await _probable_duplicate(session, state, issue)
+        await timing.apply_deadline(
+            session, issue, body.deadline, start=now, default_from=category, recent=state.recent_years
+        )
     changes: dict[str, Any] = {"status": [None, status.value]}
     if issue.deadline is not None:
         changes["deadline"] = [None, issue.deadline.isoformat()]
-    if issue.probable_duplicate_of is not None:
-        changes["probable_duplicate_of"] = [None, issue.probable_duplicate_of]
-    await history.append_event(
-        session, issue, caller, "report", None, changes, [evidence.evidence_record(p) for p in photos], at=now
+    if duplicate is not None:
+        changes["probable_duplicate_of"] = [None, duplicate[0]]
+    event = history.chain_event(
+        issue, caller, "report", None, changes, [evidence.evidence_record(p) for p in photos], at=now
     )
+    await session.execute(insert(_ISSUES_TABLE).values(issue.model_dump()))
+    await session.execute(insert(_EVENTS_TABLE).values(event.model_dump(exclude={"id"})))
     await _attach_later(session, state, issue, [p.id for p in photos])
-    return issue
+    codes = {} if duplicate is None else {duplicate[0]: duplicate[1]}
+    if recurrence_of is not None and recurrence_of.id is not None:
+        codes[recurrence_of.id] = recurrence_of.code
+    return Reported(issue, codes)
 
 
 async def _attach_later(

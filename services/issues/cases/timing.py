@@ -7,8 +7,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.issues.calendar.rules import Light, WorkingCalendar, working_time_used, years_between
-from services.issues.calendar.service import deadline_with_calendar, working_calendar
+from services.issues.calendar.rules import (
+    Light,
+    WorkingCalendar,
+    moment_of_share,
+    years_between,
+)
+from services.issues.calendar.service import RecentYears, deadline_with_calendar, working_calendar
 from services.issues.cases.models import Issue
 from services.issues.categories.models import Category
 from services.issues.categories.rules import check_fields, deadline_days_for, specs_of
@@ -26,18 +31,9 @@ YELLOW_SHARE = 0.8
 
 
 def yellow_at(start: datetime, deadline: datetime, cal: WorkingCalendar) -> datetime:
-    """The moment 80 % of the working time from `start` to `deadline` is used (found by bisection: the
-    share used only grows with time). Stored with the deadline, so lists filter by light in SQL."""
-    low, high = start, deadline
-    if high <= low:
-        return deadline
-    for _ in range(40):  # to well under a second over a year
-        middle = low + (high - low) / 2
-        if working_time_used(start, deadline, middle, cal) < YELLOW_SHARE:
-            low = middle
-        else:
-            high = middle
-    return high
+    """The moment 80 % of the working time from `start` to `deadline` is used. Stored with the deadline, so
+    lists filter by light in SQL."""
+    return moment_of_share(start, deadline, YELLOW_SHARE, cal)
 
 
 async def apply_deadline(
@@ -47,19 +43,20 @@ async def apply_deadline(
     *,
     start: datetime,
     default_from: Category | None = None,
+    recent: RecentYears | None = None,
 ) -> None:
     """Set the issue's deadline (or, with `default_from`, the category's default counted in working days
-    from `start`) and the moment its light turns yellow."""
+    from `start`) and the moment its light turns yellow; `recent`: the calendar as read a moment ago."""
     cal: WorkingCalendar | None = None
     if deadline is None and default_from is not None:
         days = deadline_days_for(default_from, issue.severity)
-        deadline, cal = await deadline_with_calendar(session, start, days)  # one read of the calendar
+        deadline, cal = await deadline_with_calendar(session, start, days, recent)  # one read of the calendar
     issue.deadline = deadline
     if deadline is None:
         issue.yellow_at = None
         return
     if cal is None:
-        cal = await working_calendar(session, years_between(start, deadline))
+        cal = await working_calendar(session, years_between(start, deadline), recent)
     issue.yellow_at = yellow_at(start, deadline, cal)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from services.issues.categories import service
 from services.issues.categories.schemas import CategoryCreate, CategoryPublic, CategoryUpdate
-from services.issues.deps import SessionDep
+from services.issues.deps import SessionDep, StateDep
 from services.kit.auth import Caller, require_scope
 from services.kit.errors import problem_doc, problem_docs
 from services.kit.fields import TRUE_FALSE, OptionalQueryBool
@@ -83,9 +83,10 @@ async def list_categories(
     responses={**_ADMIN_ONLY, **problem_docs(409)},
 )
 async def create_category(
-    body: CategoryCreate, session: SessionDep, caller: CategoriesAdminDep, response: Response
+    body: CategoryCreate, session: SessionDep, caller: CategoriesAdminDep, state: StateDep, response: Response
 ) -> CategoryPublic:
     category = await service.create_category(session, caller, body)
+    state.recent_categories.clear_after_commit(session)
     response.headers["Location"] = f"/v1/categories/{category.code}"
     return service.category_public(category)
 
@@ -113,6 +114,8 @@ async def get_category(code: str, session: SessionDep, caller: CategoriesReaderD
     responses={**_ADMIN_ONLY, **_NOT_FOUND},
 )
 async def update_category(
-    code: str, body: CategoryUpdate, session: SessionDep, caller: CategoriesAdminDep
+    code: str, body: CategoryUpdate, session: SessionDep, caller: CategoriesAdminDep, state: StateDep
 ) -> CategoryPublic:
-    return service.category_public(await service.update_category(session, caller, code, body))
+    category = await service.update_category(session, caller, code, body)
+    state.recent_categories.clear_after_commit(session)
+    return service.category_public(category)

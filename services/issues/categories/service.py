@@ -24,6 +24,7 @@ from services.kit.db import utcnow
 from services.kit.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from services.kit.identity import Role
 from services.kit.pagination import Page, PageParams, paginate
+from services.kit.recent import Recent
 
 # The page key: codes are unique.
 _CODE = cast("ColumnElement[str]", col(Category.code))
@@ -78,10 +79,18 @@ async def get_category(session: AsyncSession, code: str) -> Category:
     return category
 
 
-async def active_category(session: AsyncSession, code: str) -> Category:
+async def active_category(
+    session: AsyncSession, code: str, recent: Recent[str, Category | None] | None = None
+) -> Category:
     """The category a new issue names: it must exist (422 `unknown_category`) and be active (422
-    `category_inactive`). Unlike `get_category`, an unknown code here is a bad body, not a missing resource."""
-    category = await find_category(session, code)
+    `category_inactive`). Unlike `get_category`, an unknown code here is a bad body, not a missing resource.
+    With `recent`, as read a moment ago (a copy, outside any session: not to be changed)."""
+
+    async def read() -> Category | None:
+        found = await find_category(session, code)
+        return None if found is None else Category(**found.model_dump())
+
+    category = await (recent.get(code, read) if recent is not None else find_category(session, code))
     if category is None:
         raise UnprocessableEntity(f"there is no category {code}", code="unknown_category")
     if not category.active:

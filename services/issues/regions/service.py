@@ -33,7 +33,7 @@ from services.kit.errors import (
     UnprocessableEntity,
 )
 from services.kit.exports import Cell
-from services.kit.identity import child_path, is_within, parent_code_of, tree_depth
+from services.kit.identity import child_path, codes_in_path, is_within, parent_code_of, tree_depth
 from services.kit.pagination import Page, PageParams, paginate
 
 MAX_IMPORT_ROWS = 20_000
@@ -84,6 +84,42 @@ async def get_visible(session: AsyncSession, caller: Caller, code: str) -> Regio
     if region is None:
         raise _not_found(code)
     return region
+
+
+def _county_above(code: str) -> Any:
+    """SQL: the code of the county the region `code` lies in (itself, if a county), read up the parent
+    links (a few key lookups); NULL where the tree has no county above it."""
+    regions = Region.__table__  # type: ignore[attr-defined]
+    start, parent = regions.alias("start"), regions.alias("parent")
+    up = (
+        select(start.c.id, start.c.parent_id, start.c.code, start.c.level)
+        .where(start.c.code == code)
+        .cte("up", recursive=True)
+    )
+    up = up.union_all(
+        select(parent.c.id, parent.c.parent_id, parent.c.code, parent.c.level).where(
+            parent.c.id == up.c.parent_id
+        )
+    )
+    return select(up.c.code).where(up.c.level == Level.county.value).limit(1).scalar_subquery()
+
+
+async def get_visible_in_county(session: AsyncSession, caller: Caller, code: str) -> tuple[Region, str]:
+    """`get_visible`, and in the same statement the code of the county the region lies in (where the tree
+    has no county level: its root's)."""
+    if not valid_code(code):
+        raise _not_found(code)
+    row = (
+        await session.execute(
+            select(Region, _county_above(code)).where(
+                col(Region.code) == code, in_subtree(col(Region.path), caller)
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise _not_found(code)
+    region, county = row
+    return region, county or codes_in_path(region.path)[0]
 
 
 async def _code_taken(session: AsyncSession, code: str) -> bool:
