@@ -943,6 +943,7 @@ def measure_creates(
     seconds: float,
     concurrency: int,
     rounds: int,
+    profile: Path | None = None,
 ) -> list[Phase]:
     phases = [
         Phase("raw asyncpg INSERT (bare)", "/bench/insert/raw"),
@@ -956,6 +957,18 @@ def measure_creates(
         for p in phases:
             p.runs.append(run_wrk(service, scripts[p.path], seconds, concurrency))
             print(f"    {p.name}: {p.runs[-1]['rps']:.0f} req/s", flush=True)
+    if profile is not None:  # not counted: the sampler costs the service a little CPU
+        profile.mkdir(parents=True, exist_ok=True)
+        out = profile / f"create-{service.db}.txt"
+        spy = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(service.pid), "--duration", f"{seconds:.0f}", "--rate", "250",
+             "--format", "raw", "--nonblocking", "--output", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        run_wrk(service, scripts["/v1/issues"], seconds, concurrency)
+        spy.wait(timeout=60)
+        print(f"    collapsed stacks of the full create: {out}", flush=True)
     return phases
 
 
@@ -1147,6 +1160,12 @@ def main() -> None:
         help="run the service from this checkout (it needs bench/_issues_app.py too)",
     )
     parser.add_argument("--skip", nargs="*", default=[], choices=["list", "stats", "create", "export"])
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="after the create rounds, one more full-create phase under `py-spy record` (py-spy on the PATH): "
+        "its collapsed stacks go to this folder, one file per size",
+    )
     args = parser.parse_args()
     global SERVICE_ROOT
     SERVICE_ROOT = args.service_root.resolve()
@@ -1156,6 +1175,8 @@ def main() -> None:
         raise SystemExit("each size must divide the largest")
     if "create" not in args.skip and shutil.which("wrk") is None:
         raise SystemExit("wrk is not on the PATH (apt-get install wrk), or pass --skip create")
+    if args.profile is not None and shutil.which("py-spy") is None:
+        raise SystemExit("--profile needs py-spy on the PATH (e.g. `uv tool install py-spy`)")
 
     rng = np.random.default_rng(SEED)
     t0 = time.perf_counter()
@@ -1271,6 +1292,7 @@ def main() -> None:
                         args.seconds,
                         args.concurrency,
                         args.rounds,
+                        args.profile,
                     )
             finally:
                 service.stop()

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic_core import to_json
-from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -187,27 +187,33 @@ async def presenter(session: AsyncSession, caller: Caller, issues: Sequence[Issu
 # ---- reporting ----
 
 
-async def _take_number(session: AsyncSession, county: str, year: int) -> tuple[str, int]:
-    """The next code of a county's year and the new issue's id, in one statement of the request's
-    transaction. The code is gap-free and unique under concurrency (the counter's row stays locked until the
-    transaction ends); the id comes from the table's sequence on PostgreSQL, and on SQLite, whose one writer
-    at a time this statement has become, after the largest id."""
-    if session.get_bind().dialect.name == "postgresql":
-        dialect: Any = postgresql
-        next_id: Any = func.nextval(func.pg_get_serial_sequence("issues", "id"))
-    else:
-        dialect = sqlite
-        next_id = select(func.coalesce(func.max(col(Issue.id)), 0) + 1).scalar_subquery()
-    statement = (
+def _numbering(dialect: Any, next_id: Any) -> Any:
+    return (
         dialect.insert(IssueCounter)
-        .values(county_code=county, year=year, last_number=1)
+        .values(county_code=bindparam("county"), year=bindparam("year"), last_number=1)
         .on_conflict_do_update(
             index_elements=[col(IssueCounter.county_code), col(IssueCounter.year)],
             set_={"last_number": IssueCounter.last_number + 1},
         )
         .returning(col(IssueCounter.last_number), next_id)
     )
-    number, issue_id = (await session.execute(statement)).one()
+
+
+# Built once per dialect (statements are cheap to run from the compiled cache, not to construct).
+_NUMBERING = {
+    "postgresql": _numbering(postgresql, func.nextval(func.pg_get_serial_sequence("issues", "id"))),
+    "sqlite": _numbering(sqlite, select(func.coalesce(func.max(col(Issue.id)), 0) + 1).scalar_subquery()),
+}
+
+
+async def _take_number(session: AsyncSession, county: str, year: int) -> tuple[str, int]:
+    """The next code of a county's year and the new issue's id, in one statement of the request's
+    transaction. The code is gap-free and unique under concurrency (the counter's row stays locked until the
+    transaction ends); the id comes from the table's sequence on PostgreSQL, and on SQLite, whose one writer
+    at a time this statement has become, after the largest id."""
+    connection = await session.connection()  # Core, not the ORM's bulk-insert path for a mapped table
+    statement = _NUMBERING["postgresql" if connection.dialect.name == "postgresql" else "sqlite"]
+    number, issue_id = (await connection.execute(statement, {"county": county, "year": year})).one()
     return issue_code(county, year, int(number)), int(issue_id)
 
 
@@ -273,6 +279,16 @@ async def _throttle_citizen(session: AsyncSession, state: IssuesState, caller: C
         )
 
 
+# Open issues of a category in a box around a point, in a county (`ix_issues_open_nearby` on PostgreSQL).
+_NEARBY = select(col(Issue.id), col(Issue.code), col(Issue.latitude), col(Issue.longitude)).where(
+    col(Issue.county_code) == bindparam("county"),
+    col(Issue.category) == bindparam("category"),
+    col(Issue.status).in_([s.value for s in OPEN_STATUSES]),
+    col(Issue.latitude).between(bindparam("south"), bindparam("north")),
+    col(Issue.longitude).between(bindparam("west"), bindparam("east")),
+)
+
+
 async def _probable_duplicate(
     session: AsyncSession, state: IssuesState, county: str, category: str, point: tuple[float, float] | None
 ) -> tuple[int, str] | None:
@@ -282,15 +298,14 @@ async def _probable_duplicate(
     # A box around the point first (an index-friendly filter), then the exact distance.
     latitude, longitude = point
     degrees = state.settings.duplicate_distance_m / 111_000 * 1.5
-    rows = await session.execute(
-        select(col(Issue.id), col(Issue.code), col(Issue.latitude), col(Issue.longitude)).where(
-            col(Issue.county_code) == county,
-            col(Issue.category) == category,
-            col(Issue.status).in_([s.value for s in OPEN_STATUSES]),
-            col(Issue.latitude).between(latitude - degrees, latitude + degrees),
-            col(Issue.longitude).between(longitude - degrees * 1.5, longitude + degrees * 1.5),
-        )
-    )
+    box = {
+        "south": latitude - degrees,
+        "north": latitude + degrees,
+        "west": longitude - degrees * 1.5,
+        "east": longitude + degrees * 1.5,
+    }
+    connection = await session.connection()
+    rows = await connection.execute(_NEARBY, {"county": county, "category": category, **box})
     near = [
         (distance_m(point, (lat, lon)), other, code)
         for other, code, lat, lon in rows.all()
@@ -311,8 +326,32 @@ class Reported:
     codes: dict[int, str]
 
 
-_ISSUES_TABLE = Issue.__table__  # type: ignore[attr-defined]
-_EVENTS_TABLE = IssueEvent.__table__  # type: ignore[attr-defined]
+def _writing_both() -> Any:
+    """PostgreSQL: the issue and its first event in one statement (the issue's INSERT as a data-modifying
+    CTE, always run to completion). Parameters: the issue's columns as `i_<name>`, the event's as `e_<name>`."""
+    issues, events = Issue.__table__, IssueEvent.__table__  # type: ignore[attr-defined]
+    issue = insert(issues).values({c.name: bindparam(f"i_{c.name}", type_=c.type) for c in issues.columns})
+    event = insert(events).values(
+        {c.name: bindparam(f"e_{c.name}", type_=c.type) for c in events.columns if c.name != "id"}
+    )
+    return event.add_cte(issue.cte("new_issue"))
+
+
+_INSERT_ISSUE = insert(Issue.__table__)  # type: ignore[attr-defined]
+_INSERT_EVENT = insert(IssueEvent.__table__)  # type: ignore[attr-defined]
+_INSERT_BOTH = _writing_both()
+
+
+async def _write(session: AsyncSession, issue: Issue, event: IssueEvent) -> None:
+    """Store a new issue and its first event as they are (Core inserts: no unit of work, no update)."""
+    row, first = issue.model_dump(), event.model_dump(exclude={"id"})
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        params = {f"i_{k}": v for k, v in row.items()} | {f"e_{k}": v for k, v in first.items()}
+        await connection.execute(_INSERT_BOTH, params)
+    else:
+        await connection.execute(_INSERT_ISSUE, row)
+        await connection.execute(_INSERT_EVENT, first)
 
 
 async def create(
@@ -367,9 +406,12 @@ async def create(
         longitude=body.longitude,
         fields=body.fields,
         before_photo_ids=[p.id for p in photos],
+        after_photo_ids=[],  # every field given: a default factory costs pydantic a signature inspection
+        evidence_flags=[],
         reporter=str(caller.subject),
         reporter_role=caller.role.value,
         reported_at=now,
+        updated_at=now,
         probable_duplicate_of=duplicate[0] if duplicate else None,
         recurrence_of=recurrence_of.id if recurrence_of else None,
         last_event_hash=GENESIS,
@@ -389,8 +431,7 @@ async def create(
     event = history.chain_event(
         issue, caller, "report", None, changes, [evidence.evidence_record(p) for p in photos], at=now
     )
-    await session.execute(insert(_ISSUES_TABLE).values(issue.model_dump()))
-    await session.execute(insert(_EVENTS_TABLE).values(event.model_dump(exclude={"id"})))
+    await _write(session, issue, event)
     await _attach_later(session, state, issue, [p.id for p in photos])
     codes = {} if duplicate is None else {duplicate[0]: duplicate[1]}
     if recurrence_of is not None and recurrence_of.id is not None:
