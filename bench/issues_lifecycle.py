@@ -53,13 +53,14 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -958,18 +959,28 @@ def measure_creates(
             p.runs.append(run_wrk(service, scripts[p.path], seconds, concurrency))
             print(f"    {p.name}: {p.runs[-1]['rps']:.0f} req/s", flush=True)
     if profile is not None:  # not counted: the sampler costs the service a little CPU
-        profile.mkdir(parents=True, exist_ok=True)
-        out = profile / f"create-{service.db}.txt"
-        spy = subprocess.Popen(
-            ["py-spy", "record", "--pid", str(service.pid), "--duration", f"{seconds:.0f}", "--rate", "250",
-             "--format", "raw", "--nonblocking", "--output", str(out)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        run_wrk(service, scripts["/v1/issues"], seconds, concurrency)
-        spy.wait(timeout=60)
-        print(f"    collapsed stacks of the full create: {out}", flush=True)
+        with profiled(service, profile / f"create-{service.db}.txt"):
+            run_wrk(service, scripts["/v1/issues"], seconds, concurrency)
     return phases
+
+
+@contextlib.contextmanager
+def profiled(service: Service, out: Path) -> Iterator[None]:
+    """`py-spy record` on the service for the block: its collapsed stacks (one line a stack, then the count of
+    samples) go to `out`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(
+        ["py-spy", "record", "--pid", str(service.pid), "--rate", "250", "--format", "raw", "--nonblocking",
+         "--output", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes what it has and stops
+        spy.wait(timeout=60)
+        print(f"    collapsed stacks: {out}", flush=True)
 
 
 # ---- export memory -------------------------------------------------------------------------------------
@@ -1250,7 +1261,11 @@ def main() -> None:
                               {"limit": 50, "cursor": cursor} if cursor else {"limit": 50}, county_admin),
                         Query("town: status=assigned", "/v1/issues", {"status": "assigned", "limit": 50}, town_officer),
                     ]  # fmt: skip
-                    measure_latency(service, result.queries, args.requests)
+                    if args.profile is not None:
+                        with profiled(service, args.profile / f"list-{db}.txt"):
+                            measure_latency(service, result.queries, args.requests)
+                    else:
+                        measure_latency(service, result.queries, args.requests)
                 if "stats" not in args.skip:
                     if "/v1/stats/rectification" in paths:
                         month_start, month_end = stats_window(now)

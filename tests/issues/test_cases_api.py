@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -15,7 +16,7 @@ from sqlmodel import col
 
 from services.issues.cases.check import main as check_main
 from services.issues.cases.models import Issue, IssueEvent
-from services.issues.cases.schemas import IssuePage
+from services.issues.cases.schemas import IssuePage, IssuePublic
 from services.kit.state import state_of
 from tests.issues.lifecycle import POINT, Media, media, report, scene_jpeg
 from tests.media.images import exif_block, jpeg
@@ -418,6 +419,46 @@ async def test_a_listed_issue_is_exactly_the_issue_read_alone(
     by_id = {item["id"]: item for item in listed["items"]}
     assert by_id[second["id"]]["probable_duplicate_of"] == first["code"]
     assert by_id[first["id"]]["status"] == "submitted" and by_id[first["id"]]["after_photo_ids"] == [after]
+
+
+def _as_the_schema_writes_it(answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer read as `IssuePublic` and written again by the model: what the schema says it must be."""
+    shaped: dict[str, Any] = json.loads(IssuePublic.model_validate(answer).model_dump_json())
+    return shaped
+
+
+async def test_every_answer_holding_an_issue_is_exactly_what_its_schema_writes(
+    client: httpx.AsyncClient, auth: Auth, media: Media
+) -> None:
+    """Reports, reads, actions and lists write issues from the stored values without a model: each answer
+    must be `IssuePublic`'s own JSON of itself, in every state (links, reasons, feedback, lights)."""
+    inspector, admin, village = auth("inspector"), auth("admin", COUNTY), auth("village", VILLAGE)
+    answers: list[dict[str, Any]] = []
+    first = await _report(client, inspector)
+    second = await _report(client, inspector)  # a probable duplicate of the first
+    answers += [first, second]
+    citizen_report = await client.post(
+        "/v1/issues", json=report(source="citizen"), headers=auth("citizen", VILLAGE)
+    )
+    assert citizen_report.status_code == 201, citizen_report.text
+    answers.append(citizen_report.json())
+    rejected = await _act(
+        client, citizen_report.json()["id"], "reject", admin, reason="invalid", note="不属实"
+    )
+    answers.append(rejected.json())
+    after = await media.upload(village, seed=74)
+    submitted = await _act(client, first["id"], "submit", village, after_photo_ids=[after])
+    accepted = await _act(client, first["id"], "accept", admin)
+    assert (submitted.status_code, accepted.status_code) == (200, 200), accepted.text
+    recurred = await _act(client, first["id"], "recur", inspector, note="又堆上了")
+    assert recurred.status_code == 201, recurred.text
+    answers += [submitted.json(), accepted.json(), recurred.json()]
+    assert recurred.json()["recurrence_of"] == first["code"]
+    for issue_id in {a["id"] for a in answers}:
+        answers.append((await client.get(f"/v1/issues/{issue_id}", headers=admin)).json())
+    answers += (await client.get("/v1/issues", headers=admin)).json()["items"]
+    for answer in answers:
+        assert answer == _as_the_schema_writes_it(answer)
 
 
 # ---- concurrency and tampering ----

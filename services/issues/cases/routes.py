@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import BaseModel, StringConstraints
-from pydantic_core import to_json
 
 from services.issues.calendar.rules import Light
 from services.issues.cases import actions, history, service
@@ -97,10 +96,8 @@ async def report_issue(
 ) -> Response:
     reported = await service.create(session, state, caller, body)
     issue = reported.issue
-    # Written straight from the stored values (the list's way): `IssuePublic`'s shape, not validated again.
-    shape = service.Presenter(caller, utcnow(), reported.codes).fields(issue)
     return Response(
-        to_json(shape),
+        service.Presenter(caller, utcnow(), reported.codes).json(issue),
         status_code=status.HTTP_201_CREATED,
         media_type="application/json",
         headers={"Location": f"/v1/issues/{issue.id}"},
@@ -164,9 +161,10 @@ async def list_issues(
 @router.get(
     "/v1/issues/{issue_id}", response_model=IssuePublic, summary="An issue", responses=problem_docs(403)
 )
-async def read_issue(issue_id: IssueId, session: SessionDep, caller: IssuesReaderDep) -> IssuePublic:
+async def read_issue(issue_id: IssueId, session: SessionDep, caller: IssuesReaderDep) -> Response:
     issue = await service.get_visible(session, caller, issue_id)
-    return (await service.presenter(session, caller, [issue])).issue(issue)
+    shape = await service.presenter(session, caller, [issue])
+    return Response(shape.json(issue), media_type="application/json")
 
 
 @router.get(
@@ -205,14 +203,18 @@ def _action_route(action: Action, body_type: type[BaseModel]) -> None:
         session: SessionDep,
         caller: ActorDep,
         state: StateDep,
-        response: Response,
-    ) -> IssuePublic:
+    ) -> Response:
         issue, recurred = await actions.act(session, state, caller, issue_id, action, body)
         shown = recurred or issue
-        if recurred is not None:
-            response.status_code = status.HTTP_201_CREATED
-            response.headers["Location"] = f"/v1/issues/{recurred.id}"
-        return (await service.presenter(session, caller, [shown])).issue(shown)
+        shape = (await service.presenter(session, caller, [shown])).json(shown)
+        if recurred is None:
+            return Response(shape, media_type="application/json")
+        return Response(
+            shape,
+            status_code=status.HTTP_201_CREATED,
+            media_type="application/json",
+            headers={"Location": f"/v1/issues/{recurred.id}"},
+        )
 
     take.__name__ = f"issue_{action.name.rstrip('_')}"
     # Annotations are text here (postponed evaluation): the two that name this closure's locals are given

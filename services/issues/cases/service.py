@@ -9,7 +9,7 @@ appends one event holding the hash of the one before.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -28,7 +28,6 @@ from services.issues.cases.rules import (
     OPEN_STATUSES,
     Action,
     CaseState,
-    RejectReason,
     Source,
     Status,
     actions_for,
@@ -37,9 +36,7 @@ from services.issues.cases.rules import (
 )
 from services.issues.cases.schemas import (
     IssueCreate,
-    IssuePublic,
 )
-from services.issues.categories.models import Severity
 from services.issues.categories.service import active_category
 from services.issues.deps import IssuesState
 from services.issues.regions.models import Level, Region
@@ -96,76 +93,101 @@ def state_of(issue: Issue) -> CaseState:
 # ---- the public shape ----
 
 
+_OPEN_VALUES = frozenset(s.value for s in OPEN_STATUSES)
+
+
 @dataclass(frozen=True)
 class Presenter:
-    """Shapes issues for one caller: codes of linked issues, the light, what the caller may do."""
+    """Shapes issues for one caller: codes of linked issues, the light, what the caller may do.
+
+    `fields` gives `IssuePublic`'s fields as JSON-ready values, written with pydantic-core's `to_json`
+    (`json`): the rows are the stored ones, every value already what the schema says, so no model is built
+    and nothing validated again (a test holds the answers to `IssuePublic`).
+    """
 
     caller: Caller
     now: datetime
     codes: dict[int, str]
+    _subject: str = field(init=False)
+    _allowed: dict[tuple[Any, ...], list[str]] = field(init=False, default_factory=dict)
 
-    def issue(self, issue: Issue) -> IssuePublic:
-        # Built from the stored row, every value already of its declared type: not validated again.
-        return IssuePublic.model_construct(**self.fields(issue))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_subject", str(self.caller.subject))
+
+    def json(self, issue: Issue) -> bytes:
+        return to_json(self.fields(issue))
 
     def fields(self, issue: Issue) -> dict[str, Any]:
         """The issue as `IssuePublic`'s fields (an `Issue`, or a row of the issues table read as one)."""
         assert issue.id is not None
-        state = state_of(issue)
-        open_ = Status(issue.status) in OPEN_STATUSES
-        overdue = open_ and issue.deadline is not None and self.now > issue.deadline
+        open_ = issue.status in _OPEN_VALUES
+        deadline = issue.deadline
         light = timing.light_of(issue, self.now) if open_ else None
-        return dict(
-            id=issue.id,
-            code=issue.code,
-            status=Status(issue.status),
-            category=issue.category,
-            severity=Severity(issue.severity),
-            source=Source(issue.source),
-            region=issue.region_code,
-            responsible_region=issue.responsible_region_code,
-            responsible_user_id=issue.responsible_user_id,
-            description=issue.description,
-            address=issue.address,
-            latitude=issue.latitude,
-            longitude=issue.longitude,
-            fields=issue.fields,
-            before_photo_ids=issue.before_photo_ids,
-            after_photo_ids=issue.after_photo_ids,
-            evidence_flags=issue.evidence_flags,
-            reporter=None if self.caller.role in HIDES_REPORTER else issue.reporter,
-            reported_at=issue.reported_at,
-            deadline=issue.deadline,
-            light=light,
-            overdue=overdue,
-            submitted_at=issue.submitted_at,
-            closed_at=issue.closed_at,
-            closed_late=issue.closed_late,
-            rejected_at=issue.rejected_at,
-            reject_reason=RejectReason(issue.reject_reason) if issue.reject_reason else None,
-            rework_count=issue.rework_count,
-            extension_count=issue.extension_count,
-            extension_pending=issue.extension_pending,
-            on_account=issue.on_account,
-            account_plan=issue.account_plan,
-            account_target=issue.account_target,
-            supervised=issue.supervised,
-            probable_duplicate_of=self.codes.get(issue.probable_duplicate_of or 0),
-            duplicate_of=self.codes.get(issue.duplicate_of or 0),
-            recurrence_of=self.codes.get(issue.recurrence_of or 0),
-            satisfaction=issue.satisfaction,
-            allowed_actions=self.allowed(issue, state),
-        )
+        codes = self.codes
+        return {
+            "id": issue.id,
+            "code": issue.code,
+            "status": issue.status,
+            "category": issue.category,
+            "severity": issue.severity,
+            "source": issue.source,
+            "region": issue.region_code,
+            "responsible_region": issue.responsible_region_code,
+            "responsible_user_id": issue.responsible_user_id,
+            "description": issue.description,
+            "address": issue.address,
+            "latitude": issue.latitude,
+            "longitude": issue.longitude,
+            "fields": issue.fields,
+            "before_photo_ids": issue.before_photo_ids,
+            "after_photo_ids": issue.after_photo_ids,
+            "evidence_flags": issue.evidence_flags,
+            "reporter": None if self.caller.role in HIDES_REPORTER else issue.reporter,
+            "reported_at": issue.reported_at,
+            "deadline": deadline,
+            "light": light.value if light is not None else None,
+            "overdue": open_ and deadline is not None and self.now > deadline,
+            "submitted_at": issue.submitted_at,
+            "closed_at": issue.closed_at,
+            "closed_late": issue.closed_late,
+            "rejected_at": issue.rejected_at,
+            "reject_reason": issue.reject_reason or None,
+            "rework_count": issue.rework_count,
+            "extension_count": issue.extension_count,
+            "extension_pending": issue.extension_pending,
+            "on_account": issue.on_account,
+            "account_plan": issue.account_plan,
+            "account_target": issue.account_target,
+            "supervised": issue.supervised,
+            "probable_duplicate_of": codes.get(issue.probable_duplicate_of or 0),
+            "duplicate_of": codes.get(issue.duplicate_of or 0),
+            "recurrence_of": codes.get(issue.recurrence_of or 0),
+            "satisfaction": issue.satisfaction,
+            "allowed_actions": self.allowed(issue),
+        }
 
-    def allowed(self, issue: Issue, state: CaseState) -> list[Action]:
-        actions = actions_for(state, self.caller.role)
-        mine = issue.reporter == str(self.caller.subject)
-        return [
-            a
-            for a in actions
-            if (a is not Action.feedback or mine)
-            and (a not in (Action.accept, Action.return_) or issue.submitter != str(self.caller.subject))
-        ]
+    def allowed(self, issue: Issue) -> list[str]:
+        """What this caller may do with the issue now (the same answer for every issue in the same state)."""
+        mine, submitted = issue.reporter == self._subject, issue.submitter == self._subject
+        key = (
+            issue.status,
+            issue.extension_pending,
+            issue.on_account,
+            issue.supervised,
+            issue.satisfaction is not None,
+            issue.probable_duplicate_of is not None,
+            mine,
+            submitted,
+        )
+        found = self._allowed.get(key)
+        if found is None:
+            found = self._allowed[key] = [
+                a.value
+                for a in actions_for(state_of(issue), self.caller.role)
+                if (a is not Action.feedback or mine)
+                and (a not in (Action.accept, Action.return_) or not submitted)
+            ]
+        return found
 
 
 async def presenter(session: AsyncSession, caller: Caller, issues: Sequence[Issue]) -> Presenter:
