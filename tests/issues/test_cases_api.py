@@ -116,6 +116,29 @@ async def test_a_report_near_an_open_one_of_the_same_category_names_it(
     assert unlinked.status_code == 200 and unlinked.json()["probable_duplicate_of"] is None
 
 
+async def test_the_nearest_open_one_within_the_distance_is_named_and_a_closed_one_never(
+    client: httpx.AsyncClient, auth: Auth, media: Media
+) -> None:
+    grid, admin = auth("grid", GRID), auth("admin", COUNTY)
+    # 0.0001° of latitude is ~11 m: the setting is 50 m.
+    north = await _report(client, grid, source="grid", region=GRID, latitude=POINT[0] + 0.0004)
+    centre = await _report(client, grid, source="grid", region=GRID)
+    assert north["probable_duplicate_of"] is None and centre["probable_duplicate_of"] == north["code"]  # 44 m
+    between = await _report(client, grid, source="grid", region=GRID, latitude=POINT[0] + 0.0001)
+    assert between["probable_duplicate_of"] == centre["code"]  # 11 m from the centre, 33 m from the north one
+    beyond = await _report(client, grid, source="grid", region=GRID, latitude=POINT[0] + 0.0009)
+    assert beyond["probable_duplicate_of"] is None  # 56 m from the nearest
+    # Closed issues are history, not duplicates.
+    inspector = auth("inspector")
+    lone = await _report(client, inspector, latitude=POINT[0] + 0.05)
+    after = await media.upload(auth("village", VILLAGE), seed=75)
+    submitted = await _act(client, lone["id"], "submit", auth("village", VILLAGE), after_photo_ids=[after])
+    assert submitted.status_code == 200, submitted.text
+    assert (await _act(client, lone["id"], "accept", admin)).status_code == 200
+    again = await _report(client, inspector, latitude=POINT[0] + 0.05)
+    assert again["probable_duplicate_of"] is None
+
+
 @pytest.mark.parametrize("overrides", [{"citizen_reports_per_hour": 3}])
 async def test_citizens_are_limited_per_hour(
     client: httpx.AsyncClient, auth: Auth, count_rows: Callable[..., Any]

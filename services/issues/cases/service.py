@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic_core import to_json
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select
+from sqlalchemy import JSON, ColumnElement, Select, and_, bindparam, func, insert, or_, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -209,39 +209,82 @@ async def presenter(session: AsyncSession, caller: Caller, issues: Sequence[Issu
 # ---- reporting ----
 
 
-def _numbering(dialect: Any, next_id: Any) -> Any:
+# Open issues of a category in a box around a point, in a county (`ix_issues_open_nearby` on PostgreSQL).
+_NEARBY = (
+    col(Issue.county_code) == bindparam("county"),
+    col(Issue.category) == bindparam("category"),
+    col(Issue.status).in_([s.value for s in OPEN_STATUSES]),
+    col(Issue.latitude).between(bindparam("south"), bindparam("north")),
+    col(Issue.longitude).between(bindparam("west"), bindparam("east")),
+)
+_NEARBY_COLUMNS = (col(Issue.id), col(Issue.code), col(Issue.latitude), col(Issue.longitude))
+
+
+def _numbering(dialect: str, *, nearby: bool) -> Any:
+    """The counter's upsert, returning the county-year's next number, the new issue's id and (`nearby`) the
+    open issues of the category in the box around the report's point, as a JSON array of
+    [id, code, latitude, longitude]: a report asks the database once for all three."""
+    if dialect == "postgresql":
+        upsert: Any = postgresql.insert(IssueCounter)
+        next_id: Any = func.nextval(func.pg_get_serial_sequence("issues", "id"))
+        found: Any = func.json_agg(func.json_build_array(*_NEARBY_COLUMNS))
+    else:
+        upsert = sqlite.insert(IssueCounter)
+        next_id = select(func.coalesce(func.max(col(Issue.id)), 0) + 1).scalar_subquery()
+        found = func.json_group_array(func.json_array(*_NEARBY_COLUMNS))
+    returned = [col(IssueCounter.last_number), next_id]
+    if nearby:
+        returned.append(type_coerce(select(found).where(*_NEARBY).scalar_subquery(), JSON))
     return (
-        dialect.insert(IssueCounter)
-        .values(county_code=bindparam("county"), year=bindparam("year"), last_number=1)
+        upsert.values(county_code=bindparam("county"), year=bindparam("year"), last_number=1)
         .on_conflict_do_update(
             index_elements=[col(IssueCounter.county_code), col(IssueCounter.year)],
             set_={"last_number": IssueCounter.last_number + 1},
         )
-        .returning(col(IssueCounter.last_number), next_id)
+        .returning(*returned)
     )
 
 
-# Built once per dialect (statements are cheap to run from the compiled cache, not to construct).
+# Built once (statements are cheap to run from the compiled cache, not to construct).
 _NUMBERING = {
-    "postgresql": _numbering(postgresql, func.nextval(func.pg_get_serial_sequence("issues", "id"))),
-    "sqlite": _numbering(sqlite, select(func.coalesce(func.max(col(Issue.id)), 0) + 1).scalar_subquery()),
+    (dialect, nearby): _numbering(dialect, nearby=nearby)
+    for dialect in ("postgresql", "sqlite")
+    for nearby in (False, True)
 }
 
 
-async def _take_number(session: AsyncSession, county: str, year: int) -> tuple[str, int]:
+@dataclass(frozen=True)
+class Numbered:
+    code: str
+    issue_id: int
+    nearby: list[tuple[int, str, float, float]]  # open issues of the category around the point
+
+
+async def _take_number(
+    session: AsyncSession, county: str, year: int, *, category: str = "", box: dict[str, float] | None = None
+) -> Numbered:
     """The next code of a county's year and the new issue's id, in one statement of the request's
-    transaction. The code is gap-free and unique under concurrency (the counter's row stays locked until the
-    transaction ends); the id comes from the table's sequence on PostgreSQL, and on SQLite, whose one writer
-    at a time this statement has become, after the largest id."""
+    transaction; with a `box`, also the open issues of `category` in it. The code is gap-free and unique
+    under concurrency (the counter's row stays locked until the transaction ends); the id comes from the
+    table's sequence on PostgreSQL, and on SQLite, whose one writer at a time this statement has become,
+    after the largest id."""
     connection = await session.connection()  # Core, not the ORM's bulk-insert path for a mapped table
-    statement = _NUMBERING["postgresql" if connection.dialect.name == "postgresql" else "sqlite"]
-    number, issue_id = (await connection.execute(statement, {"county": county, "year": year})).one()
-    return issue_code(county, year, int(number)), int(issue_id)
+    dialect = "postgresql" if connection.dialect.name == "postgresql" else "sqlite"
+    params: dict[str, Any] = {"county": county, "year": year}
+    if box is not None:
+        params |= {"category": category, **box}
+    row = (await connection.execute(_NUMBERING[dialect, box is not None], params)).one()
+    nearby = [
+        (int(i), str(c), float(lat), float(lon))
+        for i, c, lat, lon in ((row[2] or []) if box is not None else [])
+        if lat is not None and lon is not None
+    ]
+    return Numbered(issue_code(county, year, int(row[0])), int(row[1]), nearby)
 
 
 async def next_code(session: AsyncSession, county: str, year: int) -> str:
     """The next code of a county's year (`_take_number` without the id: the demo's issues take theirs)."""
-    return (await _take_number(session, county, year))[0]
+    return (await _take_number(session, county, year)).code
 
 
 async def _region_paths(session: AsyncSession, codes: set[str]) -> dict[str, str]:
@@ -301,39 +344,24 @@ async def _throttle_citizen(session: AsyncSession, state: IssuesState, caller: C
         )
 
 
-# Open issues of a category in a box around a point, in a county (`ix_issues_open_nearby` on PostgreSQL).
-_NEARBY = select(col(Issue.id), col(Issue.code), col(Issue.latitude), col(Issue.longitude)).where(
-    col(Issue.county_code) == bindparam("county"),
-    col(Issue.category) == bindparam("category"),
-    col(Issue.status).in_([s.value for s in OPEN_STATUSES]),
-    col(Issue.latitude).between(bindparam("south"), bindparam("north")),
-    col(Issue.longitude).between(bindparam("west"), bindparam("east")),
-)
-
-
-async def _probable_duplicate(
-    session: AsyncSession, state: IssuesState, county: str, category: str, point: tuple[float, float] | None
-) -> tuple[int, str] | None:
-    """The nearest open issue of the category within the duplicate distance in the county: id and code."""
-    if point is None:
-        return None
-    # A box around the point first (an index-friendly filter), then the exact distance.
+def _box(point: tuple[float, float], distance_m_: float) -> dict[str, float]:
+    """A box around the point that holds every point within `distance_m_` (an index-friendly filter)."""
     latitude, longitude = point
-    degrees = state.settings.duplicate_distance_m / 111_000 * 1.5
-    box = {
+    degrees = distance_m_ / 111_000 * 1.5
+    return {
         "south": latitude - degrees,
         "north": latitude + degrees,
         "west": longitude - degrees * 1.5,
         "east": longitude + degrees * 1.5,
     }
-    connection = await session.connection()
-    rows = await connection.execute(_NEARBY, {"county": county, "category": category, **box})
-    near = [
-        (distance_m(point, (lat, lon)), other, code)
-        for other, code, lat, lon in rows.all()
-        if lat is not None and lon is not None and other is not None
-    ]
-    near = [n for n in near if n[0] <= state.settings.duplicate_distance_m]
+
+
+def _nearest(
+    point: tuple[float, float], nearby: Sequence[tuple[int, str, float, float]], within_m: float
+) -> tuple[int, str] | None:
+    """The nearest of the open issues around the point within the duplicate distance: id and code."""
+    near = [(distance_m(point, (lat, lon)), other, code) for other, code, lat, lon in nearby]
+    near = [n for n in near if n[0] <= within_m]
     if not near:
         return None
     _, other, code = min(near)
@@ -410,8 +438,13 @@ async def create(
     photos = await _checked_photos(session, state, caller, body.before_photo_ids, issue_code=None)
     now = utcnow()
     point = None if body.latitude is None or body.longitude is None else (body.latitude, body.longitude)
-    duplicate = await _probable_duplicate(session, state, county, category.code, point)
-    code, issue_id = await _take_number(session, county, now.astimezone(timing.CHINA).year)
+    within = state.settings.duplicate_distance_m
+    box = None if point is None else _box(point, within)
+    numbered = await _take_number(
+        session, county, now.astimezone(timing.CHINA).year, category=category.code, box=box
+    )
+    code, issue_id = numbered.code, numbered.issue_id
+    duplicate = None if point is None else _nearest(point, numbered.nearby, within)
     issue = Issue(
         id=issue_id,
         code=code,
