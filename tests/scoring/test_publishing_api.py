@@ -296,3 +296,40 @@ async def test_a_units_history_is_newest_period_first_whatever_was_published_fir
     assert [p["period"] for p in history["periods"]] == ["2026-11", "2026-10"]
     one = await client.get(f"/v1/rankings/units/{VILLAGE}", params={"limit": 1}, headers=auth("admin"))
     assert [p["period"] for p in one.json()["periods"]] == ["2026-11"]
+
+
+async def test_a_reader_below_the_scope_reads_the_summary_of_its_own_subtree_only(
+    app: FastAPI, client: httpx.AsyncClient, auth: Auth, issues: FakeIssues
+) -> None:
+    await add_month(app, "2026-11", NOVEMBER)
+    assert (await publish(client, auth, "2026-11")).status_code == 201
+
+    async def summary(role: str, region: str) -> dict[str, Any]:
+        one = await client.get("/v1/periods/2026-11", headers=auth(role, region))
+        assert one.status_code == 200, one.text
+        listed = await client.get("/v1/periods", headers=auth(role, region))
+        assert [p["summary"] for p in listed.json()["items"]] == [one.json()["summary"]]
+        return dict(one.json()["summary"])
+
+    async def entries(path: str, role: str, region: str, key: str) -> dict[str, int]:
+        answer = await client.get(path, params={"limit": 200}, headers=auth(role, region))
+        counted: dict[str, int] = {}
+        for item in answer.json()["items"]:
+            counted[item[key]] = counted.get(item[key], 0) + 1
+        return counted
+
+    county = await summary("admin", COUNTY)
+    assert (county["scored"], county["rankings"]) == (5, 3)
+    assert sum(county["lists"].values()) > 0
+    for role, region, scored, rankings in (
+        ("village", VILLAGE, 1, 2),  # its place in the county and in its town
+        ("village", FAR_VILLAGE_2, 1, 2),
+        ("officer", TOWN, 3, 2),
+    ):
+        mine = await summary(role, region)
+        assert (mine["scored"], mine["unscored"], mine["rankings"]) == (scored, 0, rankings), region
+        assert mine["lists"] == await entries("/v1/lists", role, region, "list_code"), region
+        assert mine["escalations"] == await entries("/v1/escalations", role, region, "rule_code"), region
+        assert mine["issues_read_at"] == county["issues_read_at"]
+    # The last village is on the black list; the first one's reader does not learn of it.
+    assert (await summary("village", VILLAGE))["lists"] != county["lists"]

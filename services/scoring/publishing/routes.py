@@ -74,7 +74,7 @@ def _key(column: Any) -> ColumnElement[Any]:
     return cast("ColumnElement[Any]", col(column))
 
 
-def _publication(row: Publication, bulletin_id: int | None) -> PublicationPublic:
+def _publication(row: Publication, bulletin_id: int | None, summary: dict[str, Any]) -> PublicationPublic:
     assert row.id is not None
     return PublicationPublic(
         id=row.id,
@@ -87,7 +87,7 @@ def _publication(row: Publication, bulletin_id: int | None) -> PublicationPublic
         rubric=row.rubric,
         rule_set_version=row.rule_set_version,
         rounds=row.rounds,
-        summary=row.figures,
+        summary=summary,
         bulletin_id=bulletin_id,
     )
 
@@ -131,13 +131,15 @@ async def publish_period(
     outcome = await service.publish(session, caller, feed, period, body.scope if body else None)
     if not outcome.created:
         response.status_code = 200
-    return _publication(outcome.publication, outcome.bulletin_id)
+    return _publication(outcome.publication, outcome.bulletin_id, outcome.publication.figures)
 
 
 @router.get(
     "/v1/periods",
     response_model=PublicationPage,
     summary="Published periods overlapping the caller's region, newest first",
+    description="A period published for a scope above the caller's region (a county's, read by a town or "
+    "a village) is listed with its `summary` counted over the caller's own subtree only.",
 )
 async def list_periods(
     session: SessionDep,
@@ -149,16 +151,13 @@ async def list_periods(
     if kind:
         statement = statement.where(col(Publication.kind) == kind)
     result = await paginate(
-        session,
-        statement,
-        [_key(Publication.id)],
-        page,
-        lambda r: _publication(r, None),
-        lambda r: [r.id],
-        descending=True,
+        session, statement, [_key(Publication.id)], page, lambda r: r, lambda r: [r.id], descending=True
     )
-    bulletins = await service.bulletin_ids(session, [item.id for item in result.items])
-    items = [item.model_copy(update={"bulletin_id": bulletins.get(item.id)}) for item in result.items]
+    rows: list[Publication] = result.items
+    ids = [row.id for row in rows if row.id is not None]
+    bulletins = await service.bulletin_ids(session, ids)
+    summaries = await service.summaries(session, caller, rows)
+    items = [_publication(row, bulletins.get(row.id or 0), summaries[row.id or 0]) for row in rows]
     return PublicationPage(items=items, next_cursor=result.next_cursor, limit=result.limit)
 
 
@@ -166,13 +165,18 @@ async def list_periods(
     "/v1/periods/{period}",
     response_model=PublicationPublic,
     summary="A published period",
+    description="The broadest publication of `period` overlapping the caller's region (or the one of "
+    "`scope`); 404 `period_not_published` otherwise. A reader below the publication's scope (a town or a "
+    "village of a county's period) gets the `summary` counted over its own subtree: its units scored and "
+    "unscored, the rankings they are in, their list entries and escalations; never the whole scope's.",
 )
 async def get_period(
     session: SessionDep, caller: Reader, period: PeriodPath, scope: Code = None
 ) -> PublicationPublic:
     row = await service.visible_publication(session, caller, service.parse_period_or_422(period), scope)
     assert row.id is not None
-    return _publication(row, await service.bulletin_id(session, row.id))
+    summary = (await service.summaries(session, caller, [row]))[row.id]
+    return _publication(row, await service.bulletin_id(session, row.id), summary)
 
 
 # ---- rankings ----

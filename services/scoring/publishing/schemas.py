@@ -92,7 +92,7 @@ class PublicationPublic(BaseModel):
     rounds: list[dict[str, Any]] = Field(description="The closed rounds the period combined.")
     summary: dict[str, Any] = Field(
         description="Units scored and unscored, rankings, entries per list, escalations per rule, and when "
-        "the issues service's figures were read."
+        "the issues service's figures were read; for a reader below the scope, counted over its own subtree."
     )
     bulletin_id: int | None = Field(description="The period's bulletin (通报), issued with it.")
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Select,
     Table,
     Text,
+    func,
     insert,
     or_,
     select,
@@ -794,6 +795,77 @@ async def visible_publication(
     if not found:
         raise NotFound(f"no published period {period.code} in your region", code="period_not_published")
     return min(found, key=lambda p: (len(p.scope_path), p.id or 0))
+
+
+def whole(publication: Publication, caller: Caller) -> bool:
+    """Whether the caller's region holds the publication's whole scope (it reads the stored summary)."""
+    return publication.scope_path.startswith(caller.region_path)
+
+
+async def summaries(
+    session: AsyncSession, caller: Caller, publications: Sequence[Publication]
+) -> dict[int, dict[str, Any]]:
+    """Each publication's summary as the caller may read it: the stored one where the caller's region holds
+    the scope, else counted over the caller's own subtree (a village reads its own figures, never the
+    county's), in one statement per table for a page of publications."""
+    summary = {p.id: dict(p.figures) for p in publications if p.id is not None and whole(p, caller)}
+    partial = [p for p in publications if p.id is not None and p.id not in summary]
+    if not partial:
+        return summary
+    ids = [p.id for p in partial]
+    counted: dict[int, dict[str, Any]] = {
+        p.id: {
+            "scored": 0,
+            "unscored": 0,
+            "rankings": 0,
+            "lists": {},
+            "escalations": {},
+            "issues_units": 0,
+            "issues_read_at": p.figures.get("issues_read_at"),
+        }
+        for p in partial
+        if p.id is not None
+    }
+    scores = await session.execute(
+        select(
+            col(PeriodScoreRow.publication_id),
+            col(PeriodScoreRow.score).is_not(None),
+            col(PeriodScoreRow.rectification).is_not(None),
+            func.count(),
+        )
+        .where(col(PeriodScoreRow.publication_id).in_(ids), visible(col(PeriodScoreRow.path), caller))
+        .group_by(
+            col(PeriodScoreRow.publication_id),
+            col(PeriodScoreRow.score).is_not(None),
+            col(PeriodScoreRow.rectification).is_not(None),
+        )
+    )
+    for publication_id, scored, with_figures, count in scores.all():
+        figures = counted[int(publication_id)]
+        figures["scored" if scored else "unscored"] += int(count)
+        if with_figures:
+            figures["issues_units"] += int(count)
+    groups = await session.execute(
+        select(col(RankingEntry.publication_id), col(RankingEntry.parent_code), col(RankingEntry.level))
+        .where(col(RankingEntry.publication_id).in_(ids), visible(col(RankingEntry.path), caller))
+        .distinct()
+    )
+    for publication_id, _parent, _level in groups.all():
+        counted[int(publication_id)]["rankings"] += 1
+    for model, code, key in (
+        (ListEntryRow, col(ListEntryRow.list_code), "lists"),
+        (EscalationRow, col(EscalationRow.rule_code), "escalations"),
+    ):
+        publication = col(model.publication_id)
+        rows = await session.execute(
+            select(publication, code, func.count())
+            .where(publication.in_(ids), visible(col(model.path), caller))
+            .group_by(publication, code)
+            .order_by(publication, code)
+        )
+        for publication_id, rule, count in rows.all():
+            counted[int(publication_id)][key][str(rule)] = int(count)
+    return summary | counted
 
 
 async def acknowledge(
