@@ -12,7 +12,18 @@ import pytest
 from services.kit.identity import Subject
 from services.scoring.rounds.models import Scorecard, ScorecardRevision
 from tests.scoring.conftest import FakeIssues, FakeMedia
-from tests.support.builders import COUNTY, FAR_VILLAGE, NEIGHBOUR, OTHER_TOWN, TOWN, VILLAGE, ZONE
+from tests.support.builders import (
+    COUNTY,
+    FAR_GRID,
+    FAR_VILLAGE,
+    GRID,
+    GRID_2,
+    NEIGHBOUR,
+    OTHER_TOWN,
+    TOWN,
+    VILLAGE,
+    ZONE,
+)
 from tests.support.problems import assert_problem
 
 Auth = Callable[..., dict[str, str]]
@@ -348,6 +359,52 @@ async def test_photos_that_cannot_be_used_are_refused_and_nothing_is_stored(
     assert reason in body["detail"]
     assert await count_rows(Scorecard) == 0
     assert fake_media.pinned == []
+
+
+async def test_photos_taken_in_a_grid_of_the_unit_are_accepted_and_others_outside_refused(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    round_id: int,
+    fake_media: FakeMedia,
+    fake_issues: FakeIssues,
+    count_rows: CountRows,
+    backend: str,
+) -> None:
+    """Photos of others are placed by their region's path: the unit's grids (网格) lie within it."""
+    in_grid, in_grid_2 = "5d3b9a0c1e2f4a6b8c7d9e0f1a2b3c4d", "6e4c0b1d2f3a5b7c9d8e0f1a2b3c4d5e"
+    far_grid, neighbour = "7f5d1c2e3a4b6c8d0e9f1a2b3c4d5e6f", "8a6e2d3f4b5c7d9e1f0a2b3c4d5e6f7a"
+    fake_media.add(in_grid, uploader="user:55", region_code=GRID)
+    fake_media.add(in_grid_2, uploader="user:56", region_code=GRID_2)
+    fake_media.add(far_grid, uploader="user:55", region_code=FAR_GRID)
+    fake_media.add(neighbour, uploader="user:55", region_code=NEIGHBOUR)
+    url = f"/v1/rounds/{round_id}/scorecards"
+    for outside in (far_grid, neighbour):
+        refused = assert_problem(
+            await client.post(
+                url, json=card(photo_ids=[in_grid, outside]), headers=auth("inspector", subject=INSPECTOR)
+            ),
+            422,
+            "photos_refused",
+        )
+        assert refused["detail"] == f"photo {outside} not found"
+    # A grid is placed by the issues service: when it cannot be asked, 503 and nothing stored.
+    fake_issues.failure = "down"
+    assert_problem(
+        await client.post(url, json=card(photo_ids=[in_grid]), headers=auth("inspector", subject=INSPECTOR)),
+        503,
+        "issues_unavailable",
+    )
+    fake_issues.failure = None
+    assert await count_rows(Scorecard) == 0
+    filed = await client.post(
+        url, json=card(photo_ids=[in_grid, in_grid_2]), headers=auth("inspector", subject=INSPECTOR)
+    )
+    assert filed.status_code == 201, filed.text
+    assert filed.json()["photo_ids"] == [in_grid, in_grid_2]
+    assert [(photo, body["region_code"]) for photo, body in fake_media.pinned] == [
+        (in_grid, VILLAGE),
+        (in_grid_2, VILLAGE),
+    ]
 
 
 async def test_media_down_is_503_and_nothing_is_stored(

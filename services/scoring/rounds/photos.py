@@ -2,14 +2,15 @@
 
 On filing, every photo id is looked up in one batch call (`GET /v1/photos?ids=…`, this service's token):
 it must exist, have been uploaded for a scorecard (purpose `scorecard`), be the filing inspector's own
-upload or taken in the unit, and not be pinned to anything else. After the commit the outbox pins each to
+upload or taken in the unit's subtree (the village itself or one of its grids, placed by the region's path:
+the round's snapshot first, the issues service for a region below it), and not be pinned to anything else. After the commit the outbox pins each to
 the scorecard (`POST /v1/photos/{id}/attach` with the label `scorecard:{round}:{unit}` and the unit's
 region), so media keeps them as evidence from then on; retried until media answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from services.kit.auth import Caller
@@ -38,11 +39,23 @@ def _media(peer: Peer | None) -> Peer:
     return media_peer(peer, "scorecard photos")
 
 
+# Where the regions of some photos lie: region code → path, for the codes it can place (a code it cannot
+# place is left out, and its photos are refused).
+Locate = Callable[[Sequence[str]], Awaitable[Mapping[str, str]]]
+
+
 async def check_photos(
-    peer: Peer | None, ids: Sequence[str], caller: Caller, *, unit_code: str, label: str
+    peer: Peer | None,
+    ids: Sequence[str],
+    caller: Caller,
+    *,
+    unit_path: str,
+    label: str,
+    locate: Locate,
 ) -> None:
     """Refuse (422 `photos_refused`, every reason listed) photos this caller cannot put on this scorecard;
-    503 when media cannot be asked. Nothing is changed either way."""
+    503 when media (or, to place a photo's region, the issues service) cannot be asked. Nothing is changed
+    either way."""
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return
@@ -54,7 +67,14 @@ async def check_photos(
             f"the media service cannot be read now: {exc}", headers={"Retry-After": "5"}
         ) from exc
     found = {str(item["id"]): item for item in items}
-    reasons = refusals(wanted, found, caller, unit_code=unit_code, label=label)
+    # Only the photos of others need their region placed; media names a photo's region by code alone.
+    codes = {
+        str(photo.get("region_code"))
+        for photo in found.values()
+        if photo.get("uploader") != str(caller.subject) and photo.get("region_code")
+    }
+    paths = await locate(sorted(codes)) if codes else {}
+    reasons = refusals(wanted, found, caller, unit_path=unit_path, paths=paths, label=label)
     if len(ids) != len(wanted):
         reasons.append("a photo is listed twice")
     if reasons:
@@ -62,9 +82,16 @@ async def check_photos(
 
 
 def refusals(
-    ids: Sequence[str], found: Mapping[str, Mapping[str, Any]], caller: Caller, *, unit_code: str, label: str
+    ids: Sequence[str],
+    found: Mapping[str, Mapping[str, Any]],
+    caller: Caller,
+    *,
+    unit_path: str,
+    paths: Mapping[str, str],
+    label: str,
 ) -> list[str]:
-    """Why photos cannot go on a scorecard (empty when all can). Pure."""
+    """Why photos cannot go on a scorecard (empty when all can): a photo must be the caller's own upload or
+    taken in the unit's subtree (the unit itself, or a grid of it), by `paths` (region code → path). Pure."""
     reasons = []
     for photo_id in ids:
         photo = found.get(photo_id)
@@ -72,7 +99,7 @@ def refusals(
             reasons.append(f"photo {photo_id} not found")
             continue
         own = photo.get("uploader") == str(caller.subject)
-        if not own and photo.get("region_code") != unit_code:
+        if not own and not paths.get(str(photo.get("region_code")), "").startswith(unit_path):
             reasons.append(f"photo {photo_id} not found")
         elif photo.get("purpose") != PURPOSE:
             reasons.append(

@@ -244,9 +244,11 @@ async def read_result(
 # ---- scorecards ----
 
 _PHOTOS = (
-    "Photos: ids from the media service, uploaded with purpose `scorecard` by you or in the unit, not "
-    "evidence of anything else (422 `photos_refused` with the reasons); they are pinned to the scorecard "
-    "after the commit. Media unreachable: 503 `media_unavailable`."
+    "Photos: ids from the media service, uploaded with purpose `scorecard` by you or in the unit's subtree "
+    "(the unit itself or a grid of it), not evidence of anything else (422 `photos_refused` naming each "
+    "photo refused and why); they are pinned to the scorecard after the commit. Media unreachable: 503 "
+    "`media_unavailable`; the issues service unreachable where a photo's region must be placed: 503 "
+    "`issues_unavailable`."
 )
 _CARD_RULES = (
     "Items are checked against the round's rubric: known indicators, deductions and scores within the "
@@ -280,12 +282,13 @@ async def file_scorecard(
     session: SessionDep,
     caller: WriterDep,
     media: MediaPeerDep,
+    feed: IssuesFeedDep,
     outbox: OutboxDep,
     response: Response,
 ) -> ScorecardPublic:
     content = ScorecardBody(items=body.items, notes=body.notes, photo_ids=body.photo_ids)
     card, unit = await scorecards.file_scorecard(
-        session, caller, media, outbox, round_id, body.unit_code, content
+        session, caller, media, feed, outbox, round_id, body.unit_code, content
     )
     response.headers["Location"] = f"/v1/rounds/{round_id}/scorecards/{unit.code}"
     return scorecards.scorecard_public(card, unit.name)
@@ -336,9 +339,12 @@ async def change_scorecard(
     session: SessionDep,
     caller: WriterDep,
     media: MediaPeerDep,
+    feed: IssuesFeedDep,
     outbox: OutboxDep,
 ) -> ScorecardPublic:
-    card, unit = await scorecards.change_scorecard(session, caller, media, outbox, round_id, unit_code, body)
+    card, unit = await scorecards.change_scorecard(
+        session, caller, media, feed, outbox, round_id, unit_code, body
+    )
     return scorecards.scorecard_public(card, unit.name)
 
 

@@ -3,6 +3,7 @@ every version kept. Items are checked against the round's rubric; photos with th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, cast
 
@@ -17,6 +18,7 @@ from services.kit.errors import Conflict, FieldError, NotFound, UnprocessableEnt
 from services.kit.outbox import Outbox
 from services.kit.pagination import Page, PageParams, paginate
 from services.kit.peers import Peer
+from services.scoring.feed import IssuesFeed, ScopeRegionNotFound
 from services.scoring.rounds import photos
 from services.scoring.rounds.models import Round, RoundUnit, Scorecard, ScorecardRevision
 from services.scoring.rounds.schemas import (
@@ -126,10 +128,31 @@ def scorecard_public(card: Scorecard, unit_name: str) -> ScorecardPublic:
     )
 
 
+async def _locate(
+    session: AsyncSession, feed: IssuesFeed, round_id: int, codes: Sequence[str]
+) -> dict[str, str]:
+    """The paths of these regions: from the round's snapshot, else (a grid below its units, say) as the
+    issues service has them now; a code neither knows is left out."""
+    rows = await session.execute(
+        select(col(RoundUnit.code), col(RoundUnit.path)).where(
+            col(RoundUnit.round_id) == round_id, col(RoundUnit.code).in_(list(codes))
+        )
+    )
+    paths = {str(code): str(path) for code, path in rows.all()}
+    for code in codes:
+        if code not in paths:
+            try:
+                paths[code] = (await feed.region(code)).path
+            except ScopeRegionNotFound:
+                continue
+    return paths
+
+
 async def _prepare(
     session: AsyncSession,
     caller: Caller,
     media: Peer | None,
+    feed: IssuesFeed,
     round_id: int,
     unit_code: str,
     body: ScorecardBody,
@@ -140,7 +163,12 @@ async def _prepare(
     ensure_open(round_)
     check_items(await rubric_for(session, round_), body)
     await photos.check_photos(
-        media, body.photo_ids, caller, unit_code=unit.code, label=photos.pin_label(round_id, unit.code)
+        media,
+        body.photo_ids,
+        caller,
+        unit_path=unit.path,
+        label=photos.pin_label(round_id, unit.code),
+        locate=lambda codes: _locate(session, feed, round_id, codes),
     )
     if not await claim_open(session, round_):  # closed while the photos were checked
         raise RoundClosed(f"round {round_id} is closed: its scores are frozen")
@@ -181,13 +209,14 @@ async def file_scorecard(
     session: AsyncSession,
     caller: Caller,
     media: Peer | None,
+    feed: IssuesFeed,
     outbox: Outbox,
     round_id: int,
     unit_code: str,
     body: ScorecardBody,
 ) -> tuple[Scorecard, RoundUnit]:
     """The unit's first scorecard in the round (409 `scorecard_exists` when it has one: change it)."""
-    _, unit = await _prepare(session, caller, media, round_id, unit_code, body)
+    _, unit = await _prepare(session, caller, media, feed, round_id, unit_code, body)
     code = unit.code  # read now: a failed insert below expires what the session holds
     photo_ids = list(dict.fromkeys(body.photo_ids))
     card = Scorecard(
@@ -219,6 +248,7 @@ async def change_scorecard(
     session: AsyncSession,
     caller: Caller,
     media: Peer | None,
+    feed: IssuesFeed,
     outbox: Outbox,
     round_id: int,
     unit_code: str,
@@ -226,7 +256,7 @@ async def change_scorecard(
 ) -> tuple[Scorecard, RoundUnit]:
     """Replace the unit's scorecard while the round is open; a change is a new revision (the same content
     again changes nothing)."""
-    _, unit = await _prepare(session, caller, media, round_id, unit_code, body)
+    _, unit = await _prepare(session, caller, media, feed, round_id, unit_code, body)
     card = await _card(session, caller, round_id, unit.code)
     photo_ids = list(dict.fromkeys(body.photo_ids))
     items = _stored_items(body)
