@@ -194,6 +194,7 @@ def fetch(root: Path) -> Path:
     unpacked = root / "debs"
     if (unpacked / SKIMAGE).is_dir() and (unpacked / OPENCV).is_dir():
         return unpacked
+    unpacked.mkdir(parents=True, exist_ok=True)  # dpkg-deb -x makes the last folder only
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(["apt-get", "download", *DEBS], cwd=tmp, check=True, capture_output=True)
         for deb in sorted(Path(tmp).glob("*.deb")):

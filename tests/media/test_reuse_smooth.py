@@ -62,6 +62,21 @@ def wall(seed: int, paint: int = 0) -> Image.Image:
     return _finish(colour * light + grain, rng)
 
 
+@functools.cache
+def stripes(seed: int, family: int = 0) -> Image.Image:
+    """Soft stripes with faint blotches; `family` fixes colours, period and angle (within a few percent
+    and degrees), `seed` the phase and the blotches: look-alikes that any shift and scale lines up."""
+    frng, rng = np.random.default_rng([family, 5]), np.random.default_rng([seed, 6])
+    y = np.linspace(0, 1, H, dtype=np.float32)[:, None, None]
+    x = np.linspace(0, 1, W, dtype=np.float32)[None, :, None]
+    c1, c2 = frng.uniform(60, 200, 3), frng.uniform(60, 200, 3)
+    period = float(frng.uniform(0.08, 0.25)) * float(rng.uniform(0.85, 1.15))
+    angle = float(frng.uniform(0, math.pi)) + float(rng.normal(0, 0.2))
+    u = x * math.cos(angle) + y * math.sin(angle) * H / W
+    t = 0.5 + 0.5 * np.sin(2 * math.pi * u / period + float(rng.uniform(0, 2 * math.pi)))
+    return _finish(c1 * (1 - t) + c2 * t + 3 * _field(rng, 10)[:, :, None], rng)
+
+
 def _blurred(seed: int) -> Image.Image:
     """A camera scene out of focus."""
     a = np.asarray(photos.scene(seed, (W, H)), dtype=np.float32)
@@ -70,7 +85,7 @@ def _blurred(seed: int) -> Image.Image:
 
 @functools.cache
 def _fp(name: str, seed: int) -> Fingerprint:
-    return fingerprint({"sky": sky, "wall": wall, "blurred": _blurred}[name](seed))
+    return fingerprint({"sky": sky, "wall": wall, "blurred": _blurred, "stripes": stripes}[name](seed))
 
 
 def _keypoints(fp: Fingerprint) -> int:
@@ -117,6 +132,13 @@ def test_two_different_smooth_pictures_of_one_kind_are_never_confirmed(name: str
     first, second = _fp(name, a), _fp(name, b)
     assert confirm(first, second) is None
     assert confirm(second, first) is None
+
+
+@pytest.mark.parametrize("kind", ["crop5", "crop10-left", "brighter", "turn3"])
+def test_copies_of_a_stripe_pattern_are_confirmed(kind: str) -> None:
+    original = stripes(1)
+    match = confirm(fingerprint(COPIES[kind](original)), _fp("stripes", 1))
+    assert match is not None
 
 
 def test_a_sky_is_not_a_wall_and_a_smooth_picture_is_not_a_textured_one() -> None:

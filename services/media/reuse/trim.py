@@ -21,7 +21,7 @@ RUN_TOLERANCE = 3  # levels: a bar keeps one colour; a sky drifts
 EDGE_LEVELS = 8  # a picture starting after a bar differs from the bar colour by more than this ...
 EDGE_SHARE = 0.5  # ... in at least this share of a line
 MAX_CHROME_LINES = 0.08  # share of a dimension that chrome lines between two flat ones may take
-MIN_KEEP = 0.25  # never trim a picture to less than this share of a dimension
+MIN_KEEP = 0.15  # never trim a picture to less than this share of a dimension
 
 
 class _Lines:
