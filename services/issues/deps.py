@@ -13,7 +13,7 @@ from services.issues.auth.throttle import FailureThrottle
 from services.issues.calendar.service import RecentYears
 from services.issues.categories.models import Category
 from services.issues.settings import IssuesSettings
-from services.kit.deps import SessionDep
+from services.kit.deps import ReadSessionDep, SessionDep
 from services.kit.outbox import Outbox
 from services.kit.peers import Peer
 from services.kit.recent import Recent
@@ -24,6 +24,7 @@ __all__ = [
     "IssuesState",
     "KeyRingDep",
     "LoginThrottleDep",
+    "ReadSessionDep",
     "SessionDep",
     "SettingsDep",
     "StateDep",

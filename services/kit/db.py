@@ -72,6 +72,12 @@ class Database:
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        # Same pool, each statement on its own: no BEGIN and COMMIT round trips (set on the client side).
+        self._reader = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            class_=AsyncSession,
+            expire_on_commit=False,
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -83,6 +89,17 @@ class Database:
             async with session.begin():
                 yield session
             await _run_after_commit(session)
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for work that only reads, each statement committed on its own (autocommit).
+
+        Two round trips fewer than `transaction()` (BEGIN and COMMIT). Under READ COMMITTED, PostgreSQL's
+        default, each statement of a transaction sees a snapshot of its own anyway, so a read reads the same
+        either way; what writes, or must read one snapshot across statements, uses `transaction()`.
+        """
+        async with self._reader() as session:
+            yield session
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -32,3 +32,13 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 # scope="function": the commit happens before the response is sent, so a failed commit is an error answer.
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+
+
+async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for a route that only reads (`Database.reading`: no BEGIN and COMMIT round trips)."""
+    async with state_of(request.app).database.reading() as session:
+        yield session
+
+
+# For the busiest reads (a list page, one object, the statistics); a route that writes never takes it.
+ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]

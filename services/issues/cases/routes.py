@@ -19,7 +19,7 @@ from services.issues.cases.schemas import (
     IssuePublic,
 )
 from services.issues.categories.rules import CODE_PATTERN
-from services.issues.deps import SessionDep, StateDep
+from services.issues.deps import ReadSessionDep, SessionDep, StateDep
 from services.kit.auth import Caller, require_scope
 from services.kit.db import utcnow
 from services.kit.errors import problem_docs
@@ -152,7 +152,7 @@ FiltersDep = Annotated[service.IssueFilters, Depends(_filters)]
     responses=problem_docs(403),
 )
 async def list_issues(
-    session: SessionDep, caller: IssuesReaderDep, page: PageDep, filters: FiltersDep
+    session: ReadSessionDep, caller: IssuesReaderDep, page: PageDep, filters: FiltersDep
 ) -> Response:
     listed = await service.list_issues(session, caller, filters, page)
     return Response(listed.json(), media_type="application/json")
@@ -161,7 +161,7 @@ async def list_issues(
 @router.get(
     "/v1/issues/{issue_id}", response_model=IssuePublic, summary="An issue", responses=problem_docs(403)
 )
-async def read_issue(issue_id: IssueId, session: SessionDep, caller: IssuesReaderDep) -> Response:
+async def read_issue(issue_id: IssueId, session: ReadSessionDep, caller: IssuesReaderDep) -> Response:
     issue = await service.get_visible(session, caller, issue_id)
     shape = await service.presenter(session, caller, [issue])
     return Response(shape.json(issue), media_type="application/json")

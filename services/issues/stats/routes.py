@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BeforeValidator
 
-from services.issues.deps import SessionDep
+from services.issues.deps import ReadSessionDep
 from services.issues.regions.models import Level
 from services.issues.stats import rules, service
 from services.issues.stats.rules import GroupBy
@@ -139,7 +139,7 @@ WindowDep = Annotated[Window, Depends(_window)]
     responses=problem_docs(403),
 )
 async def rectification_stats(
-    session: SessionDep,
+    session: ReadSessionDep,
     caller: StatsReaderDep,
     page: PageDep,
     window: WindowDep,

@@ -1,0 +1,46 @@
+"""kit.db.Database.reading: a read-only session sends no BEGIN and COMMIT, and reads what is committed."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from services.kit.db import Database
+from tests.databases import PG_HOST, PG_PORT, PG_USER, _pg, pg_url
+
+
+async def _state_of(backend_pid: int, database: str) -> str:
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=database, timeout=5)
+    try:
+        return str(await conn.fetchval("SELECT state FROM pg_stat_activity WHERE pid = $1", backend_pid))
+    finally:
+        await conn.close()
+
+
+async def test_a_reading_session_leaves_no_transaction_open_between_statements(have_postgres: bool) -> None:
+    if not have_postgres:
+        pytest.skip("PostgreSQL not reachable")
+    name = f"hz_reading_{uuid.uuid4().hex[:8]}"
+    await _pg(f'CREATE DATABASE "{name}"')
+    database = Database(pg_url(name))
+    try:
+        async with database.reading() as session:
+            pid = int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+            # Each statement on its own: the backend is idle, not "idle in transaction" (no BEGIN was sent).
+            assert await _state_of(pid, name) == "idle"
+            await session.execute(text("CREATE TABLE seen (n int)"))
+        async with database.transaction() as session:
+            pid = int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+            assert await _state_of(pid, name) == "idle in transaction"  # what `reading` saves
+            await session.execute(text("INSERT INTO seen VALUES (1)"))
+        async with database.reading() as session:
+            assert (await session.execute(text("SELECT count(*) FROM seen"))).scalar_one() == 1
+        async with database.transaction() as session:  # the pool's connections still begin transactions
+            pid = int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+            assert await _state_of(pid, name) == "idle in transaction"
+    finally:
+        await database.dispose()
+        await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
