@@ -186,14 +186,13 @@ async def test_a_bad_change_leaves_the_scorecard_as_it_was(
     )
     assert (await client.get(f"{url}/{VILLAGE}", headers=auth("inspector"))).json() == filed
     assert await count_rows(ScorecardRevision) == 1
-    assert_problem(
-        await client.put(f"{url}/{NEIGHBOUR}", json=bad, headers=auth("inspector")), 422, "invalid_scorecard"
-    )
-    assert_problem(
-        await client.put(f"{url}/{NEIGHBOUR}", json={"items": []}, headers=auth("inspector")),
-        404,
-        "scorecard_not_found",
-    )
+    # A unit without a scorecard: 404 whatever the body, the missing scorecard said first.
+    for body in (bad, {"items": []}):
+        assert_problem(
+            await client.put(f"{url}/{NEIGHBOUR}", json=body, headers=auth("inspector")),
+            404,
+            "scorecard_not_found",
+        )
 
 
 async def test_only_units_of_the_round_in_the_callers_region_get_scorecards(
@@ -405,6 +404,19 @@ async def test_photos_taken_in_a_grid_of_the_unit_are_accepted_and_others_outsid
         (in_grid, VILLAGE),
         (in_grid_2, VILLAGE),
     ]
+
+
+async def test_a_change_to_a_missing_scorecard_is_404_without_asking_media(
+    client: httpx.AsyncClient, auth: Auth, round_id: int, fake_media: FakeMedia, count_rows: CountRows
+) -> None:
+    fake_media.failure = "down"  # asked, it would answer 503
+    change = {"items": [], "photo_ids": ["70ff83728fb2701cbc52fac8df762bf1"]}
+    for unit in (NEIGHBOUR, FAR_VILLAGE):  # no scorecard; not in the round
+        r = await client.put(
+            f"/v1/rounds/{round_id}/scorecards/{unit}", json=change, headers=auth("inspector")
+        )
+        assert_problem(r, 404, "scorecard_not_found" if unit == NEIGHBOUR else "unit_not_found")
+    assert await count_rows(Scorecard) == 0
 
 
 async def test_media_down_is_503_and_nothing_is_stored(

@@ -326,7 +326,9 @@ async def read_scorecard(
     response_model=ScorecardPublic,
     summary="Change a unit's scorecard",
     description="Replaces items, notes and photos while the round is open (409 `round_closed` after); every "
-    "change is a new revision, kept in the history (the same content again changes nothing). "
+    "change is a new revision, kept in the history (the same content again changes nothing). Checked in "
+    "this order: the round and the unit in your region, the round open, a scorecard of the unit to change "
+    "(404 `scorecard_not_found`, whatever the body), the items, then the photos with media. "
     + _CARD_RULES
     + _PHOTOS
     + " Needs `scoring:write`.",

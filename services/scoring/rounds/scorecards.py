@@ -148,23 +148,33 @@ async def _locate(
     return paths
 
 
-async def _prepare(
+async def _open_unit(
+    session: AsyncSession, caller: Caller, round_id: int, unit_code: str
+) -> tuple[Round, RoundUnit]:
+    """The round (visible, open) and the unit (of its snapshot, in the caller's subtree), else 404 or 409.
+    Asks no peer and writes nothing."""
+    round_ = await get_visible(session, caller, round_id)
+    unit = await get_unit(session, caller, round_, unit_code)
+    ensure_open(round_)
+    return round_, unit
+
+
+async def _check_photos_and_claim(
     session: AsyncSession,
     caller: Caller,
     media: Peer | None,
     feed: IssuesFeed,
-    round_id: int,
-    unit_code: str,
-    body: ScorecardBody,
-) -> tuple[Round, RoundUnit]:
-    """The round (open, locked against a concurrent close) and the unit; the body checked. Nothing written."""
-    round_ = await get_visible(session, caller, round_id)
-    unit = await get_unit(session, caller, round_, unit_code)
-    ensure_open(round_)
-    check_items(await rubric_for(session, round_), body)
+    round_: Round,
+    unit: RoundUnit,
+    photo_ids: list[str],
+) -> None:
+    """The photos checked with media, then the round claimed (locked against a concurrent close): the last
+    steps before a write, once everything local has been checked."""
+    assert round_.id is not None
+    round_id = round_.id
     await photos.check_photos(
         media,
-        body.photo_ids,
+        photo_ids,
         caller,
         unit_path=unit.path,
         label=photos.pin_label(round_id, unit.code),
@@ -172,7 +182,6 @@ async def _prepare(
     )
     if not await claim_open(session, round_):  # closed while the photos were checked
         raise RoundClosed(f"round {round_id} is closed: its scores are frozen")
-    return round_, unit
 
 
 async def _pin(
@@ -216,7 +225,9 @@ async def file_scorecard(
     body: ScorecardBody,
 ) -> tuple[Scorecard, RoundUnit]:
     """The unit's first scorecard in the round (409 `scorecard_exists` when it has one: change it)."""
-    _, unit = await _prepare(session, caller, media, feed, round_id, unit_code, body)
+    round_, unit = await _open_unit(session, caller, round_id, unit_code)
+    check_items(await rubric_for(session, round_), body)
+    await _check_photos_and_claim(session, caller, media, feed, round_, unit, body.photo_ids)
     code = unit.code  # read now: a failed insert below expires what the session holds
     photo_ids = list(dict.fromkeys(body.photo_ids))
     card = Scorecard(
@@ -255,9 +266,12 @@ async def change_scorecard(
     body: ScorecardBody,
 ) -> tuple[Scorecard, RoundUnit]:
     """Replace the unit's scorecard while the round is open; a change is a new revision (the same content
-    again changes nothing)."""
-    _, unit = await _prepare(session, caller, media, feed, round_id, unit_code, body)
+    again changes nothing). Where the scorecard is missing that is said (404) before any peer is asked."""
+    round_, unit = await _open_unit(session, caller, round_id, unit_code)
     card = await _card(session, caller, round_id, unit.code)
+    check_items(await rubric_for(session, round_), body)
+    await _check_photos_and_claim(session, caller, media, feed, round_, unit, body.photo_ids)
+    await session.refresh(card)  # as the round's claim left it: a concurrent change came first
     photo_ids = list(dict.fromkeys(body.photo_ids))
     items = _stored_items(body)
     if (card.items, card.notes, card.photo_ids) == (items, body.notes, photo_ids):
