@@ -406,6 +406,36 @@ async def test_photos_taken_in_a_grid_of_the_unit_are_accepted_and_others_outsid
     ]
 
 
+async def test_a_change_that_changes_nothing_stores_nothing_and_moves_no_time(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    round_id: int,
+    fake_media: FakeMedia,
+    count_rows: CountRows,
+    backend: str,
+) -> None:
+    photo = "01eb8b57cd595fced8e06d29c962728a"
+    fake_media.add(photo, uploader=str(INSPECTOR), region_code=VILLAGE)
+    url = f"/v1/rounds/{round_id}/scorecards"
+    headers = auth("inspector", subject=INSPECTOR)
+    filed = await client.post(url, json=card(photo_ids=[photo]), headers=headers)
+    assert filed.status_code == 201, filed.text
+    round_before = (await client.get(f"/v1/rounds/{round_id}", headers=headers)).json()
+    fake_media.failure = "down"  # the photos are what is stored: media need not be asked again
+    same = {k: v for k, v in card(photo_ids=[photo]).items() if k != "unit_code"}
+    # The same points written otherwise (2.0 for 2) are the same content.
+    same["items"] = [{**same["items"][0], "deduction": 2.0}, same["items"][1]]
+    again = await client.put(f"{url}/{VILLAGE}", json=same, headers=auth("admin"))
+    assert again.status_code == 200, again.text
+    assert again.json() == filed.json()
+    assert (await client.get(f"/v1/rounds/{round_id}", headers=headers)).json() == round_before
+    assert await count_rows(ScorecardRevision) == 1
+    # Photos listed twice are still refused, though the rest is the same.
+    fake_media.failure = None
+    twice = {**same, "photo_ids": [photo, photo]}
+    assert_problem(await client.put(f"{url}/{VILLAGE}", json=twice, headers=headers), 422, "photos_refused")
+
+
 async def test_a_change_to_a_missing_scorecard_is_404_without_asking_media(
     client: httpx.AsyncClient, auth: Auth, round_id: int, fake_media: FakeMedia, count_rows: CountRows
 ) -> None:

@@ -64,6 +64,26 @@ def _stored_items(body: ScorecardBody) -> list[dict[str, Any]]:
     ]
 
 
+def _points(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _unchanged(card: Scorecard, body: ScorecardBody) -> bool:
+    """Whether `body` says what the scorecard holds: the same items (points compared as numbers, 2 is 2.0),
+    notes and photos in the same order."""
+    stored = [
+        (
+            item["indicator"],
+            _points(item.get("deduction")),
+            _points(item.get("score")),
+            item.get("note") or "",
+        )
+        for item in card.items
+    ]
+    given = [(i.indicator, _points(i.deduction), _points(i.score), i.note or "") for i in body.items]
+    return (stored, card.notes, list(card.photo_ids)) == (given, body.notes, list(body.photo_ids))
+
+
 def _items(stored: list[dict[str, Any]]) -> list[ScorecardItemPublic]:
     return [ScorecardItemPublic.model_validate(item) for item in stored]
 
@@ -270,11 +290,13 @@ async def change_scorecard(
     round_, unit = await _open_unit(session, caller, round_id, unit_code)
     card = await _card(session, caller, round_id, unit.code)
     check_items(await rubric_for(session, round_), body)
+    if _unchanged(card, body):  # nothing to write: no revision, no time moved, no peer asked
+        return card, unit
     await _check_photos_and_claim(session, caller, media, feed, round_, unit, body.photo_ids)
     await session.refresh(card)  # as the round's claim left it: a concurrent change came first
     photo_ids = list(dict.fromkeys(body.photo_ids))
     items = _stored_items(body)
-    if (card.items, card.notes, card.photo_ids) == (items, body.notes, photo_ids):
+    if _unchanged(card, body):
         return card, unit
     added = [photo for photo in photo_ids if photo not in card.photo_ids]
     card.items, card.notes, card.photo_ids = items, body.notes, photo_ids
