@@ -191,6 +191,12 @@ async def test_a_version_changes_in_place_until_a_round_uses_it_then_it_is_froze
 
     refused = await client.put(url, json=small_rubric(name="偷偷改"), headers=auth("admin"))
     assert_problem(refused, 409, "rubric_frozen")
+    # Frozen whatever the body: another code or weights that do not add up are not what is wrong.
+    for body in (
+        small_rubric(code="other"),
+        small_rubric(weights=[{"component": "inspection", "percent": 50}]),
+    ):
+        assert_problem(await client.put(url, json=body, headers=auth("admin")), 409, "rubric_frozen")
     assert (await client.get(url, headers=auth("admin"))).json()["name"] == "镇街考评办法二"
     # The way to change it: the family's next version; the round keeps the version it was created with.
     following = await client.post("/v1/rubrics", json=small_rubric(name="偷偷改"), headers=auth("admin"))

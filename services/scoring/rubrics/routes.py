@@ -106,7 +106,12 @@ async def create_rubric(
     summary="Change a rubric version no round has used yet",
     description="Replaces the version in place while it is not frozen. A version a round has used is frozen: "
     "409 `rubric_frozen` (nothing changed); POST /v1/rubrics with the same code makes the next version. "
-    "The code stays (422 `rubric_code_fixed`). County office only.",
+    "The code stays (422 `rubric_code_fixed`). County office only.\n\n"
+    "Checked in this order: a body that is not a rubric's shape at all (422 `validation_failed`, before "
+    "anything is looked up, as on every route); the version exists (404 `rubric_not_found`); it is not "
+    "frozen (409 `rubric_frozen`, whatever the body says: a frozen version cannot change, so the body's "
+    "problems are not reported); then the code (422 `rubric_code_fixed`) and the rubric as a whole (422 "
+    "`invalid_rubric`).",
     responses={
         **_ADMIN_ONLY,
         **_NOT_FOUND,

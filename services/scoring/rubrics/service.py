@@ -112,8 +112,11 @@ async def create_rubric(session: AsyncSession, caller: Caller, body: RubricBody)
 
 
 async def change_rubric(session: AsyncSession, rubric_id: int, body: RubricBody) -> RubricVersion:
-    """Replace a version no round has used yet, in place; a frozen one answers 409 `rubric_frozen`."""
+    """Replace a version no round has used yet, in place; a frozen one answers 409 `rubric_frozen` whatever
+    the body says (it cannot change, so what would be wrong with the change does not matter)."""
     row = await get_rubric(session, rubric_id)
+    if row.frozen_at is not None:
+        raise _frozen(row)
     if body.code != row.code:
         raise UnprocessableEntity(
             "a version keeps its family's code; create a rubric to start another family",
@@ -128,12 +131,16 @@ async def change_rubric(session: AsyncSession, rubric_id: int, body: RubricBody)
         .execution_options(synchronize_session=False)
     )
     if changed.rowcount != 1:  # type: ignore[attr-defined]
-        raise RubricFrozen(
-            f"rubric {row.code} version {row.version} has been used by a round and is frozen; "
-            "POST /v1/rubrics with the same code makes its next version"
-        )
+        raise _frozen(row)
     await session.refresh(row)
     return row
+
+
+def _frozen(row: RubricVersion) -> RubricFrozen:
+    return RubricFrozen(
+        f"rubric {row.code} version {row.version} has been used by a round and is frozen; "
+        "POST /v1/rubrics with the same code makes its next version"
+    )
 
 
 async def freeze(session: AsyncSession, row: RubricVersion) -> None:
