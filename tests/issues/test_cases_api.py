@@ -345,6 +345,30 @@ async def test_extension_account_and_supervision(client: httpx.AsyncClient, auth
     )
 
 
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"reason": "other"}, "note_required"),
+        ({"reason": "other", "note": None}, "note_required"),
+        ({"reason": "duplicate"}, "duplicate_of_required"),
+    ],
+)
+async def test_a_rejection_without_what_its_reason_needs_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, auth: Auth, app: Any, body: dict[str, Any], code: str
+) -> None:
+    officer, grid = auth("officer", TOWN), auth("grid", GRID)
+    issue = await _report(client, grid, source="grid", region=GRID)
+    assert_problem(await _act(client, issue["id"], "reject", officer, **body), 422, code)
+    after = (await client.get(f"/v1/issues/{issue['id']}", headers=grid)).json()
+    assert after == {**issue, "allowed_actions": after["allowed_actions"]} and after["status"] == "reported"
+    events = (await client.get(f"/v1/issues/{issue['id']}/events", headers=officer)).json()["items"]
+    assert len(events) == 1
+    # The schema says so too, so that a client (and schemathesis) knows before asking.
+    rules = app.openapi()["components"]["schemas"]["RejectBody"]["allOf"]
+    needed = {rule["if"]["properties"]["reason"]["const"]: rule["then"]["required"] for rule in rules}
+    assert needed == {"other": ["note"], "duplicate": ["duplicate_of"]}
+
+
 async def test_reject_as_duplicate_and_recur(client: httpx.AsyncClient, auth: Auth, media: Media) -> None:
     officer, grid, inspector, village = (
         auth("officer", TOWN),

@@ -257,14 +257,29 @@ class VerifyBody(BaseModel):
 class RejectBody(BaseModel):
     """Not a problem to fix here: never counted as fixed."""
 
-    model_config = _body(
-        {"reason": "duplicate", "duplicate_of": "370282-2026-001090", "note": "与1090号重复"}
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {"reason": "duplicate", "duplicate_of": "370282-2026-001090", "note": "与1090号重复"},
+            # What the action refuses with 422 (`note_required`, `duplicate_of_required`), said in the schema.
+            "allOf": [
+                {
+                    "if": {"properties": {"reason": {"const": reason}}, "required": ["reason"]},
+                    "then": {
+                        "required": [needed],
+                        "properties": {needed: {"type": "string", "minLength": 1}},
+                    },
+                }
+                for reason, needed in (("other", "note"), ("duplicate", "duplicate_of"))
+            ],
+        },
     )
     reason: RejectReason
     duplicate_of: Annotated[str, StringConstraints(max_length=40)] | None = Field(
-        default=None, description="With `duplicate`: the code of the issue this one repeats."
+        default=None,
+        description="With `duplicate`: the code of the issue this one repeats (else 422 `duplicate_of_required`).",
     )
-    note: Note | None = Field(default=None, description="Required with `other`.")
+    note: Note | None = Field(default=None, description="Required with `other` (else 422 `note_required`).")
 
 
 class AssignBody(BaseModel):
