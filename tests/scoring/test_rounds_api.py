@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import col
 
+from services.kit.pagination import encode_cursor
 from services.scoring.periods import SHANGHAI
 from services.scoring.rounds.models import Round, RoundResult, RoundUnit
 from services.scoring.rounds.schemas import Breakdown
@@ -571,6 +572,37 @@ async def test_scope_results_a_village_sees_its_own_a_town_its_villages(
     )
     assert len(paged.json()["items"]) + len(rest.json()["items"]) == 5
     assert rest.json()["next_cursor"] is None
+
+
+async def test_results_are_paged_by_unit_code_with_their_names(
+    client: httpx.AsyncClient, auth: Auth, fake_issues: FakeIssues, backend: str
+) -> None:
+    created = await create(client, auth)
+    url = f"/v1/rounds/{created['id']}/results"
+    await client.post(f"/v1/rounds/{created['id']}/close", headers=auth("inspector"))
+    whole = (await client.get(url, headers=auth("officer", TOWN))).json()["items"]
+    seen: list[tuple[str, str]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        answer = await client.get(url, params=params, headers=auth("officer", TOWN))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["limit"] == 2 and len(answer.json()["items"]) <= 2
+        seen += [(i["unit_code"], i["unit_name"]) for i in answer.json()["items"]]
+        cursor = answer.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [(i["unit_code"], i["unit_name"]) for i in whole]
+    assert seen == [(VILLAGE, "前庄村"), (NEIGHBOUR, "后庄村"), (TOWN_VILLAGE, "西河村")]
+    # A cursor is the last unit code of the page before (one issued earlier still reads the same).
+    after = await client.get(url, params={"cursor": encode_cursor([VILLAGE])}, headers=auth("officer", TOWN))
+    assert [i["unit_code"] for i in after.json()["items"]] == [NEIGHBOUR, TOWN_VILLAGE]
+    for bad in ("not-a-cursor", encode_cursor([5]), encode_cursor([VILLAGE, NEIGHBOUR])):
+        assert_problem(
+            await client.get(url, params={"cursor": bad}, headers=auth("admin")), 400, "invalid_cursor"
+        )
+    one = await client.get(f"{url}/{NEIGHBOUR}", headers=auth("officer", TOWN))
+    assert one.json() == whole[1]
 
 
 async def test_a_retried_creation_under_one_idempotency_key_is_stored_once(

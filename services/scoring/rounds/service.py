@@ -14,16 +14,16 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Select, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.kit.auth import Caller, in_subtree
 from services.kit.db import savepoint, utcnow
-from services.kit.errors import BadRequest, Conflict, Forbidden, NotFound, UnprocessableEntity
+from services.kit.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from services.kit.identity import is_within
-from services.kit.pagination import Page, PageParams, decode_cursor, encode_cursor, paginate
+from services.kit.pagination import Page, PageParams, paginate
 from services.scoring.feed import LEVELS, IssuesFeed, RegionNode, UnitIndex, by_unit
 from services.scoring.periods import SHANGHAI, HalfMonth, Period, PeriodKind, inspection_windows, parse_period
 from services.scoring.rounds.models import Round, RoundKind, RoundResult, RoundStatus, RoundUnit, Scorecard
@@ -575,19 +575,26 @@ def _node(unit: RoundUnit) -> RegionNode:
 # ---- results ----
 
 
-async def _results_of(session: AsyncSession, caller: Caller, round_id: int) -> tuple[Round, Any]:
+async def _results_of(session: AsyncSession, caller: Caller, round_id: int) -> Select[RoundResult]:
+    """The round's results of units in the caller's subtree (the round visible and closed, else 404, 409)."""
     round_ = await get_visible(session, caller, round_id)
     if round_.status != RoundStatus.closed:
         raise Conflict(f"round {round_id} is still open: it has no scores yet", code="round_open")
-    statement = (
-        select(RoundResult, col(RoundUnit.name))
-        .join(
-            RoundUnit,
-            (col(RoundUnit.round_id) == col(RoundResult.round_id)) & (col(RoundUnit.code) == _RESULT_CODE),
-        )
-        .where(col(RoundResult.round_id) == round_id, in_subtree(col(RoundResult.unit_path), caller))
+    return select(RoundResult).where(
+        col(RoundResult.round_id) == round_id, in_subtree(col(RoundResult.unit_path), caller)
     )
-    return round_, statement
+
+
+async def _unit_names(session: AsyncSession, round_id: int, codes: list[str]) -> dict[str, str]:
+    """The names the round's snapshot gives these units."""
+    if not codes:
+        return {}
+    rows = await session.execute(
+        select(_UNIT_CODE, col(RoundUnit.name)).where(
+            col(RoundUnit.round_id) == round_id, _UNIT_CODE.in_(codes)
+        )
+    )
+    return {str(code): str(name) for code, name in rows.all()}
 
 
 def result_public(result: RoundResult, unit_name: str) -> RoundResultPublic:
@@ -606,34 +613,26 @@ async def list_results(
     session: AsyncSession, caller: Caller, round_id: int, page: PageParams
 ) -> Page[RoundResultPublic]:
     """The scores of the round's units in the caller's subtree, by unit code."""
-    _, statement = await _results_of(session, caller, round_id)
-    rows = await session.execute(_keyset(statement, page).order_by(_RESULT_CODE).limit(page.limit + 1))
-    pairs = rows.all()
-    more = len(pairs) > page.limit
-    pairs = pairs[: page.limit]
-    next_cursor = encode_cursor([pairs[-1][0].unit_code]) if more and pairs else None
+    statement = await _results_of(session, caller, round_id)
+    listed = await paginate(session, statement, [_RESULT_CODE], page, lambda r: r, lambda r: [r.unit_code])
+    names = await _unit_names(session, round_id, [r.unit_code for r in listed.items])
     return Page(
-        items=[result_public(r, name) for r, name in pairs], next_cursor=next_cursor, limit=page.limit
+        items=[result_public(r, names.get(r.unit_code, r.unit_code)) for r in listed.items],
+        next_cursor=listed.next_cursor,
+        limit=listed.limit,
     )
-
-
-def _keyset(statement: Any, page: PageParams) -> Any:
-    if not page.cursor:
-        return statement
-    (after,) = decode_cursor(page.cursor, 1)
-    if not isinstance(after, str):
-        raise BadRequest("the cursor is not one this API issued", code="invalid_cursor")
-    return statement.where(after < _RESULT_CODE)
 
 
 async def get_result(
     session: AsyncSession, caller: Caller, round_id: int, unit_code: str
 ) -> RoundResultPublic:
-    _, statement = await _results_of(session, caller, round_id)
-    row = (await session.execute(statement.where(col(RoundResult.unit_code) == unit_code))).first()
-    if row is None:
+    statement = await _results_of(session, caller, round_id)
+    found = await session.execute(statement.where(col(RoundResult.unit_code) == unit_code))
+    result: RoundResult | None = found.scalar_one_or_none()
+    if result is None:
         raise NotFound(
             f"unit {unit_code} has no score in round {round_id}, or is not in your region",
             code="result_not_found",
         )
-    return result_public(row[0], row[1])
+    names = await _unit_names(session, round_id, [result.unit_code])
+    return result_public(result, names.get(result.unit_code, result.unit_code))
