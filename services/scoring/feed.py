@@ -28,11 +28,11 @@ import httpx
 from services.kit.errors import BadGateway, GatewayTimeout, NotFound, ServiceUnavailable
 from services.kit.identity import codes_in_path
 from services.kit.peers import Peer
+from services.scoring.levels import RegionLevel, levels_between
 from services.scoring.rubrics.rules import Severity
 from services.scoring.scores.rules import Finding
 
 __all__ = [
-    "LEVELS",
     "PAGE",
     "FoundIssue",
     "IssuesFeed",
@@ -44,8 +44,6 @@ __all__ = [
     "mean_ratings",
 ]
 
-# The issues service's region levels, top down (its `Level`): the contract between the two services.
-LEVELS = ("province", "city", "county", "town", "zone", "village", "grid")
 PAGE = 200  # the biggest page the issues service's lists give
 # An issue counts as found once verified (立案): awaiting verification it may still be rejected.
 FOUND_STATUSES = ("assigned", "submitted", "closed")
@@ -202,12 +200,12 @@ class IssuesFeed:
     async def snapshot(self, root: RegionNode, unit_level: str) -> list[RegionNode]:
         """Every region from the level below `root` down to `unit_level`, in path order per level (one
         listing per level: a county's towns, 管区 and villages in about five calls)."""
-        if root.level not in LEVELS or unit_level not in LEVELS:
+        top, bottom = RegionLevel.of(root.level), RegionLevel.of(unit_level)
+        if top is None or bottom is None:
             raise _unavailable(f"unknown region level {root.level!r}")
-        top, bottom = LEVELS.index(root.level), LEVELS.index(unit_level)
         nodes: list[RegionNode] = []
-        for level in LEVELS[top + 1 : bottom + 1]:
-            nodes += await self.subtree(root.code, level)
+        for level in levels_between(top, bottom):
+            nodes += await self.subtree(root.code, level.value)
         return nodes
 
     async def issues_found(

@@ -34,7 +34,6 @@ from services.scoring.rubrics.rules import Component, ComponentWeight, Indicator
 from tests.support.builders import COUNTY, REGION_PATHS, TEST_REGIONS
 
 ISSUES_BASE = "http://issues.test"
-LEVELS = {"village", "town", "zone", "county", "grid", "province", "city"}
 
 
 @dataclass

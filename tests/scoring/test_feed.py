@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.issues.regions.models import Level
 from services.kit.errors import NotFound, ServiceUnavailable
 from services.kit.peers import Peer
 from services.scoring.feed import IssuesFeed, Rectification, RegionNode, UnitIndex, by_unit
+from services.scoring.levels import RegionLevel, UnitLevel, levels_between
 from services.scoring.periods import SHANGHAI
 from services.scoring.rubrics.rules import Severity
 from services.scoring.scores.rules import Finding
@@ -29,6 +31,20 @@ def feed_of(fake: FakeIssues) -> IssuesFeed:
 
 def nov(day: int) -> datetime:
     return datetime(2026, 11, day, 9, tzinfo=SHANGHAI)
+
+
+def test_scorings_region_levels_are_the_issues_services_in_its_order() -> None:
+    """Scoring keeps its own copy of the contract (services do not import each other): the same levels,
+    top down, and the scored levels among them."""
+    assert [level.value for level in RegionLevel] == [level.value for level in Level]
+    assert {level.value for level in UnitLevel} <= {level.value for level in RegionLevel}
+    assert levels_between(RegionLevel.county, RegionLevel.village) == [
+        RegionLevel.town,
+        RegionLevel.zone,
+        RegionLevel.village,
+    ]
+    assert levels_between(RegionLevel.village, RegionLevel.town) == []
+    assert RegionLevel.of("hamlet") is None
 
 
 async def test_a_snapshot_is_one_listing_per_level_followed_through_its_pages() -> None:

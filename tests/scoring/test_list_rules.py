@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.scoring.levels import UnitLevel
 from services.scoring.lists.rules import (
     SEED_RULES,
     BoundaryTies,
@@ -32,7 +33,7 @@ from services.scoring.lists.rules import (
     select,
 )
 from services.scoring.periods import Period, month, quarter, year
-from services.scoring.scores.rules import Ranking, UnitLevel, rank_units
+from services.scoring.scores.rules import Ranking, rank_units
 
 D = Decimal
 VILLAGE, TOWN = UnitLevel.village, UnitLevel.town

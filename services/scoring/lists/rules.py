@@ -35,9 +35,10 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from services.kit.text import is_plain_text
+from services.scoring.levels import UnitLevel
 from services.scoring.periods import Period, PeriodKind
 from services.scoring.rubrics.rules import PERMILLE, is_points
-from services.scoring.scores.rules import RankedUnit, Ranking, UnitLevel
+from services.scoring.scores.rules import RankedUnit, Ranking
 
 __all__ = [
     "SEED_RULES",

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.kit.exports import Cell, Sheet
+from services.scoring.levels import UnitLevel
 from services.scoring.lists.rules import MEASURE_NAMES
 from services.scoring.periods import SHANGHAI, parse_period
 from services.scoring.publishing.models import Publication
@@ -22,7 +23,7 @@ from services.scoring.publishing.rules import PeriodResult, UnitFigures
 
 __all__ = ["period_body", "sheets", "visible_body", "week_title", "weekly_body"]
 
-LEVEL_NAMES = {"village": "村(居)", "town": "镇(街道)"}
+LEVEL_NAMES = {UnitLevel.village.value: "村(居)", UnitLevel.town.value: "镇(街道)"}
 POLARITY_NAMES = {"good": "红榜/表扬", "bad": "黑榜/批评"}
 
 

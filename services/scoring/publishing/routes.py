@@ -18,6 +18,7 @@ from services.kit.fields import OptionalQueryBool
 from services.kit.identity import Scope
 from services.kit.pagination import PageDep, paginate
 from services.scoring.deps import IssuesFeedDep, SessionDep, SettingsDep
+from services.scoring.levels import UnitLevel, one_of
 from services.scoring.lists.rules import MEASURE_NAMES, Measure
 from services.scoring.periods import PERIOD_PATTERN, SHANGHAI, parse_period
 from services.scoring.publishing import bulletins, service
@@ -217,7 +218,7 @@ async def rankings(
     page: PageDep,
     period: PeriodQuery = None,
     parent: Code = None,
-    level: Annotated[str | None, Query(pattern=r"^(village|town)$")] = None,
+    level: Annotated[str | None, Query(pattern=one_of(UnitLevel))] = None,
     for_lists: Annotated[OptionalQueryBool, Query()] = None,
 ) -> RankingPage:
     statement = _period_filter(select(RankingEntry), col(RankingEntry.period), period).where(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from services.kit.identity import codes_in_path
+from services.scoring.levels import UnitLevel
 from services.scoring.lists.rules import Evaluation, RuleSet, UnitFacts, evaluate
 from services.scoring.periods import Period
 from services.scoring.rubrics.rules import Component, Rubric, TownScore
@@ -21,7 +22,6 @@ from services.scoring.scores.rules import (
     PeriodInputs,
     PeriodScore,
     Ranking,
-    UnitLevel,
     mean_score,
     period_score,
     rank_units,

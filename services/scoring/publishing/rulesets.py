@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from services.scoring.levels import UnitLevel
 from services.scoring.lists.rules import (
     SEED_RULES,
     BoundaryTies,
@@ -25,7 +26,6 @@ from services.scoring.lists.rules import (
     Trigger,
 )
 from services.scoring.periods import PeriodKind
-from services.scoring.scores.rules import UnitLevel
 
 __all__ = ["PRESET_BODY", "RuleSetError", "rule_set_body", "rule_set_from_body"]
 

@@ -37,6 +37,7 @@ from services.kit.errors import Conflict, Forbidden, NotFound, UnprocessableEnti
 from services.kit.identity import Role
 from services.scoring.db import metadata
 from services.scoring.feed import IssuesFeed, Rectification, UnitIndex, mean_ratings
+from services.scoring.levels import UnitLevel
 from services.scoring.lists.rules import RuleSet, rules_problems
 from services.scoring.periods import SHANGHAI, Period, PeriodKind, parse_period
 from services.scoring.publishing import bulletins
@@ -61,7 +62,7 @@ from services.scoring.publishing.rulesets import PRESET_BODY, RuleSetError, rule
 from services.scoring.rounds.models import Round, RoundResult, RoundStatus, RoundUnit
 from services.scoring.rubrics.models import RubricVersion, rubric_of
 from services.scoring.rubrics.rules import Component, Rubric
-from services.scoring.scores.rules import PeriodScore, RankedUnit, Ranking, UnitLevel
+from services.scoring.scores.rules import PeriodScore, RankedUnit, Ranking
 
 __all__ = [
     "PublishOutcome",

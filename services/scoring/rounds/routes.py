@@ -11,6 +11,7 @@ from services.kit.errors import problem_doc, problem_docs
 from services.kit.identity import Scope
 from services.kit.pagination import Page, PageDep
 from services.scoring.deps import IssuesFeedDep, MediaPeerDep, OutboxDep, SessionDep
+from services.scoring.levels import RegionLevel, UnitLevel, one_of
 from services.scoring.periods import PERIOD_PATTERN
 from services.scoring.rounds import scorecards, service
 from services.scoring.rounds.models import RoundKind, RoundStatus
@@ -28,13 +29,14 @@ from services.scoring.rounds.schemas import (
     ScorecardPublic,
     ScorecardRevisionPublic,
 )
-from services.scoring.scores.rules import UnitLevel
 
 router = APIRouter(tags=["rounds"])
 
 ReaderDep = Annotated[Caller, Depends(require_scope(Scope.scoring_read))]
 WriterDep = Annotated[Caller, Depends(require_scope(Scope.scoring_write))]
 RoundId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The round's id.")]
+# The levels a round's snapshot holds: its scope and what lies below it down to villages (never grids).
+SNAPSHOT_LEVELS = one_of(level for level in RegionLevel if level.depth <= RegionLevel.village.depth)
 UnitCode = Annotated[str, Path(pattern=REGION_CODE, description="A unit's region code.")]
 
 
@@ -200,7 +202,7 @@ async def list_units(
     session: SessionDep,
     caller: ReaderDep,
     page: PageDep,
-    level: Annotated[str | None, Query(pattern=r"^(province|city|county|town|zone|village)$")] = None,
+    level: Annotated[str | None, Query(pattern=SNAPSHOT_LEVELS)] = None,
 ) -> Page[RoundUnitPublic]:
     return await service.list_units(session, caller, round_id, page, level=level)
 

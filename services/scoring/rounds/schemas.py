@@ -9,11 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.kit.fields import not_nullable
 from services.kit.media import PhotoId
+from services.scoring.levels import UnitLevel
 from services.scoring.periods import PERIOD_PATTERN, HalfMonth
 from services.scoring.rounds.models import RoundKind, RoundStatus
 from services.scoring.rubrics.rules import Severity
 from services.scoring.schemas import Day, Note, Points, Score
-from services.scoring.scores.rules import DeductionSource, UnitLevel
+from services.scoring.scores.rules import DeductionSource
 
 REGION_CODE = r"^[0-9A-Za-z][0-9A-Za-z-]{0,31}$"
 _PHOTO = "9b2f6c1e3d4a4e5f8a9b0c1d2e3f4a5b"

@@ -24,7 +24,8 @@ from services.kit.db import savepoint, utcnow
 from services.kit.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from services.kit.identity import is_within
 from services.kit.pagination import Page, PageParams, paginate
-from services.scoring.feed import LEVELS, IssuesFeed, RegionNode, UnitIndex, by_unit
+from services.scoring.feed import IssuesFeed, RegionNode, UnitIndex, by_unit
+from services.scoring.levels import RegionLevel, UnitLevel
 from services.scoring.periods import SHANGHAI, HalfMonth, Period, PeriodKind, inspection_windows, parse_period
 from services.scoring.rounds.models import Round, RoundKind, RoundResult, RoundStatus, RoundUnit, Scorecard
 from services.scoring.rounds.schemas import (
@@ -40,7 +41,7 @@ from services.scoring.rounds.schemas import (
 from services.scoring.rubrics.models import RubricVersion, rubric_of
 from services.scoring.rubrics.rules import Rubric
 from services.scoring.rubrics.service import freeze
-from services.scoring.scores.rules import ItemDeduction, RoundScore, UnitLevel, round_score
+from services.scoring.scores.rules import ItemDeduction, RoundScore, round_score
 
 _ID = cast("ColumnElement[int]", col(Round.id))
 _UNIT_CODE = cast("ColumnElement[str]", col(RoundUnit.code))
@@ -277,7 +278,8 @@ async def _scope(
     root = await feed.region(code)
     if not is_within(root.path, caller.region_path):
         raise NotFound(f"region {code} not found", code="region_not_found")
-    if root.level not in LEVELS or LEVELS.index(root.level) >= LEVELS.index(unit_level):
+    level = RegionLevel.of(root.level)
+    if level is None or level.depth >= RegionLevel(unit_level).depth:
         raise InvalidRound(f"a {root.level} holds no {unit_level} to score", code="scope_below_units")
     nodes = await feed.snapshot(root, unit_level)
     if not any(node.level == unit_level for node in nodes):

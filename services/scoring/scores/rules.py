@@ -25,6 +25,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from services.scoring.levels import UnitLevel
 from services.scoring.periods import Period
 from services.scoring.rubrics.rules import (
     PERMILLE,
@@ -52,7 +53,6 @@ __all__ = [
     "RoundScore",
     "Scored",
     "ScoringError",
-    "UnitLevel",
     "competition_ranks",
     "deduction_for_score",
     "mean_score",
@@ -78,13 +78,6 @@ class ScoringError(ValueError):
     def __init__(self, problems: Sequence[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = list(problems)
-
-
-class UnitLevel(StrEnum):
-    """What is scored and ranked."""
-
-    village = "village"  # 村(居)
-    town = "town"  # 镇(街道)
 
 
 def publishable(value: Decimal) -> Decimal:
