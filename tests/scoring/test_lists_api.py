@@ -232,6 +232,55 @@ async def test_the_rules_are_data_the_office_edits(
     assert kept.json()["rule_set_version"] == 1
 
 
+async def test_the_nearest_regions_newest_rules_apply_and_the_broadest_publication_is_read(
+    app: FastAPI, client: httpx.AsyncClient, auth: Auth, issues: FakeIssues, backend: str
+) -> None:
+    def rules(count: int) -> dict[str, Any]:
+        body = copy.deepcopy(PRESET_BODY)
+        for rule in body["lists"][:2]:
+            rule["selection"]["count"] = count
+        return body
+
+    for region, count, note in ((COUNTY, 1, "县1"), (COUNTY, 2, "县2"), (TOWN, 1, "镇1"), (COUNTY, 3, "县3")):
+        stored = await client.put(
+            "/v1/lists/rules", json={"rules": rules(count), "note": note}, headers=auth("admin", region)
+        )
+        assert stored.status_code == 200, stored.text
+    for (role, region), expected in {
+        ("admin", COUNTY): (COUNTY, 3, "县3"),
+        ("officer", TOWN): (TOWN, 1, "镇1"),
+        ("village", VILLAGE): (TOWN, 1, "镇1"),  # its town's, though the county's is newer
+        ("village", FAR_VILLAGE): (COUNTY, 3, "县3"),
+    }.items():
+        current = (await client.get("/v1/lists/rules", headers=auth(role, region))).json()
+        assert (current["scope_code"], current["version"], current["note"]) == expected, region
+
+    # A county's and a town's publication of one month: each applies its nearest rules, and a reader sees
+    # the broadest one that overlaps its region unless it names a scope.
+    await add_month(app, "2026-11", MONTHS["2026-11"])
+    town_scores = {code: MONTHS["2026-11"][code] for code in (VILLAGE, NEIGHBOUR, TOWN_VILLAGE)}
+    await add_month(app, "2026-11", town_scores, scope=TOWN)
+    county = await publish(client, auth, "2026-11")
+    town = await client.post("/v1/periods/2026-11/publish", json={"scope": TOWN}, headers=auth("admin"))
+    assert town.status_code == 201, town.text
+    assert (county["rule_set_version"], town.json()["rule_set_version"]) == (3, 1)
+    for (role, region), scope, expected in (
+        (("officer", TOWN), None, county["id"]),
+        (("officer", TOWN), TOWN, town.json()["id"]),
+        (("admin", COUNTY), None, county["id"]),
+        (("village", VILLAGE), TOWN, town.json()["id"]),
+    ):
+        params = {"scope": scope} if scope else {}
+        read = await client.get("/v1/periods/2026-11", params=params, headers=auth(role, region))
+        assert read.status_code == 200, read.text
+        assert read.json()["id"] == expected, (region, scope)
+    assert_problem(
+        await client.get("/v1/periods/2026-11", params={"scope": TOWN}, headers=auth("officer", OTHER_TOWN)),
+        404,
+        "period_not_published",
+    )
+
+
 async def test_escalations_are_acknowledged_once_and_read_within_the_region(
     app: FastAPI, client: httpx.AsyncClient, auth: Auth, issues: FakeIssues
 ) -> None:

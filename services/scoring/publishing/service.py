@@ -686,20 +686,24 @@ async def _rankings(
 # ---- rule sets ----
 
 
-async def applicable_rules(session: AsyncSession, scope_path: str) -> tuple[int | None, dict[str, Any]]:
-    """The newest stored rule set of the nearest region at or above `scope_path`; the presets if none."""
-    ancestors = [scope_path[: i + 1] for i, ch in enumerate(scope_path) if ch == "/"][1:]
-    rows = (
+async def _nearest_rules(session: AsyncSession, region_path: str) -> RuleSetVersion | None:
+    """The newest stored rule set of the nearest region at or above `region_path` (one row, chosen in SQL:
+    the deepest scope first, its newest version first); None where none is stored."""
+    ancestors = [region_path[: i + 1] for i, ch in enumerate(region_path) if ch == "/"][1:]
+    found: RuleSetVersion | None = (
         await session.execute(
             select(RuleSetVersion)
             .where(col(RuleSetVersion.scope_path).in_(ancestors))
-            .order_by(col(RuleSetVersion.version).desc())
+            .order_by(func.length(col(RuleSetVersion.scope_path)).desc(), col(RuleSetVersion.version).desc())
+            .limit(1)
         )
-    ).scalars()
-    best: RuleSetVersion | None = None
-    for row in rows:
-        if best is None or len(row.scope_path) > len(best.scope_path):
-            best = row
+    ).scalar_one_or_none()
+    return found
+
+
+async def applicable_rules(session: AsyncSession, scope_path: str) -> tuple[int | None, dict[str, Any]]:
+    """The newest stored rule set of the nearest region at or above `scope_path`; the presets if none."""
+    best = await _nearest_rules(session, scope_path)
     if best is None:
         return None, PRESET_BODY
     return best.version, best.body
@@ -717,20 +721,9 @@ class CurrentRules:
 
 async def current_rules(session: AsyncSession, caller: Caller) -> CurrentRules:
     """The rules that apply to the caller's region now."""
-    ancestors = [caller.region_path[: i + 1] for i, ch in enumerate(caller.region_path) if ch == "/"][1:]
-    rows = list(
-        (
-            await session.execute(
-                select(RuleSetVersion)
-                .where(col(RuleSetVersion.scope_path).in_(ancestors))
-                .order_by(col(RuleSetVersion.version).desc())
-            )
-        ).scalars()
-    )
-    if not rows:
+    row = await _nearest_rules(session, caller.region_path)
+    if row is None:
         return CurrentRules(caller.region, None, PRESET_BODY)
-    deepest = max(len(r.scope_path) for r in rows)
-    row = next(r for r in rows if len(r.scope_path) == deepest)
     return CurrentRules(row.scope_code, row.version, row.body, row.created_at, row.created_by, row.note)
 
 
@@ -792,10 +785,12 @@ async def visible_publication(
     )
     if scope is not None:
         statement = statement.where(col(Publication.scope_code) == scope)
-    found = list((await session.execute(statement)).scalars())
-    if not found:
+    # The broadest first (the shortest scope path), the earliest of equals: one row, chosen in SQL.
+    statement = statement.order_by(func.length(col(Publication.scope_path)), col(Publication.id)).limit(1)
+    found: Publication | None = (await session.execute(statement)).scalar_one_or_none()
+    if found is None:
         raise NotFound(f"no published period {period.code} in your region", code="period_not_published")
-    return min(found, key=lambda p: (len(p.scope_path), p.id or 0))
+    return found
 
 
 def whole(publication: Publication, caller: Caller) -> bool:
