@@ -11,9 +11,9 @@ A swept yard, a repainted wall, a hazy sky or a blurred shot gives ORB too few k
 2. **Compare at several scales.** Over the overlap (at least MIN_OVERLAP of each picture), the aligned old
    thumbnail is fitted to the new one by a gain and an offset (a brightened copy); then the middle and
    coarse detail must correlate (MIN_CORRELATION) and the smooth base must agree (BASE_RESIDUAL), as must
-   the smooth part of the pictures' difference (FIT_RESIDUAL: what keeps periodic look-alikes, two stripe
-   patterns that any shift lines up, apart). Two different skies, walls or yards share a palette and a
-   gradient, but not their clouds, stains and grain.
+   the smooth part of the pictures' difference once a misregistration is fitted away (FIT_RESIDUAL: what
+   keeps periodic look-alikes, two stripe patterns that some shift and scale line up, apart). Two
+   different skies, walls or yards share a palette and a gradient, but not their clouds, stains and grain.
 3. **Enough to go on.** Both pictures must carry some detail beyond a smooth gradient (MIN_DETAIL): two
    flawless gradients cannot be told apart, so neither is accused.
 4. **Colour.** Where both blobs carry a chroma thumbnail, its aligned means and structure agree within
@@ -47,21 +47,17 @@ GAIN_RANGE = (0.75, 1.35)  # brightened or darkened by up to ~30 %
 # Calibrated on bench.reuse_set (the smooth classes, their copies, and every original or copy against every
 # other picture's original within 14 bits or of one look-alike family): copies reach a middle-band
 # correlation of 0.99 (p50); different pictures other than stripe patterns of one family stay below 0.8,
-# those reach 0.98 (aligned by the search) and are kept apart by the smooth difference below.
+# those reach 0.98 (aligned by the search) and are kept apart by the smooth difference below (FIT_*).
 BASE_SIGMA = 4.0  # thumbnail pixels: the smooth base the bands leave
-MIN_CORRELATION = 0.92  # of the middle and coarse detail (sigma 1-4 thumbnail px) over the overlap
+MIN_CORRELATION = 0.88  # of the middle and coarse detail (sigma 1-4 thumbnail px) over the overlap
 # Periodic look-alikes (two soft stripe patterns of one family) line up under the search and their detail
 # then correlates up to 0.98; what differs is the smooth part of their difference (the blotches beside the
-# stripes): 1.7 grey levels and more, against 0-1.2 for copies, which leave only a misregistration there,
-# in proportion to the picture's slope. So the smooth difference (a normalised blur of the difference
-# within the compared area) must stay within FIT_RESIDUAL + FIT_RESIDUAL_PER_DETAIL x detail, or, at
-# MIN_CORRELATION, within FIT_PER_SLOPE x the RMS slope (grey levels per thumbnail pixel). Where it stays
-# within the first, detail correlating from LOW_CORRELATION is enough: copies of walls, gradients and
-# stripes cropped or chained, which resampling of the 64 px thumbnails leaves at 0.88-0.92.
-LOW_CORRELATION = 0.88
+# stripes). A copy leaves nothing there but a misregistration of a fraction of a thumbnail pixel, which a
+# small affine displacement explains and which is fitted away first. What is left, blurred within the
+# compared area only, must stay within FIT_RESIDUAL + FIT_RESIDUAL_PER_DETAIL x detail grey levels (RMS):
+# copies 0-1.3 (a brightened one the most), stripe look-alikes 1.7 and more.
 FIT_RESIDUAL = 1.2
-FIT_RESIDUAL_PER_DETAIL = 0.05
-FIT_PER_SLOPE = 0.33
+FIT_RESIDUAL_PER_DETAIL = 0.03
 MIN_DETAIL = 0.5  # RMS grey levels of the fine to coarse detail of both pictures: less is a bare gradient
 BASE_RESIDUAL = 4.0  # grey levels (RMS) of the smooth base after the gain fit ...
 BASE_RESIDUAL_PER_DETAIL = 0.2  # ... plus this share of the detail's RMS
@@ -289,18 +285,23 @@ def assess(
         float(np.sqrt(np.mean((a[usable] - b[usable]) ** 2)))
         for a, b in zip([*new_bands[:3], new_base], [*old_bands[:3], old_base], strict=True)
     ]
-    # The smooth part of the difference of the two pictures in the new one's frame, blurred within the
-    # compared area only (a normalised convolution: no edge of either picture leaks into it).
-    weight = usable.astype(np.float32)
-    difference = (new_thumb - (aligned * gain + offset)) * weight
-    spread = _blur(weight, BASE_SIGMA)
-    smooth_difference = _blur(difference, BASE_SIGMA)[usable] / np.maximum(spread[usable], 1e-3)
-    base_fit = float(np.sqrt(np.mean(smooth_difference**2)))
-    # How steep the picture is: what a misregistration of a fraction of a pixel leaves in that difference.
+    # The smooth part of the difference of the two pictures in the new one's frame, once the part that a
+    # small affine displacement of the new picture explains (first order: displacement . gradient) is
+    # fitted away, blurred within the compared area only (a normalised convolution: no edge of either
+    # picture leaks into it).
+    difference = new_thumb - (aligned * gain + offset)
     soft = _blur(new_thumb, 1.0)
     gx = cv2.Sobel(soft, cv2.CV_32F, 1, 0, ksize=1, scale=0.5)
     gy = cv2.Sobel(soft, cv2.CV_32F, 0, 1, ksize=1, scale=0.5)
-    slope = float(np.sqrt(np.mean((gx * gx + gy * gy)[usable])))
+    ys, xs = _grid(nh, nw)
+    u, v = xs / max(1, nw - 1) * 2 - 1, ys / max(1, nh - 1) * 2 - 1
+    terms = np.stack([gx, gy, u * gx, v * gx, u * gy, v * gy, np.ones_like(gx)], axis=-1)[usable]
+    coefficients, *_ = np.linalg.lstsq(terms.astype(np.float64), difference[usable].astype(np.float64))
+    left = np.zeros_like(difference)
+    left[usable] = difference[usable] - (terms @ coefficients).astype(np.float32)
+    weight = usable.astype(np.float32)
+    smooth_left = _blur(left, BASE_SIGMA)[usable] / np.maximum(_blur(weight, BASE_SIGMA)[usable], 1e-3)
+    fit = float(np.sqrt(np.mean(smooth_left**2)))
     detail_new = (new_bands[0] + new_bands[1] + new_bands[2])[usable]
     detail_old = (old_bands[0] + old_bands[1] + old_bands[2])[usable]
     detail = min(float(detail_new.std()), float(detail_old.std()))
@@ -313,16 +314,13 @@ def assess(
     )
     figures = (
         f"gain {gain:.2f} bands {' '.join(f'{r:.2f}' for r in residuals)} detail {detail:.2f} "
-        f"corr {correlation:.2f} mid {middle:.3f} chroma {chroma[0]:.1f}/{chroma[1]:.1f} fit {base_fit:.2f} slope {slope:.2f}"
-    )
-    smooth_fit = base_fit <= FIT_RESIDUAL + FIT_RESIDUAL_PER_DETAIL * detail
-    lines_up = (middle >= MIN_CORRELATION and (smooth_fit or base_fit <= FIT_PER_SLOPE * slope)) or (
-        middle >= LOW_CORRELATION and smooth_fit
+        f"corr {correlation:.2f} mid {middle:.3f} chroma {chroma[0]:.1f}/{chroma[1]:.1f} fit {fit:.2f}"
     )
     if (
         not GAIN_RANGE[0] <= gain <= GAIN_RANGE[1]
         or detail < MIN_DETAIL
-        or not lines_up
+        or middle < MIN_CORRELATION
+        or fit > FIT_RESIDUAL + FIT_RESIDUAL_PER_DETAIL * detail
         or residuals[3] > BASE_RESIDUAL + BASE_RESIDUAL_PER_DETAIL * detail
         or max(chroma) > CHROMA_TOLERANCE
     ):
