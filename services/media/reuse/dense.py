@@ -296,9 +296,11 @@ def assess(
     ys, xs = _grid(nh, nw)
     u, v = xs / max(1, nw - 1) * 2 - 1, ys / max(1, nh - 1) * 2 - 1
     terms = np.stack([gx, gy, u * gx, v * gx, u * gy, v * gy, np.ones_like(gx)], axis=-1)[usable]
-    coefficients, *_ = np.linalg.lstsq(terms.astype(np.float64), difference[usable].astype(np.float64))
+    # Least squares by OpenCV and no matrix product: numpy's LAPACK and BLAS spin up threads of their own,
+    # which on the service's worker threads cost more CPU than the whole comparison.
+    _, coefficients = cv2.solve(terms, difference[usable].reshape(-1, 1), flags=cv2.DECOMP_SVD)
     left = np.zeros_like(difference)
-    left[usable] = difference[usable] - (terms @ coefficients).astype(np.float32)
+    left[usable] = difference[usable] - (terms * coefficients.ravel()).sum(axis=1)
     weight = usable.astype(np.float32)
     smooth_left = _blur(left, BASE_SIGMA)[usable] / np.maximum(_blur(weight, BASE_SIGMA)[usable], 1e-3)
     fit = float(np.sqrt(np.mean(smooth_left**2)))
