@@ -14,7 +14,19 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic_core import to_json
-from sqlalchemy import JSON, ColumnElement, Select, and_, bindparam, func, insert, or_, select, type_coerce
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -109,7 +121,7 @@ class Presenter:
     now: datetime
     codes: dict[int, str]
     _subject: str = field(init=False)
-    _allowed: dict[tuple[Any, ...], list[str]] = field(init=False, default_factory=dict)
+    _allowed_by_state: dict[tuple[Any, ...], list[str]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_subject", str(self.caller.subject))
@@ -119,75 +131,94 @@ class Presenter:
 
     def fields(self, issue: Issue) -> dict[str, Any]:
         """The issue as `IssuePublic`'s fields (an `Issue`, or a row of the issues table read as one)."""
-        assert issue.id is not None
-        open_ = issue.status in _OPEN_VALUES
-        deadline = issue.deadline
-        light = timing.light_of(issue, self.now) if open_ else None
-        codes = self.codes
+        # A row's values as a dict first: 40 lookups in a dict cost a third less than on a Row.
+        v: dict[str, Any] = issue._asdict() if isinstance(issue, Row) else _values_of(issue)
+        assert v["id"] is not None
+        open_ = v["status"] in _OPEN_VALUES
+        deadline, now, codes = v["deadline"], self.now, self.codes
+        light = timing.light_at(deadline, v["yellow_at"], now) if open_ else None
         return {
-            "id": issue.id,
-            "code": issue.code,
-            "status": issue.status,
-            "category": issue.category,
-            "severity": issue.severity,
-            "source": issue.source,
-            "region": issue.region_code,
-            "responsible_region": issue.responsible_region_code,
-            "responsible_user_id": issue.responsible_user_id,
-            "description": issue.description,
-            "address": issue.address,
-            "latitude": issue.latitude,
-            "longitude": issue.longitude,
-            "fields": issue.fields,
-            "before_photo_ids": issue.before_photo_ids,
-            "after_photo_ids": issue.after_photo_ids,
-            "evidence_flags": issue.evidence_flags,
-            "reporter": None if self.caller.role in HIDES_REPORTER else issue.reporter,
-            "reported_at": issue.reported_at,
+            "id": v["id"],
+            "code": v["code"],
+            "status": v["status"],
+            "category": v["category"],
+            "severity": v["severity"],
+            "source": v["source"],
+            "region": v["region_code"],
+            "responsible_region": v["responsible_region_code"],
+            "responsible_user_id": v["responsible_user_id"],
+            "description": v["description"],
+            "address": v["address"],
+            "latitude": v["latitude"],
+            "longitude": v["longitude"],
+            "fields": v["fields"],
+            "before_photo_ids": v["before_photo_ids"],
+            "after_photo_ids": v["after_photo_ids"],
+            "evidence_flags": v["evidence_flags"],
+            "reporter": None if self.caller.role in HIDES_REPORTER else v["reporter"],
+            "reported_at": v["reported_at"],
             "deadline": deadline,
             "light": light.value if light is not None else None,
-            "overdue": open_ and deadline is not None and self.now > deadline,
-            "submitted_at": issue.submitted_at,
-            "closed_at": issue.closed_at,
-            "closed_late": issue.closed_late,
-            "rejected_at": issue.rejected_at,
-            "reject_reason": issue.reject_reason or None,
-            "rework_count": issue.rework_count,
-            "extension_count": issue.extension_count,
-            "extension_pending": issue.extension_pending,
-            "on_account": issue.on_account,
-            "account_plan": issue.account_plan,
-            "account_target": issue.account_target,
-            "supervised": issue.supervised,
-            "probable_duplicate_of": codes.get(issue.probable_duplicate_of or 0),
-            "duplicate_of": codes.get(issue.duplicate_of or 0),
-            "recurrence_of": codes.get(issue.recurrence_of or 0),
-            "satisfaction": issue.satisfaction,
-            "allowed_actions": self.allowed(issue),
+            "overdue": open_ and deadline is not None and now > deadline,
+            "submitted_at": v["submitted_at"],
+            "closed_at": v["closed_at"],
+            "closed_late": v["closed_late"],
+            "rejected_at": v["rejected_at"],
+            "reject_reason": v["reject_reason"] or None,
+            "rework_count": v["rework_count"],
+            "extension_count": v["extension_count"],
+            "extension_pending": v["extension_pending"],
+            "on_account": v["on_account"],
+            "account_plan": v["account_plan"],
+            "account_target": v["account_target"],
+            "supervised": v["supervised"],
+            "probable_duplicate_of": codes.get(v["probable_duplicate_of"] or 0),
+            "duplicate_of": codes.get(v["duplicate_of"] or 0),
+            "recurrence_of": codes.get(v["recurrence_of"] or 0),
+            "satisfaction": v["satisfaction"],
+            "allowed_actions": self._allowed(v),
         }
 
-    def allowed(self, issue: Issue) -> list[str]:
+    def _allowed(self, v: dict[str, Any]) -> list[str]:
         """What this caller may do with the issue now (the same answer for every issue in the same state)."""
-        mine, submitted = issue.reporter == self._subject, issue.submitter == self._subject
+        mine, submitted = v["reporter"] == self._subject, v["submitter"] == self._subject
+        feedback, duplicate = v["satisfaction"] is not None, v["probable_duplicate_of"] is not None
         key = (
-            issue.status,
-            issue.extension_pending,
-            issue.on_account,
-            issue.supervised,
-            issue.satisfaction is not None,
-            issue.probable_duplicate_of is not None,
+            v["status"],
+            v["extension_pending"],
+            v["on_account"],
+            v["supervised"],
+            feedback,
+            duplicate,
             mine,
             submitted,
         )
-        found = self._allowed.get(key)
+        found = self._allowed_by_state.get(key)
         if found is None:
-            found = self._allowed[key] = [
+            state = CaseState(
+                status=Status(v["status"]),
+                extension_pending=v["extension_pending"],
+                on_account=v["on_account"],
+                supervised=v["supervised"],
+                has_feedback=feedback,
+                probable_duplicate=duplicate,
+            )
+            found = self._allowed_by_state[key] = [
                 a.value
-                for a in actions_for(state_of(issue), self.caller.role)
+                for a in actions_for(state, self.caller.role)
                 if (a is not Action.feedback or mine)
                 and (a not in (Action.accept, Action.return_) or not submitted)
             ]
         return found
+
+
+# Every column of the issues table, by the attribute names an `Issue` and a row read from the table share.
+_ISSUE_COLUMNS = tuple(Issue.__table__.columns)  # type: ignore[attr-defined]
+_ISSUE_KEYS = tuple(column.key for column in _ISSUE_COLUMNS)
+
+
+def _values_of(issue: Issue) -> dict[str, Any]:
+    return {name: getattr(issue, name) for name in _ISSUE_KEYS}
 
 
 async def presenter(session: AsyncSession, caller: Caller, issues: Sequence[Issue]) -> Presenter:
@@ -594,11 +625,6 @@ class ListedIssues:
 
     def json(self) -> bytes:
         return to_json({"items": self.items, "next_cursor": self.next_cursor, "limit": self.limit})
-
-
-# Every column of the table: a page's rows are read as Core rows (same attribute names as `Issue`), not
-# as ORM entities, which cost ~40 µs a row to build and track for a list that only shows them.
-_ISSUE_COLUMNS = tuple(Issue.__table__.columns)  # type: ignore[attr-defined]
 
 
 async def list_issues(

@@ -62,10 +62,15 @@ async def apply_deadline(
 
 def light_of(issue: Issue, now: datetime) -> Light | None:
     """The traffic light of an open issue with a deadline."""
-    if issue.deadline is None:
+    return light_at(issue.deadline, issue.yellow_at, now)
+
+
+def light_at(deadline: datetime | None, yellow_at: datetime | None, now: datetime) -> Light | None:
+    """The traffic light of an open issue with this deadline and yellow moment."""
+    if deadline is None:
         return None
-    if now > issue.deadline:
+    if now > deadline:
         return Light.red
-    if issue.yellow_at is not None and now >= issue.yellow_at:
+    if yellow_at is not None and now >= yellow_at:
         return Light.yellow
     return Light.green
