@@ -644,7 +644,8 @@ async def list_issues(
     if page.cursor:
         ids = ids.where(key < _cursor_id(page.cursor))
     ids = ids.order_by(key.desc()).limit(page.limit + 1)
-    result = await session.execute(select(*_ISSUE_COLUMNS).where(key.in_(ids)).order_by(key.desc()))
+    connection = await session.connection()  # Core: no ORM result set-up for rows that are only shown
+    result = await connection.execute(select(*_ISSUE_COLUMNS).where(key.in_(ids)).order_by(key.desc()))
     rows = cast(Sequence[Issue], result.all())  # read-only rows with the entity's attribute names
     more = len(rows) > page.limit
     rows = rows[: page.limit]
