@@ -190,6 +190,14 @@ def test_screenshot_bars_with_chrome_are_trimmed_to_the_picture() -> None:
     assert 765 <= top <= 775 and 1565 <= bottom <= 1575
 
 
+def test_a_wide_picture_in_a_phone_screenshot_is_trimmed_though_it_fills_a_fifth_of_the_height() -> None:
+    wide = photos.scene(5, (1600, 800))  # 2:1, shown full width: 540 of 2340 rows
+    shot = photos.screenshot(wide, chrome=True, dark=True)
+    left, top, right, bottom = trim_box(shot)
+    assert (left, right) == (0, 1080)
+    assert 900 <= top <= 910 and 1430 <= bottom <= 1440
+
+
 def test_letterboxed_portrait_picture_is_trimmed_on_every_side() -> None:
     portrait = photos.scene(12, (500, 1200))
     shot = photos.wechat(photos.screenshot(portrait, chrome=False))
