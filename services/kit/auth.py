@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, bindparam
 
 from services.kit.errors import Forbidden, Unauthorized
 from services.kit.identity import ROOT_PATH, Role, Subject, parse_role
@@ -97,6 +97,22 @@ def in_subtree(path_column: Any, caller: Caller) -> ColumnElement[bool]:
     """SQL condition: the row's materialized region path lies in the caller's subtree."""
     condition: ColumnElement[bool] = path_column.startswith(caller.region_path, autoescape=True)
     return condition
+
+
+SUBTREE_ESCAPE = "/"
+
+
+def in_subtree_param(path_column: Any, name: str = "subtree") -> ColumnElement[bool]:
+    """`in_subtree` for a statement built once: the caller's path comes as the parameter `name`, given
+    `subtree_param(caller)`."""
+    condition: ColumnElement[bool] = path_column.startswith(bindparam(name), escape=SUBTREE_ESCAPE)
+    return condition
+
+
+def subtree_param(caller: Caller) -> str:
+    """The caller's region path escaped for `in_subtree_param` (as `autoescape` would)."""
+    e = SUBTREE_ESCAPE
+    return caller.region_path.replace(e, e + e).replace("%", e + "%").replace("_", e + "_")
 
 
 class CallerPublic(BaseModel):

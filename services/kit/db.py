@@ -12,9 +12,11 @@ from typing import Any
 from pydantic_core import from_json
 from sqlalchemy import DateTime, MetaData, Table, event, false, text, update
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_
 
 logger = logging.getLogger("huanzhi.db")
 
@@ -60,17 +62,21 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         # JSON columns decoded by pydantic-core (Rust): a page of 50 issues has 200 of them to read.
-        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True, "json_deserializer": from_json}
+        kwargs: dict[str, Any] = {"echo": echo, "json_deserializer": from_json}
+        asyncpg = url.startswith("postgresql+asyncpg")
         if url.startswith("sqlite"):
             # One writer at a time on SQLite: a bigger pool only adds lock waits.
             kwargs["connect_args"] = {"timeout": 15}
         else:
             kwargs.update(pool_size=10, max_overflow=10)
+        kwargs["pool_pre_ping"] = not asyncpg  # asyncpg: `_ping_on_checkout`, one round trip instead of three
         self.url = url
         ensure_sqlite_folder(url)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        if asyncpg:
+            event.listen(self.engine.sync_engine, "checkout", _ping_on_checkout)
         self.sessionmaker = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         # Same pool, each statement on its own: no BEGIN and COMMIT round trips (set on the client side).
         self._reader = async_sessionmaker(
@@ -101,12 +107,41 @@ class Database:
         async with self._reader() as session:
             yield session
 
+    @asynccontextmanager
+    async def statements(self) -> AsyncIterator[AsyncSession]:
+        """A session for work whose writes are each one statement: on PostgreSQL each statement commits as
+        it runs (autocommit: no BEGIN and COMMIT round trips), so a write that must be atomic is written as
+        one statement (data-modifying CTEs); on SQLite, where such a write takes several statements, one
+        transaction. Effects registered with `after_commit` run when the block ends without an error.
+        """
+        if self.engine.dialect.name != "postgresql":
+            async with self.transaction() as session:
+                yield session
+            return
+        async with self._reader() as session:
+            yield session
+        await _run_after_commit(session)
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _ping_on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """A pooled asyncpg connection is alive before a request uses it, or the pool is renewed.
+
+    SQLAlchemy's own pre-ping for asyncpg wraps its query in BEGIN and ROLLBACK (for PgBouncer's transaction
+    mode, which this service does not sit behind): three round trips on every checkout, a quarter of a
+    small request's. One query by the simple protocol is one. A connection that fails it is discarded
+    with every pooled connection older than it (a server restart drops them all) and the checkout retried.
+    """
+    try:
+        await_(dbapi_connection.driver_connection.execute("SELECT 1"))
+    except Exception as exc:
+        raise InvalidatePoolError(f"connection lost: {exc!r}") from exc
 
 
 Effect = Callable[[], Awaitable[None]]
@@ -122,13 +157,19 @@ async def savepoint(session: AsyncSession, table: Any) -> AsyncIterator[None]:
     could still fail. A write that changes nothing (to `table`, one of the service's tables) begins the real
     transaction first; it takes SQLite's write lock, which the savepoint's own write takes anyway.
     """
+    with session.sync_session.no_autoflush:  # what is pending belongs inside the savepoint
+        await hold_write_lock(session, table)
+    async with session.begin_nested():
+        yield
+
+
+async def hold_write_lock(session: AsyncSession, table: Any) -> None:
+    """SQLite: begin the real transaction now, with a write that changes nothing (to `table`, one of the
+    service's tables), so that it holds the database's write lock from here on; nothing elsewhere."""
     if session.get_bind().dialect.name == "sqlite":
         target: Table = getattr(table, "__table__", table)
         key = next(iter(target.primary_key.columns))
-        with session.sync_session.no_autoflush:  # what is pending belongs inside the savepoint
-            await session.execute(update(target).where(false()).values({key.name: key}))
-    async with session.begin_nested():
-        yield
+        await session.execute(update(target).where(false()).values({key.name: key}))
 
 
 def after_commit(session: AsyncSession, effect: Effect) -> None:

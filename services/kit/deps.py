@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit.db import Database
 from services.kit.idempotency import REQUEST_FAILED, SHARED_SESSION
 from services.kit.state import state_of
 
 
-async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the route returns, rolled back if it raises.
-
-    Under an `Idempotency-Key` the idempotency middleware owns the transaction (it stores the answer in
-    it too); the route then works in that session and a raised error marks it for rollback.
-    """
+@asynccontextmanager
+async def _session(
+    request: Request, opened: Callable[[Database], AbstractAsyncContextManager[AsyncSession]]
+) -> AsyncIterator[AsyncSession]:
+    """The request's session: `opened` on the service's database; under an `Idempotency-Key` the
+    idempotency middleware's, which owns the transaction (it stores the answer in it too) and is told when
+    the route raised (its changes must not be committed)."""
     shared: AsyncSession | None = request.scope.get(SHARED_SESSION)
     if shared is not None:
         try:
@@ -26,12 +29,27 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
             shared.info[REQUEST_FAILED] = True
             raise
         return
-    async with state_of(request.app).database.transaction() as session:
+    async with opened(state_of(request.app).database) as session:
+        yield session
+
+
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the route returns, rolled back if it raises."""
+    async with _session(request, Database.transaction) as session:
         yield session
 
 
 # scope="function": the commit happens before the response is sent, so a failed commit is an error answer.
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+
+
+async def _statement_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """`Database.statements`, for a route whose writes are each one statement."""
+    async with _session(request, Database.statements) as session:
+        yield session
+
+
+StatementSessionDep = Annotated[AsyncSession, Depends(_statement_session, scope="function")]
 
 
 async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:

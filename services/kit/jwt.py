@@ -24,6 +24,7 @@ from services.kit.revocation import RevocationList
 ALGORITHM = "ES256"
 ALLOWED_ALGORITHMS = [ALGORITHM]
 TOKEN_USE = "access"
+LEEWAY_SECONDS = 30  # clock skew allowed on exp, nbf and iat
 
 JWKSFetcher = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -117,16 +118,54 @@ def http_jwks_fetcher(client: httpx.AsyncClient, url: str) -> JWKSFetcher:
 
 
 class TokenVerifier:
+    """Verifies access tokens; a token verified once is remembered (its exact text) until it expires.
+
+    An ES256 signature costs ~0.15 ms of CPU to check, and a client sends the same token with every request
+    until it expires. What a remembered token still goes through on each use: its expiry, its signing key
+    still being published (a key withdrawn from the JWKS takes its tokens with it), and the revocations.
+    """
+
+    REMEMBERED = 4096  # tokens (~1 KiB each with their claims); the oldest is forgotten first
+
     def __init__(
-        self, keys: JWKSCache, *, issuer: str, audience: str, revocations: RevocationList | None = None
+        self,
+        keys: JWKSCache,
+        *,
+        issuer: str,
+        audience: str,
+        revocations: RevocationList | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.revocations = revocations
+        self._clock = clock
+        self._verified: dict[str, tuple[dict[str, Any], str, Key]] = {}
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The verified claims of an access token, or `Unauthorized`."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            claims, kid, key = remembered
+            if claims["exp"] < self._clock() - LEEWAY_SECONDS:
+                del self._verified[token]
+                raise Unauthorized("token expired", code="invalid_token")
+            if await self.keys.key(kid) is not key:
+                del self._verified[token]
+                return await self.verify(token)  # judged afresh against the keys published now
+        else:
+            claims, kid, key = await self._verify_signed(token)
+            if len(self._verified) >= self.REMEMBERED:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = claims, kid, key
+        if self.revocations is not None:
+            revoked_at = await self.revocations.revoked_at(str(claims["sub"]))
+            if revoked_at is not None and claims["iat"] <= revoked_at:
+                raise Unauthorized("token revoked", code="token_revoked")
+        return dict(claims)
+
+    async def _verify_signed(self, token: str) -> tuple[dict[str, Any], str, Key]:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") not in ALLOWED_ALGORITHMS:
@@ -150,7 +189,7 @@ class TokenVerifier:
                     "require_aud": True,
                     "require_iss": True,
                     "require_jti": True,
-                    "leeway": 30,
+                    "leeway": LEEWAY_SECONDS,
                 },
             )
         except JOSEError as exc:
@@ -164,11 +203,7 @@ class TokenVerifier:
             value = claims.get(name)
             if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise Unauthorized(f"token claim {name} is not a number", code="invalid_token")
-        if self.revocations is not None:
-            revoked_at = await self.revocations.revoked_at(str(claims["sub"]))
-            if revoked_at is not None and claims["iat"] <= revoked_at:
-                raise Unauthorized("token revoked", code="token_revoked")
-        return claims
+        return claims, kid, key
 
 
 def _reason(exc: JOSEError) -> str:

@@ -69,8 +69,7 @@ class Outbox:
         self, session: AsyncSession, kind: str, payload: dict[str, Any], *, delay_seconds: float = 0.0
     ) -> int:
         """Record `kind(payload)` in the session's transaction; it runs after the commit (or later)."""
-        if kind not in self.handlers:
-            raise ValueError(f"no outbox handler for {kind!r}")
+        self.check_kind(kind)
         now = utcnow()
         row_id = (
             await session.execute(
@@ -86,12 +85,20 @@ class Outbox:
             )
         ).scalar_one()
         if delay_seconds <= 0:
-
-            async def deliver_now() -> None:
-                await self.deliver(row_id)
-
-            after_commit(session, deliver_now)
+            self.deliver_after_commit(session, int(row_id))
         return int(row_id)
+
+    def check_kind(self, kind: str) -> None:
+        """A kind this outbox has a handler for, or `ValueError` (for rows a caller writes itself, inside a
+        statement of its own: then `deliver_after_commit` with the new row's id)."""
+        if kind not in self.handlers:
+            raise ValueError(f"no outbox handler for {kind!r}")
+
+    def deliver_after_commit(self, session: AsyncSession, row_id: int) -> None:
+        async def deliver_now() -> None:
+            await self.deliver(row_id)
+
+        after_commit(session, deliver_now)
 
     async def deliver(self, row_id: int) -> bool:
         """Carry out one pending effect if it is due and nobody else holds it; True when it is done."""

@@ -11,15 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, text, update
 from sqlmodel import col
 
 from services.issues.cases.check import main as check_main
-from services.issues.cases.models import Issue, IssueEvent
+from services.issues.cases.models import Issue, IssueCounter, IssueEvent
 from services.issues.cases.schemas import IssuePage, IssuePublic
 from services.kit.state import state_of
 from tests.issues.lifecycle import POINT, Media, media, report, scene_jpeg
 from tests.media.images import exif_block, jpeg
+from tests.support.apps import client_for
 from tests.support.builders import COUNTY, FAR_VILLAGE, GRID, OTHER_TOWN, TOWN, VILLAGE
 from tests.support.problems import assert_problem
 
@@ -606,3 +607,67 @@ async def test_a_retried_report_with_the_same_key_is_stored_once(
     other = await client.post("/v1/issues", json=report(description="另一处"), headers=headers)
     assert_problem(other, 422, "idempotency_key_reused")
     assert await count_rows(Issue) == 1 and await count_rows(IssueEvent) == 1
+
+
+# ---- the report's write: one statement on PostgreSQL, one transaction on SQLite ----
+
+
+async def test_codes_past_the_millionth_keep_every_digit(
+    client: httpx.AsyncClient, auth: Auth, app: Any
+) -> None:
+    """The code is made by the database inside the write (the counter's number, six digits at least):
+    what is answered is what is stored, past 999,999 too."""
+    inspector = auth("inspector")
+    first = await _report(client, inspector)
+    async with state_of(app).database.transaction() as session:
+        await session.execute(update(IssueCounter).values(last_number=999_998))
+    codes = [(await _report(client, inspector, latitude=POINT[0] + 0.01 * n))["code"] for n in (1, 2)]
+    prefix = first["code"].rsplit("-", 1)[0]
+    assert codes == [f"{prefix}-999999", f"{prefix}-1000000"]
+    listed = (await client.get("/v1/issues", headers=inspector)).json()["items"]
+    assert sorted(i["code"] for i in listed) == sorted([first["code"], *codes])
+
+
+async def test_a_report_whose_write_fails_stores_nothing_and_takes_no_number(
+    app: Any, service: Any, auth: Auth, media: Media, count_rows: Callable[..., Any]
+) -> None:
+    """A database refusal in the middle of the write (here a trigger on the first event of one report,
+    after the number was taken and the issue inserted) leaves no issue, no event, no outbox row and no
+    number used: the next report takes the number the failed one would have."""
+    inspector = auth("inspector")
+    database = state_of(app).database
+    async with client_for(app, service.base_url, raise_app_exceptions=False) as client:
+        first = await _report(client, inspector)
+        doomed = await media.upload(inspector, seed=21)
+        async with database.transaction() as session:
+            if database.engine.dialect.name == "postgresql":
+                await session.execute(
+                    text(
+                        "CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql AS "
+                        "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+                    )
+                )
+                await session.execute(
+                    text(
+                        "CREATE TRIGGER refuse_event BEFORE INSERT ON issue_events FOR EACH ROW "
+                        f"WHEN (NEW.photos::text LIKE '%{doomed}%') EXECUTE FUNCTION refuse_event()"
+                    )
+                )
+            else:
+                await session.execute(
+                    text(
+                        "CREATE TRIGGER refuse_event BEFORE INSERT ON issue_events "
+                        f"WHEN NEW.photos LIKE '%{doomed}%' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                    )
+                )
+        outbox = state_of(app).outbox.table
+        counts = (await count_rows(Issue), await count_rows(IssueEvent), await count_rows(outbox))
+        failed = await client.post(
+            "/v1/issues", json=report(latitude=POINT[0] + 0.02, before_photo_ids=[doomed]), headers=inspector
+        )
+        assert failed.status_code == 500
+        assert (await count_rows(Issue), await count_rows(IssueEvent), await count_rows(outbox)) == counts
+        second = await _report(client, inspector, latitude=POINT[0] + 0.03)
+    number = int(first["code"].rsplit("-", 1)[1])
+    assert second["code"] == first["code"].rsplit("-", 1)[0] + f"-{number + 1:06d}"
+    assert (await media.photo(doomed, inspector))["issue_id"] is None  # nothing was pinned

@@ -44,3 +44,30 @@ async def test_a_reading_session_leaves_no_transaction_open_between_statements(h
     finally:
         await database.dispose()
         await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_a_connection_the_server_dropped_is_replaced_before_a_request_uses_it(
+    have_postgres: bool,
+) -> None:
+    """The pool checks each connection on checkout (one query): after the server ends every backend —
+    a restart, a failover — the next request gets a fresh connection, not an error."""
+    if not have_postgres:
+        pytest.skip("PostgreSQL not reachable")
+    name = f"hz_ping_{uuid.uuid4().hex[:8]}"
+    await _pg(f'CREATE DATABASE "{name}"')
+    database = Database(pg_url(name))
+    try:
+        pids = set()
+        for _ in range(2):  # two pooled connections, both idle in the pool afterwards
+            async with database.transaction() as first, database.transaction() as second:
+                for session in (first, second):
+                    pids.add(int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()))
+        assert len(pids) == 2
+        await _pg(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        for opened in (database.transaction, database.reading):
+            async with opened() as session:
+                pid = int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+                assert pid not in pids
+    finally:
+        await database.dispose()
+        await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

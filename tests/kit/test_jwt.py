@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from services.issues.deps import IssuesState
 from services.kit.errors import Problem, ServiceUnavailable, Unauthorized
 from services.kit.jwt import JWKSCache, TokenVerifier, public_jwk, sign
+from services.kit.revocation import RevocationList, revocations_document
 from services.kit.state import typed_state
 from tests.support.problems import assert_unauthorized
 from tests.support.tokens import b64url as b64
@@ -367,3 +368,64 @@ async def test_requests_arriving_during_the_first_fetch_wait_for_its_keys(issuer
     results = await asyncio.gather(outcome(good), outcome(good), outcome(bogus), outcome(good))
     assert results == ["user:4", "user:4", "401 invalid_token", "user:4"]
     assert issuer.fetches == 1
+
+
+# ---- tokens verified once are remembered: what still holds on each use ----
+
+
+async def test_a_remembered_token_still_expires(issuer: FakeIssuer) -> None:
+    now = [time.time()]
+    verifier = TokenVerifier(JWKSCache(issuer.fetch), issuer=ISSUER, audience=AUDIENCE, clock=lambda: now[0])
+    token = sign(claims(exp=int(now[0]) + 60), PRIVATE, KID)
+    assert (await verifier.verify(token))["sub"] == "user:4"
+    now[0] += 60 + 29  # within the leeway of 30 s
+    assert (await verifier.verify(token))["sub"] == "user:4"
+    now[0] += 2
+    with pytest.raises(Unauthorized) as caught:
+        await verifier.verify(token)
+    assert caught.value.detail == "token expired"
+
+
+async def test_a_remembered_token_goes_with_its_key_when_the_key_is_withdrawn(issuer: FakeIssuer) -> None:
+    verifier = verifier_for(issuer, ttl=0, min_refresh_interval=0)
+    token = sign(claims(), PRIVATE, KID)
+    await verifier.verify(token)
+    _, other_public = new_key()
+    issuer.keys = [public_jwk(other_public, "2026-key-2")]  # the key is withdrawn (say, leaked)
+    with pytest.raises(Unauthorized) as caught:
+        await verifier.verify(token)
+    assert caught.value.detail == "token signed by an unknown key"
+
+
+async def test_a_key_republished_under_the_same_kid_is_checked_afresh(issuer: FakeIssuer) -> None:
+    verifier = verifier_for(issuer, ttl=0, min_refresh_interval=0)
+    token = sign(claims(), PRIVATE, KID)
+    await verifier.verify(token)
+    _, other_public = new_key()
+    issuer.keys = [public_jwk(other_public, KID)]  # the kid now names another key: the signature fails
+    with pytest.raises(Unauthorized):
+        await verifier.verify(token)
+
+
+async def test_a_remembered_token_is_refused_once_its_subject_is_revoked(issuer: FakeIssuer) -> None:
+    revoked: dict[str, float] = {}
+
+    async def fetch() -> dict[str, Any]:
+        return revocations_document(revoked, 3660)
+
+    verifier = TokenVerifier(
+        JWKSCache(issuer.fetch), issuer=ISSUER, audience=AUDIENCE, revocations=RevocationList(fetch, ttl=0)
+    )
+    token = sign(claims(iat=int(time.time()) - 5), PRIVATE, KID)
+    await verifier.verify(token)
+    revoked["user:4"] = time.time()
+    with pytest.raises(Unauthorized) as caught:
+        await verifier.verify(token)
+    assert caught.value.instance_code == "token_revoked"
+
+
+async def test_remembered_claims_cannot_be_changed_through_an_answer(issuer: FakeIssuer) -> None:
+    verifier = verifier_for(issuer)
+    token = sign(claims(), PRIVATE, KID)
+    (await verifier.verify(token))["region_path"] = "/"
+    assert (await verifier.verify(token))["region_path"] == "/37/3702/370282/370282103/"

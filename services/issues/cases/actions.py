@@ -219,7 +219,7 @@ async def _submit(
         records,
         at=now,
     )
-    await service._attach_later(session, state, issue, issue.after_photo_ids)
+    await service.attach_later(session, state, issue, issue.after_photo_ids)
 
 
 async def _accept(

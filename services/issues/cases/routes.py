@@ -19,7 +19,7 @@ from services.issues.cases.schemas import (
     IssuePublic,
 )
 from services.issues.categories.rules import CODE_PATTERN
-from services.issues.deps import ReadSessionDep, SessionDep, StateDep
+from services.issues.deps import ReadSessionDep, SessionDep, StateDep, StatementSessionDep
 from services.kit.auth import Caller, require_scope
 from services.kit.db import utcnow
 from services.kit.errors import problem_docs
@@ -92,7 +92,7 @@ ACTION_DOCS: dict[Action, str] = {
     responses=problem_docs(403, 429, 503),
 )
 async def report_issue(
-    body: IssueCreate, session: SessionDep, caller: IssuesWriterDep, state: StateDep
+    body: IssueCreate, session: StatementSessionDep, caller: IssuesWriterDep, state: StateDep
 ) -> Response:
     reported = await service.create(session, state, caller, body)
     issue = reported.issue

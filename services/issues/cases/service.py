@@ -8,7 +8,7 @@ appends one event holding the hash of the one before.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -19,14 +19,18 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
+    String,
+    Table,
     and_,
     bindparam,
     func,
     insert,
+    literal,
     or_,
     select,
     type_coerce,
 )
+from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -52,13 +56,14 @@ from services.issues.cases.schemas import (
 from services.issues.categories.service import active_category
 from services.issues.deps import IssuesState
 from services.issues.regions.models import Level, Region
+from services.issues.regions.rules import valid_code as valid_region_code
+from services.issues.regions.service import county_above
 from services.issues.regions.service import get_visible as visible_region
-from services.issues.regions.service import get_visible_in_county as visible_region_in_county
-from services.kit.auth import Caller, in_subtree
+from services.kit.auth import Caller, in_subtree, in_subtree_param, subtree_param
 from services.kit.db import utcnow
 from services.kit.errors import BadRequest, FieldError, NotFound, Problem, UnprocessableEntity
 from services.kit.geo import distance_m
-from services.kit.identity import Role
+from services.kit.identity import Role, codes_in_path
 from services.kit.pagination import PageParams, decode_cursor, encode_cursor
 
 ISSUE_REGION_LEVELS = frozenset({Level.village, Level.grid})
@@ -241,81 +246,222 @@ async def presenter(session: AsyncSession, caller: Caller, issues: Sequence[Issu
 
 
 # Open issues of a category in a box around a point, in a county (`ix_issues_open_nearby` on PostgreSQL).
-_NEARBY = (
-    col(Issue.county_code) == bindparam("county"),
-    col(Issue.category) == bindparam("category"),
-    col(Issue.status).in_([s.value for s in OPEN_STATUSES]),
-    col(Issue.latitude).between(bindparam("south"), bindparam("north")),
-    col(Issue.longitude).between(bindparam("west"), bindparam("east")),
-)
-_NEARBY_COLUMNS = (col(Issue.id), col(Issue.code), col(Issue.latitude), col(Issue.longitude))
-
-
-def _numbering(dialect: str, *, nearby: bool) -> Any:
-    """The counter's upsert, returning the county-year's next number, the new issue's id and (`nearby`) the
-    open issues of the category in the box around the report's point, as a JSON array of
-    [id, code, latitude, longitude]: a report asks the database once for all three."""
-    if dialect == "postgresql":
-        upsert: Any = postgresql.insert(IssueCounter)
-        next_id: Any = func.nextval(func.pg_get_serial_sequence("issues", "id"))
-        found: Any = func.json_agg(func.json_build_array(*_NEARBY_COLUMNS))
-    else:
-        upsert = sqlite.insert(IssueCounter)
-        next_id = select(func.coalesce(func.max(col(Issue.id)), 0) + 1).scalar_subquery()
-        found = func.json_group_array(func.json_array(*_NEARBY_COLUMNS))
-    returned = [col(IssueCounter.last_number), next_id]
-    if nearby:
-        returned.append(type_coerce(select(found).where(*_NEARBY).scalar_subquery(), JSON))
+def _nearby_where(county: Any) -> tuple[ColumnElement[bool], ...]:
     return (
-        upsert.values(county_code=bindparam("county"), year=bindparam("year"), last_number=1)
-        .on_conflict_do_update(
-            index_elements=[col(IssueCounter.county_code), col(IssueCounter.year)],
-            set_={"last_number": IssueCounter.last_number + 1},
-        )
-        .returning(*returned)
+        col(Issue.county_code) == county,
+        col(Issue.category) == bindparam("category"),
+        col(Issue.status).in_([s.value for s in OPEN_STATUSES]),
+        col(Issue.latitude).between(bindparam("south"), bindparam("north")),
+        col(Issue.longitude).between(bindparam("west"), bindparam("east")),
     )
 
 
+_NEARBY_COLUMNS = (col(Issue.id), col(Issue.code), col(Issue.latitude), col(Issue.longitude))
+
+
+def _nearby_json(dialect: str, county: Any) -> Any:
+    """The open issues of `:category` in the box, as a JSON array of [id, code, latitude, longitude]."""
+    if dialect == "postgresql":
+        found: Any = func.json_agg(func.json_build_array(*_NEARBY_COLUMNS))
+    else:
+        found = func.json_group_array(func.json_array(*_NEARBY_COLUMNS))
+    return type_coerce(select(found).where(*_nearby_where(county)).scalar_subquery(), JSON)
+
+
+def _lookup(dialect: str, *, nearby: bool) -> Any:
+    """A report's reads, one statement: the region `:code` if it lies in the caller's subtree (`:subtree`),
+    the county it lies in, on PostgreSQL the new issue's id (`nextval`: ids need not be gap-free, codes must
+    be) and (`nearby`) the open issues of the category around the point."""
+    county = county_above()
+    columns: list[Any] = [Region, county.label("county")]
+    if dialect == "postgresql":
+        columns.append(func.nextval(func.pg_get_serial_sequence("issues", "id")).label("issue_id"))
+    if nearby:
+        columns.append(_nearby_json(dialect, county).label("nearby"))
+    return select(*columns).where(col(Region.code) == bindparam("code"), in_subtree_param(col(Region.path)))
+
+
 # Built once (statements are cheap to run from the compiled cache, not to construct).
-_NUMBERING = {
-    (dialect, nearby): _numbering(dialect, nearby=nearby)
+_LOOKUP = {
+    (dialect, nearby): _lookup(dialect, nearby=nearby)
     for dialect in ("postgresql", "sqlite")
     for nearby in (False, True)
 }
+_NEARBY_IN = {
+    dialect: select(_nearby_json(dialect, bindparam("county"))) for dialect in ("postgresql", "sqlite")
+}
+
+
+def _dialect(session: AsyncSession) -> str:
+    return "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
 
 
 @dataclass(frozen=True)
-class Numbered:
-    code: str
-    issue_id: int
-    nearby: list[tuple[int, str, float, float]]  # open issues of the category around the point
+class Found:
+    """What a report's lookup found: its region, the county, the new issue's id (PostgreSQL; on SQLite it
+    is taken with the number, under the write lock) and the open issues of the category around the point."""
+
+    region: Region
+    county: str
+    issue_id: int | None
+    nearby: list[tuple[int, str, float, float]]
 
 
-async def _take_number(
-    session: AsyncSession, county: str, year: int, *, category: str = "", box: dict[str, float] | None = None
-) -> Numbered:
-    """The next code of a county's year and the new issue's id, in one statement of the request's
-    transaction; with a `box`, also the open issues of `category` in it. The code is gap-free and unique
-    under concurrency (the counter's row stays locked until the transaction ends); the id comes from the
-    table's sequence on PostgreSQL, and on SQLite, whose one writer at a time this statement has become,
-    after the largest id."""
-    connection = await session.connection()  # Core, not the ORM's bulk-insert path for a mapped table
-    dialect = "postgresql" if connection.dialect.name == "postgresql" else "sqlite"
-    params: dict[str, Any] = {"county": county, "year": year}
+async def _look_up(
+    session: AsyncSession, caller: Caller, code: str, category: str, box: dict[str, float] | None
+) -> Found:
+    """The region a report names, in the caller's subtree (else 404), with what the report needs of the
+    database before it is written."""
+    if not valid_region_code(code):
+        raise NotFound(f"region {code} not found", code="region_not_found")
+    dialect = _dialect(session)
+    params: dict[str, Any] = {"code": code, "subtree": subtree_param(caller)}
     if box is not None:
         params |= {"category": category, **box}
-    row = (await connection.execute(_NUMBERING[dialect, box is not None], params)).one()
+    row = (await session.execute(_LOOKUP[dialect, box is not None], params)).one_or_none()
+    if row is None:
+        raise NotFound(f"region {code} not found", code="region_not_found")
+    region, county = row[0], row[1]
+    found = row.nearby if box is not None else None
+    if county is None:  # a tree without a county level: its root's code, and the neighbours under it
+        county = codes_in_path(region.path)[0]
+        if box is not None:
+            found = (await session.execute(_NEARBY_IN[dialect], params | {"county": county})).scalar_one()
     nearby = [
         (int(i), str(c), float(lat), float(lon))
-        for i, c, lat, lon in ((row[2] or []) if box is not None else [])
+        for i, c, lat, lon in (found or [])
         if lat is not None and lon is not None
     ]
-    return Numbered(issue_code(county, year, int(row[0])), int(row[1]), nearby)
+    return Found(region, county, int(row.issue_id) if dialect == "postgresql" else None, nearby)
+
+
+def _counter(dialect: str) -> Any:
+    """The county-year's counter moved on by one, returning its new number (the row stays locked until the
+    write that took it ends: codes are gap-free and unique under concurrency)."""
+    upsert: Any = postgresql.insert(IssueCounter) if dialect == "postgresql" else sqlite.insert(IssueCounter)
+    return upsert.values(
+        county_code=bindparam("county"), year=bindparam("year"), last_number=1
+    ).on_conflict_do_update(
+        index_elements=[col(IssueCounter.county_code), col(IssueCounter.year)],
+        set_={"last_number": IssueCounter.last_number + 1},
+    )
+
+
+def _code_sql(number: Any) -> Any:
+    """`issue_code` in SQL: `:prefix` (county and year) and the number, six digits at least."""
+    digits = cast_(number, String)
+    return bindparam("prefix", type_=String) + func.lpad(digits, func.greatest(6, func.length(digits)), "0")
+
+
+def _writing_report(outbox: Table | None) -> Any:
+    """PostgreSQL: a report's writes as one statement, atomic on its own — the counter's next number, the
+    issue with the code made of it, its first event and (`outbox`) the row that pins its photos in media.
+    Parameters: the issue's columns as `i_<name>` (`i_code` unused), the event's as `e_<name>`, the outbox
+    row's as `o_<name>`, and `county`, `year`, `prefix`. Returns the number (and the outbox row's id)."""
+    issues, events = Issue.__table__, IssueEvent.__table__  # type: ignore[attr-defined]
+    number = _counter("postgresql").returning(col(IssueCounter.last_number).label("n")).cte("number")
+    issue_values = [
+        _code_sql(number.c.n) if c.name == "code" else bindparam(f"i_{c.name}", type_=c.type)
+        for c in issues.columns
+    ]
+    new_issue = (
+        insert(issues)
+        .from_select([c.name for c in issues.columns], select(*issue_values).select_from(number))
+        .returning(issues.c.code)
+        .cte("new_issue")
+    )
+    event_columns = [c for c in events.columns if c.name != "id"]
+    event = insert(events).from_select(
+        [c.name for c in event_columns],
+        select(*[bindparam(f"e_{c.name}", type_=c.type) for c in event_columns]).select_from(new_issue),
+    )
+    returned: list[Any] = [select(number.c.n).scalar_subquery()]
+    if outbox is not None:
+        payload = func.json_build_object(
+            "issue_code",
+            new_issue.c.code,
+            "region_code",
+            bindparam("o_region_code", type_=String),
+            "region_path",
+            bindparam("o_region_path", type_=String),
+            "photo_ids",
+            bindparam("o_photo_ids", type_=JSON),
+        )
+        at = bindparam("o_at", type_=outbox.c.created_at.type)
+        queued = (
+            insert(outbox)
+            .from_select(
+                ["kind", "payload", "created_at", "due_at", "attempts"],
+                select(bindparam("o_kind", type_=String), payload, at, at, literal(0)).select_from(new_issue),
+            )
+            .returning(outbox.c.id)
+            .cte("queued")
+        )
+        returned.append(select(queued.c.id).scalar_subquery())
+    return event.returning(*returned)
+
+
+_WRITING_REPORT: dict[Table | None, Any] = {None: _writing_report(None)}
+_COUNTER_SQLITE = _counter("sqlite").returning(
+    col(IssueCounter.last_number), select(func.coalesce(func.max(col(Issue.id)), 0) + 1).scalar_subquery()
+)
+_INSERT_ISSUE = insert(Issue.__table__)  # type: ignore[attr-defined]
+_INSERT_EVENT = insert(IssueEvent.__table__)  # type: ignore[attr-defined]
+
+
+async def _store(
+    session: AsyncSession,
+    state: IssuesState,
+    issue: Issue,
+    first_event: Callable[[Issue], IssueEvent],
+    photo_ids: list[str],
+) -> None:
+    """Number the new issue, chain its first event (`first_event`, once the id is known) and write both,
+    with the outbox row that pins its photos; `issue` gets its code (and on SQLite its id).
+
+    PostgreSQL: one statement (`_writing_report`), so a report needs no transaction of its own. SQLite:
+    the counter's upsert takes the write lock and the next id under it, then the inserts (the route's
+    transaction holds them together)."""
+    county, year = issue.county_code, issue.reported_at.astimezone(timing.CHINA).year
+    connection = await session.connection()  # Core, not the ORM's bulk-insert path for a mapped table
+    if _dialect(session) == "sqlite":
+        number, issue.id = (await connection.execute(_COUNTER_SQLITE, {"county": county, "year": year})).one()
+        issue.code = issue_code(county, year, int(number))
+        event = first_event(issue)
+        await connection.execute(_INSERT_ISSUE, issue.model_dump())
+        await connection.execute(_INSERT_EVENT, event.model_dump(exclude={"id"}))
+        await attach_later(session, state, issue, photo_ids)
+        return
+    event = first_event(issue)
+    params = (
+        {f"i_{k}": v for k, v in issue.model_dump().items()}
+        | {f"e_{k}": v for k, v in event.model_dump(exclude={"id"}).items()}
+        | {"county": county, "year": year, "prefix": f"{county}-{year}-"}
+    )
+    outbox = state.outbox.table if photo_ids else None
+    if outbox is not None:
+        state.outbox.check_kind(evidence.ATTACH)
+        params |= {
+            "o_kind": evidence.ATTACH,
+            "o_region_code": issue.region_code,
+            "o_region_path": issue.region_path,
+            "o_photo_ids": photo_ids,
+            "o_at": utcnow(),
+        }
+        if outbox not in _WRITING_REPORT:
+            _WRITING_REPORT[outbox] = _writing_report(outbox)
+    row = (await connection.execute(_WRITING_REPORT[outbox], params)).one()
+    issue.code = issue_code(county, year, int(row[0]))
+    if outbox is not None:
+        state.outbox.deliver_after_commit(session, int(row[1]))
 
 
 async def next_code(session: AsyncSession, county: str, year: int) -> str:
-    """The next code of a county's year (`_take_number` without the id: the demo's issues take theirs)."""
-    return (await _take_number(session, county, year)).code
+    """The next code of a county's year, in the session's transaction (the demo's issues take theirs)."""
+    dialect = _dialect(session)
+    statement = _counter(dialect).returning(col(IssueCounter.last_number))
+    number = (await session.execute(statement, {"county": county, "year": year})).scalar_one()
+    return issue_code(county, year, int(number))
 
 
 async def _region_paths(session: AsyncSession, codes: set[str]) -> dict[str, str]:
@@ -407,34 +553,6 @@ class Reported:
     codes: dict[int, str]
 
 
-def _writing_both() -> Any:
-    """PostgreSQL: the issue and its first event in one statement (the issue's INSERT as a data-modifying
-    CTE, always run to completion). Parameters: the issue's columns as `i_<name>`, the event's as `e_<name>`."""
-    issues, events = Issue.__table__, IssueEvent.__table__  # type: ignore[attr-defined]
-    issue = insert(issues).values({c.name: bindparam(f"i_{c.name}", type_=c.type) for c in issues.columns})
-    event = insert(events).values(
-        {c.name: bindparam(f"e_{c.name}", type_=c.type) for c in events.columns if c.name != "id"}
-    )
-    return event.add_cte(issue.cte("new_issue"))
-
-
-_INSERT_ISSUE = insert(Issue.__table__)  # type: ignore[attr-defined]
-_INSERT_EVENT = insert(IssueEvent.__table__)  # type: ignore[attr-defined]
-_INSERT_BOTH = _writing_both()
-
-
-async def _write(session: AsyncSession, issue: Issue, event: IssueEvent) -> None:
-    """Store a new issue and its first event as they are (Core inserts: no unit of work, no update)."""
-    row, first = issue.model_dump(), event.model_dump(exclude={"id"})
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":
-        params = {f"i_{k}": v for k, v in row.items()} | {f"e_{k}": v for k, v in first.items()}
-        await connection.execute(_INSERT_BOTH, params)
-    else:
-        await connection.execute(_INSERT_ISSUE, row)
-        await connection.execute(_INSERT_EVENT, first)
-
-
 async def create(
     session: AsyncSession,
     state: IssuesState,
@@ -445,9 +563,12 @@ async def create(
 ) -> Reported:
     """Take a report (with `recurrence_of`, the closed issue it repeats); a refusal stores nothing.
 
-    A report costs few statements: the category and the calendar as read a moment ago (the state's
-    `recent_*`), the region with its county in one statement, the duplicate lookup, the code and the id in
-    one, and the issue and its first event written whole by two Core inserts (no unit of work, no update).
+    A report asks the database twice on PostgreSQL: one read (`_lookup`: the region in the caller's subtree
+    with its county, the new id, the open issues of the category around the point) and one write
+    (`_writing_report`: the number, the issue, its first event, the outbox row for its photos), atomic on
+    its own, so the route needs no transaction (`StatementSessionDep`). The categories and the calendar are
+    as read a moment ago (the state's `recent_*`); citizens' throttle, a responsible region and photos
+    add a read each.
     """
     category = await active_category(session, body.category, state.recent_categories)
     field_errors = timing.field_errors(category, body.fields)
@@ -457,7 +578,12 @@ async def create(
         )
     if (body.latitude is None) != (body.longitude is None):
         raise UnprocessableEntity("give both latitude and longitude, or neither", code="incomplete_position")
-    region, county = await visible_region_in_county(session, caller, body.region)
+    point = None if body.latitude is None or body.longitude is None else (body.latitude, body.longitude)
+    within = state.settings.duplicate_distance_m
+    found = await _look_up(
+        session, caller, body.region, category.code, None if point is None else _box(point, within)
+    )
+    region = found.region
     if Level(region.level) not in ISSUE_REGION_LEVELS:
         raise UnprocessableEntity(
             f"region {body.region} is a {region.level}: issues are reported in a village or a grid",
@@ -468,24 +594,17 @@ async def create(
     responsible = await _responsible(session, caller, body.responsible_region, region)
     photos = await _checked_photos(session, state, caller, body.before_photo_ids, issue_code=None)
     now = utcnow()
-    point = None if body.latitude is None or body.longitude is None else (body.latitude, body.longitude)
-    within = state.settings.duplicate_distance_m
-    box = None if point is None else _box(point, within)
-    numbered = await _take_number(
-        session, county, now.astimezone(timing.CHINA).year, category=category.code, box=box
-    )
-    code, issue_id = numbered.code, numbered.issue_id
-    duplicate = None if point is None else _nearest(point, numbered.nearby, within)
+    duplicate = None if point is None else _nearest(point, found.nearby, within)
     issue = Issue(
-        id=issue_id,
-        code=code,
+        id=found.issue_id,
+        code="",  # the counter's, given by the write (`_store`)
         category=category.code,
         severity=body.severity.value,
         source=body.source.value,
         status=status.value,
         region_code=region.code,
         region_path=region.path,
-        county_code=county,
+        county_code=found.county,
         description=body.description,
         address=body.address,
         latitude=body.latitude,
@@ -514,18 +633,19 @@ async def create(
         changes["deadline"] = [None, issue.deadline.isoformat()]
     if duplicate is not None:
         changes["probable_duplicate_of"] = [None, duplicate[0]]
-    event = history.chain_event(
-        issue, caller, "report", None, changes, [evidence.evidence_record(p) for p in photos], at=now
-    )
-    await _write(session, issue, event)
-    await _attach_later(session, state, issue, [p.id for p in photos])
+    records = [evidence.evidence_record(p) for p in photos]
+
+    def first_event(numbered: Issue) -> IssueEvent:
+        return history.chain_event(numbered, caller, "report", None, changes, records, at=now)
+
+    await _store(session, state, issue, first_event, [p.id for p in photos])
     codes = {} if duplicate is None else {duplicate[0]: duplicate[1]}
     if recurrence_of is not None and recurrence_of.id is not None:
         codes[recurrence_of.id] = recurrence_of.code
     return Reported(issue, codes)
 
 
-async def _attach_later(
+async def attach_later(
     session: AsyncSession, state: IssuesState, issue: Issue, photo_ids: Sequence[str]
 ) -> None:
     """Pin the photos to the issue once this transaction has committed (retried until media answers)."""

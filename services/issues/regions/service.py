@@ -33,7 +33,7 @@ from services.kit.errors import (
     UnprocessableEntity,
 )
 from services.kit.exports import Cell
-from services.kit.identity import child_path, codes_in_path, is_within, parent_code_of, tree_depth
+from services.kit.identity import child_path, is_within, parent_code_of, tree_depth
 from services.kit.pagination import Page, PageParams, paginate
 
 MAX_IMPORT_ROWS = 20_000
@@ -86,9 +86,10 @@ async def get_visible(session: AsyncSession, caller: Caller, code: str) -> Regio
     return region
 
 
-def _county_above() -> Any:
+def county_above() -> Any:
     """SQL: the code of the county the region coded `:code` lies in (itself, if a county), read up the
-    parent links (a few key lookups); NULL where the tree has no county above it."""
+    parent links (a few key lookups); NULL where the tree has no county above it (the caller then takes the
+    root's code, `codes_in_path(path)[0]`)."""
     regions = Region.__table__  # type: ignore[attr-defined]
     start, parent = regions.alias("start"), regions.alias("parent")
     up = (
@@ -102,23 +103,6 @@ def _county_above() -> Any:
         )
     )
     return select(up.c.code).where(up.c.level == Level.county.value).limit(1).scalar_subquery()
-
-
-# Built once: a recursive CTE costs ~0.5 ms of Python to construct, every time.
-_REGION_IN_COUNTY = select(Region, _county_above()).where(col(Region.code) == bindparam("code"))
-
-
-async def get_visible_in_county(session: AsyncSession, caller: Caller, code: str) -> tuple[Region, str]:
-    """`get_visible`, and in the same statement the code of the county the region lies in (where the tree
-    has no county level: its root's)."""
-    if not valid_code(code):
-        raise _not_found(code)
-    statement = _REGION_IN_COUNTY.where(in_subtree(col(Region.path), caller))
-    row = (await session.execute(statement, {"code": code})).one_or_none()
-    if row is None:
-        raise _not_found(code)
-    region, county = row
-    return region, county or codes_in_path(region.path)[0]
 
 
 async def _code_taken(session: AsyncSession, code: str) -> bool:
