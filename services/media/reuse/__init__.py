@@ -75,9 +75,10 @@ __all__ = [
 # Candidates with candidate_distance <= this go on to confirm(). Each hash has exactly 32 bits set (the
 # signs against the median), so distances are even. On the fixtures every kind of reuse measured within
 # 6 bits and different photos 8 and more; on bench.reuse_set turns, brightened walls and chains of
-# periodic or smooth pictures reach 8, where 16 of 870,738 pairs of different pictures lie (1 within 6),
-# all refused by confirm(). The lookup is the same either way: this only filters the rows it fetched.
-CANDIDATE_MAX_DISTANCE = 8
+# periodic or smooth pictures reach 8 and 10. Within 10 bits lie ~70 of ~870,000 (upload, other picture's
+# original) pairs of that set, all between smooth pictures and all refused by confirm() (a few ms each on
+# ~2 % of honest uploads there). The lookup is the same either way: this only filters the rows it fetched.
+CANDIDATE_MAX_DISTANCE = 10
 
 
 @dataclass(frozen=True)
