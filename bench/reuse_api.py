@@ -9,6 +9,8 @@ copy, the way `wx.uploadFile` sends them. Then, from the upload answers and `/v1
 - **recall** per kind of reuse and per texture class: a copy is caught when its upload answer flags
   `reused` naming its own original (`named`), and `first` when the first flag names it (the earliest
   photo of that picture: the original, uploaded before its copies);
+- the `featureless` pictures and their look-alikes (see bench.reuse_set) are reported apart: the target
+  applies to the set without them, and a copy of one naming the other is a false alarm like any other;
 - **false alarms**: an original flagged at all (every earlier upload is another picture), or a copy whose
   answer or `/similar` list names a photo of another picture (copies of the same picture are the same
   picture, not false alarms).
@@ -196,7 +198,10 @@ def report(
     kinds = list(reuse_set.KINDS)
     classes = sorted({u.picture.texture for u in originals}, key=lambda c: (c != "photo", c))
     groups: dict[str, list[Upload]] = {c: [u for u in copies if u.picture.texture == c] for c in classes}
-    groups["smooth (all but photo)"] = [u for u in copies if u.picture.texture != "photo"]
+    apart = reuse_set.FEATURELESS_CLASSES
+    groups["smooth (not photo)"] = [u for u in copies if u.picture.texture not in ("photo", *apart)]
+    groups["all but featureless"] = [u for u in copies if u.picture.texture not in apart]
+    groups["featureless (apart)"] = [u for u in copies if u.picture.texture in apart]
     groups["all"] = copies
 
     def named(u: Upload) -> bool:

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import statistics
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing import Pool
@@ -41,6 +42,7 @@ from services.media.reuse import (
     lookup_distance,
     probe_keys,
 )
+from services.media.reuse import dense as reuse_dense
 from services.media.reuse import features as reuse_features
 from services.media.settings import MediaSettings
 from tests.media import photos
@@ -343,6 +345,81 @@ def _confirm_pair(job: tuple[Fingerprint, Fingerprint]) -> bool:
     return confirm(job[0], job[1]) is not None
 
 
+def _confirm_timed(job: tuple[Fingerprint, Fingerprint]) -> tuple[bool, float]:
+    t = time.process_time()
+    hit = confirm(job[0], job[1]) is not None
+    return hit, time.process_time() - t
+
+
+_FIGURE = re.compile(r"(detail|mid|fit) (-?[0-9.]+)")
+
+
+def _dense_figures(job: tuple[Fingerprint, Fingerprint]) -> dict[str, float]:
+    """What the detector makes of (new, old): hash distance, whether confirm() flags it, and the dense
+    path's figures for the view (upright or mirrored) whose detail correlates best (-1 where it refuses
+    before comparing)."""
+    new, old = job
+    stored = reuse_features.decode(old.features)
+    out = {"distance": float(lookup_distance(new, old.index_hashes)), "flagged": 0.0, "mid": -1.0}
+    out["flagged"] = float(confirm(new, old) is not None)
+    for blob in (new.features, new.mirror_features):
+        if not blob:
+            continue
+        view = reuse_features.decode(blob)
+        _, figures = reuse_dense.assess(view.thumb, stored.thumb, view.chroma, stored.chroma)
+        found = {k: float(v) for k, v in _FIGURE.findall(figures)}
+        if found.get("mid", -1.0) > out["mid"]:
+            out.update(found)
+    return out
+
+
+def _featureless_report(results: list[SetResult], workers: int) -> None:
+    """Copies of each featureless picture against their own original and against its look-alike."""
+    by_family: dict[str, dict[str, SetResult]] = defaultdict(dict)
+    for r in results:
+        if r.picture.texture in reuse_set.FEATURELESS_CLASSES:
+            by_family[r.picture.family][r.picture.texture] = r
+    jobs: list[tuple[Fingerprint, Fingerprint]] = []
+    rows: list[tuple[str, str]] = []
+    for members in by_family.values():
+        if len(members) != 2:
+            continue
+        for own, other in (("featureless", "featureless-twin"), ("featureless-twin", "featureless")):
+            for copy in members[own].copies.values():
+                jobs += [(copy, members[own].original), (copy, members[other].original)]
+            rows.append((members[own].picture.name, members[other].picture.name))
+    if not jobs:
+        return
+    with Pool(workers) as pool:
+        figures = pool.map(_dense_figures, jobs, chunksize=4)
+    print(
+        "Featureless pictures: each one's 10 copies against its own original and against its look-alike "
+        "(medians; mid = the dense path's middle-band detail correlation, best view; fit = its smooth "
+        "difference; -1: refused before comparing)"
+    )
+    print(
+        f"{'copies of':34} {'detail':>6} {'dist own/other':>14} {'mid own/other':>15} "
+        f"{'fit own/other':>15} {'flagged own/other':>17}"
+    )
+    k = len(reuse_set.KINDS)
+    for i, (own, other) in enumerate(rows):
+        block = figures[2 * k * i : 2 * k * (i + 1)]
+        mine, theirs = block[0::2], block[1::2]
+
+        def med(items: list[dict[str, float]], key: str) -> float:
+            return statistics.median(f.get(key, -1.0) for f in items)
+
+        detail = statistics.median(f.get("detail", 0.0) for f in mine)
+        print(
+            f"{own + ' vs ' + other.split('.')[-1]:34} {detail:6.2f} "
+            f"{med(mine, 'distance'):6.0f} /{med(theirs, 'distance'):6.0f} "
+            f"{med(mine, 'mid'):7.2f} /{med(theirs, 'mid'):6.2f} "
+            f"{med(mine, 'fit'):7.2f} /{med(theirs, 'fit'):6.2f} "
+            f"{sum(f['flagged'] for f in mine):8.0f} /{sum(f['flagged'] for f in theirs):7.0f}"
+        )
+    print()
+
+
 def evaluate_set(root: Path, workers: int) -> None:
     """Recall per kind of reuse and per texture class, false alarms over every pair of distinct pictures."""
     started = time.perf_counter()
@@ -356,8 +433,11 @@ def evaluate_set(root: Path, workers: int) -> None:
     )
     classes = sorted({r.picture.texture for r in results}, key=lambda c: (c != "photo", c))
     groups: dict[str, list[SetResult]] = {c: [r for r in results if r.picture.texture == c] for c in classes}
-    groups["smooth (all but photo)"] = [r for r in results if r.picture.texture != "photo"]
-    groups["< 20 keypoints"] = [r for r in results if r.keypoints < 20]
+    apart = reuse_set.FEATURELESS_CLASSES
+    groups["smooth (not photo)"] = [r for r in results if r.picture.texture not in ("photo", *apart)]
+    groups["< 20 keypoints"] = [r for r in results if r.keypoints < 20 and r.picture.texture not in apart]
+    groups["all but featureless"] = [r for r in results if r.picture.texture not in apart]
+    groups["featureless (apart)"] = [r for r in results if r.picture.texture in apart]
     groups["all"] = results
     header = f"{'pictures':24} {'n':>4} " + " ".join(f"{k[:11]:>11}" for k in kinds) + f" {'all':>7}"
     print("flagged (found)")
@@ -396,6 +476,7 @@ def evaluate_set(root: Path, workers: int) -> None:
     i_width = max(len(f.index_hashes) for f in originals)
     stored = np.stack([_as_array(f.index_hashes, i_width) for f in originals])
     candidates: list[tuple[int, int]] = []  # (index into news, index of the stored original)
+    candidate_bits: list[int] = []
     pairs = 0
     for n, (owner, fp) in enumerate(news):
         queries = _as_array(fp.query_hashes, len(fp.query_hashes))
@@ -403,15 +484,27 @@ def evaluate_set(root: Path, workers: int) -> None:
         for j in np.nonzero(d <= CANDIDATE_MAX_DISTANCE)[0]:
             if sources[j] != sources[owner]:
                 candidates.append((n, int(j)))
+                candidate_bits.append(int(d[j]))
         pairs += sum(1 for s in sources if s != sources[owner])
     families: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(results):
         if r.picture.family:
             families[r.picture.family].append(i)
     lookalike = [(a, b) for members in families.values() for a in members for b in members if a != b]
+    # Every copy of a family member too, as the new upload against the other members' originals.
+    look_jobs = [(originals[a], originals[b]) for a, b in lookalike]
+    look_jobs += [(fp, originals[b]) for a, b in lookalike for fp in results[a].copies.values()]
     with Pool(workers) as pool:
-        cand_hits = pool.map(_confirm_pair, [(news[n][1], originals[j]) for n, j in candidates], chunksize=8)
-        look_hits = pool.map(_confirm_pair, [(originals[a], originals[b]) for a, b in lookalike], chunksize=8)
+        timed = pool.map(_confirm_timed, [(news[n][1], originals[j]) for n, j in candidates], chunksize=8)
+        look_hits = pool.map(_confirm_pair, look_jobs, chunksize=8)
+    cand_hits = [hit for hit, _ in timed]
+    look_false = [
+        (results[a].picture.name, results[b].picture.name)
+        for (a, b), hit in zip(
+            [*lookalike, *(p for p in lookalike for _ in reuse_set.KINDS)], look_hits, strict=True
+        )
+        if hit
+    ]
     false_pairs = [
         (results[news[n][0]].picture.name, results[j].picture.name)
         for (n, j), hit in zip(candidates, cand_hits, strict=True)
@@ -424,12 +517,33 @@ def evaluate_set(root: Path, workers: int) -> None:
         f"Different pictures: {distinct_pairs} unordered pairs of distinct originals; {pairs} (upload, other "
         f"picture's original) pairs counting every copy as an upload"
     )
-    print(f"  candidates within {CANDIDATE_MAX_DISTANCE} bits: {len(candidates)}")
-    print(f"  confirmed false alarms: {sum(cand_hits)} of {len(candidates)} candidates {false_pairs[:10]}")
-    print(
-        f"  look-alike pairs (same drawn family: two skies, two walls, ...), confirm() run regardless of "
-        f"hashes: {sum(look_hits)} of {len(lookalike)} confirmed\n"
+    by_bits = {b: candidate_bits.count(b) for b in sorted(set(candidate_bits))}
+    textures = Counter(
+        "/".join(sorted((results[news[n][0]].picture.texture, results[j].picture.texture)))
+        for n, j in candidates
     )
+    print(
+        f"  candidates within {CANDIDATE_MAX_DISTANCE} bits: {len(candidates)} (by distance {by_bits}; "
+        f"by texture classes {dict(textures.most_common())})"
+    )
+    print(f"  confirmed false alarms: {sum(cand_hits)} of {len(candidates)} candidates {false_pairs[:10]}")
+    with_candidate = {n for n, _ in candidates}
+    honest = sum(1 for n in with_candidate if n < len(results))
+    spent = sorted(t * 1000 for _, t in timed)
+    if spent:
+        print(
+            f"  cost: {honest} of {len(results)} originals ({honest / len(results):.1%}) and "
+            f"{len(with_candidate)} of {len(news)} uploads ({len(with_candidate) / len(news):.1%}) meet "
+            f"another picture's original as a candidate; confirm() on those pairs: CPU median "
+            f"{statistics.median(spent):.1f} ms, p95 {np.percentile(spent, 95):.1f} ms, total {sum(spent):.0f} ms"
+        )
+    print(
+        f"  look-alike pairs (one family: two skies, two walls, a featureless patch and its look-alike, ...), "
+        f"confirm() run regardless of hashes: {sum(look_hits[: len(lookalike)])} of {len(lookalike)} "
+        f"originals, {sum(look_hits[len(lookalike) :])} of {len(look_hits) - len(lookalike)} copies against "
+        f"the other members' originals confirmed {look_false[:10]}\n"
+    )
+    _featureless_report(results, workers)
     ms = [r.fp_seconds * 1000 for r in results]
     blobs = [r.blob for r in results]
     print(

@@ -24,8 +24,13 @@ Pictures (`manifest.json`, one entry per distinct picture, with its `source` fam
 - `photo`: each real photograph, long edge scaled to 1600, stored as a camera JPEG (q92);
 - derived from each photograph (same source family, so never counted as a *different* picture of it):
   `blur` (a heavy Gaussian blur: a shaky or out-of-focus shot), `fog` (the photograph under 65-80 % haze
-  with a soft gradient), `smooth-crop` (the least textured 3/10 x 3/10 window of the photograph, enlarged: a patch of
-  sky, wall or road);
+  with a soft gradient), `smooth-crop` (the least textured 3/10 x 3/10 window of the photograph whose
+  detail reaches DETAIL_FLOOR, enlarged: a patch of sky, wall or road);
+- `featureless`, apart: where the least textured window of a photograph falls under DETAIL_FLOOR, that
+  window too, and a look-alike of it (`featureless-twin`, its own source, the same family): the same colour
+  and light with other faint detail of the same spectrum. A copy of a featureless picture keeps nothing
+  that tells it from such a plain patch, so these are reported apart and their look-alike pairs are
+  checked for false alarms like the drawn families';
 - drawn (each its own source): `sky` (a gradient with faint clouds), `wall` (plain paint under uneven
   light, with faint plaster grain), `gradient`, `stripes` (soft, low contrast), `shapes` (a few big soft
   blobs). Every drawn kind comes in look-alike families (same palette and layout, other random detail),
@@ -53,6 +58,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from services.media.reuse import dense
+from services.media.reuse.features import THUMB_EDGE
 from tests.media import photos
 
 DEBS = ("python3-skimage", "opencv-doc")
@@ -137,6 +144,9 @@ DRAWN: dict[str, tuple[int, int]] = {  # kind: (families, pictures per family)
     "shapes": (3, 3),
 }
 SMOOTH_CLASSES = ("blur", "fog", "smooth-crop", *DRAWN)
+# Pictures without detail to tell a copy from another plain patch of that colour (DETAIL_FLOOR): reported
+# apart, and not counted in the recall the target applies to.
+FEATURELESS_CLASSES = ("featureless", "featureless-twin")
 LONG_EDGE = 1600
 
 
@@ -239,21 +249,81 @@ def _fog(im: Image.Image, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(_with_grain(out, rng))
 
 
-def _smooth_crop(im: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """The least textured window (3/10 of each dimension) of the photograph, enlarged."""
+# The least detail a smooth crop must keep, as the dense path measures it (RMS grey levels of the fine to
+# coarse bands of the 64 px thumbnail, the picture's smooth light taken out: `thumb_detail`). Rounding to
+# whole grey levels alone leaves 0.29 there, and copying (re-encoding, resizing) about as much again, so
+# under ~1 level what a copy keeps of its original's detail is mostly that noise (the copies of the four
+# windows below it correlate 0.00-0.99 with their own original, 0.78 at the median). On this set the four
+# least textured windows measure 0.29-0.94 and every other picture 1.2 and more (a drawn gradient with
+# faint blotches; the smooth crops 1.45 and more, drawn walls 2.3-2.6).
+DETAIL_FLOOR = 1.0
+INTERIOR = 0.1  # a copy cropped 10 % off one side keeps the rest
+
+
+def thumb_detail(im: Image.Image) -> float:
+    """The detail the dense path has to go on in `im` and in any copy of it: RMS grey levels of its 64 px
+    thumbnail's fine to coarse bands, once the quadratic surface closest to it (its smooth light) is taken
+    out, over the part every kind of copy keeps and the comparison uses (INTERIOR of each dimension in from
+    every edge, beyond the dense path's edge margin); detail only along an edge of the window is cropped
+    off or left out by the copies and does not count."""
+    grey = np.asarray(im.convert("L"), dtype=np.float32)
+    h, w = grey.shape
+    scale = THUMB_EDGE / max(w, h)
+    tw, th = max(1, round(w * scale)), max(1, round(h * scale))
+    thumb = np.asarray(cv2.resize(grey, (tw, th), interpolation=cv2.INTER_AREA), dtype=np.float32)
+    bands = dense._bands(dense._detrended(thumb))
+    detail = bands[0] + bands[1] + bands[2]
+    my, mx = dense.EDGE_MARGIN + round(INTERIOR * th), dense.EDGE_MARGIN + round(INTERIOR * tw)
+    return float(detail[my : th - my, mx : tw - mx].std())
+
+
+def _windows(im: Image.Image) -> list[tuple[int, int, int, int]]:
+    """The 3/10 x 3/10 windows of the photograph on a 40 x 40 grid, least textured first (Laplacian energy)."""
     grey = np.asarray(im.convert("L"), dtype=np.float32)
     h, w = grey.shape
     cw, ch = round(w * 0.3), round(h * 0.3)
     energy = np.abs(cv2.Laplacian(cv2.GaussianBlur(grey, (0, 0), 1.5), cv2.CV_32F))
     integral = cv2.integral(energy)
-    best, box = math.inf, (0, 0)
+    scored: list[tuple[float, tuple[int, int, int, int]]] = []
     for y in range(0, h - ch + 1, max(1, h // 40)):
         for x in range(0, w - cw + 1, max(1, w // 40)):
             s = integral[y + ch, x + cw] - integral[y, x + cw] - integral[y + ch, x] + integral[y, x]
-            if s < best:
-                best, box = s, (x, y)
-    crop = im.crop((box[0], box[1], box[0] + cw, box[1] + ch))
-    return Image.fromarray(_with_grain(np.asarray(_to_long_edge(crop), dtype=np.float32), rng))
+            scored.append((float(s), (x, y, x + cw, y + ch)))
+    scored.sort(key=lambda item: item[0])
+    return [box for _, box in scored]
+
+
+def _smooth_crop(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """The least textured window (3/10 of each dimension) of the photograph whose detail reaches
+    DETAIL_FLOOR, enlarged: a patch of sky, wall or road."""
+    windows = _windows(im)
+    box = next((b for b in windows if thumb_detail(im.crop(b)) >= DETAIL_FLOOR), windows[-1])
+    return Image.fromarray(_with_grain(np.asarray(_to_long_edge(im.crop(box)), dtype=np.float32), rng))
+
+
+def _featureless_window(im: Image.Image) -> tuple[int, int, int, int] | None:
+    """The least textured window of the photograph if its detail is under DETAIL_FLOOR, else None."""
+    box = _windows(im)[0]
+    return box if thumb_detail(im.crop(box)) < DETAIL_FLOOR else None
+
+
+def _featureless(im: Image.Image, rng: np.random.Generator, twin: bool) -> Image.Image:
+    """The least textured window, under DETAIL_FLOOR, enlarged (`featureless`); or its look-alike
+    (`featureless-twin`): the same smooth light (colour, gradient, vignette) and the same spectrum of
+    faint detail, with other detail (the detail's Fourier phases replaced by those of white noise)."""
+    box = _featureless_window(im)
+    assert box is not None
+    a = np.asarray(_to_long_edge(im.crop(box)), dtype=np.float32)
+    if twin:
+        smooth = cv2.GaussianBlur(a, (0, 0), LONG_EDGE / 16)  # 4 px of the 64 px thumbnail
+        faint = a - smooth
+        noise = np.fft.rfft2(np.random.default_rng([_seed("twin"), *box]).normal(size=a.shape[:2]))
+        phase = np.exp(1j * np.angle(noise))
+        other = np.stack(
+            [np.fft.irfft2(np.fft.rfft2(faint[:, :, c]) * phase, s=a.shape[:2]) for c in range(3)], axis=-1
+        )
+        a = smooth + other.astype(np.float32)
+    return Image.fromarray(_with_grain(a, rng))
 
 
 def _field(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
@@ -323,6 +393,11 @@ def pictures(debs: Path) -> list[Picture]:
         stem = Path(rel).stem.replace("_", "-")
         for texture in ("photo", "blur", "fog", "smooth-crop"):
             out.append(Picture(f"{stem}.{texture}", stem, texture, "", rel))
+        if _featureless_window(_to_long_edge(_load(debs / rel))) is not None:
+            # Its look-alike is another picture (its own source): a plain patch of the same colour and light.
+            family = f"featureless-{stem}"
+            out.append(Picture(f"{stem}.featureless", stem, "featureless", family, rel))
+            out.append(Picture(f"{stem}.featureless-twin", f"{stem}-twin", "featureless-twin", family, rel))
     for kind, (families, per_family) in DRAWN.items():
         for family in range(families):
             for k in range(per_family):
@@ -343,6 +418,8 @@ def original(picture: Picture, debs: Path) -> Image.Image:
         return _fog(photo, rng)
     if picture.texture == "smooth-crop":
         return _smooth_crop(photo, rng)
+    if picture.texture in FEATURELESS_CLASSES:
+        return _featureless(photo, rng, twin=picture.texture == "featureless-twin")
     return photo
 
 
