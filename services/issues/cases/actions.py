@@ -375,7 +375,7 @@ async def _recur(
         fields=issue.fields,
         responsible_region=issue.responsible_region_code,
     )
-    again = (await service.create(session, state, caller, report, recurrence_of=issue)).issue
+    again = (await service.create(session, state, caller, report, recurrence_of=issue)).as_issue()
     await history.append_event(
         session, issue, caller, Action.recur, body.note, {"recurred_as": [None, again.code]}, []
     )

@@ -49,34 +49,61 @@ def chain_event(
     head, event count and `updated_at` move to it. Nothing is written."""
     assert issue.id is not None
     moment = (at or utcnow()).astimezone(UTC)
+    event = IssueEvent(
+        **event_values(
+            issue.id,
+            issue.event_count + 1,
+            issue.last_event_hash,
+            caller,
+            action,
+            note,
+            changes,
+            photos,
+            moment,
+        )
+    )
+    issue.last_event_hash, issue.event_count = event.hash, event.seq
+    issue.updated_at = moment
+    return event
+
+
+def event_values(
+    issue_id: int,
+    seq: int,
+    prev_hash: str,
+    caller: Caller,
+    action: str,
+    note: str | None,
+    changes: dict[str, Any],
+    photos: list[dict[str, Any]],
+    at: datetime,
+) -> dict[str, Any]:
+    """The columns of an issue's event number `seq` (but its id), hashed onto `prev_hash`."""
     link = ChainLink(
-        issue_id=issue.id,
-        seq=issue.event_count + 1,
+        issue_id=issue_id,
+        seq=seq,
         action=action,
         actor=str(caller.subject),
         role=caller.role.value,
-        at=moment.isoformat(),
+        at=at.isoformat(),
         note=note,
         changes=changes,
         photos=photos,
-        prev_hash=issue.last_event_hash,
+        prev_hash=prev_hash,
     )
-    event = IssueEvent(
-        issue_id=issue.id,
-        seq=link.seq,
-        action=action,
-        actor=link.actor,
-        role=link.role,
-        at=moment,
-        note=note,
-        changes=changes,
-        photos=photos,
-        prev_hash=link.prev_hash,
-        hash=link_hash(link),
-    )
-    issue.last_event_hash, issue.event_count = event.hash, link.seq
-    issue.updated_at = moment
-    return event
+    return {
+        "issue_id": issue_id,
+        "seq": seq,
+        "action": action,
+        "actor": link.actor,
+        "role": link.role,
+        "at": at,
+        "note": note,
+        "changes": changes,
+        "photos": photos,
+        "prev_hash": prev_hash,
+        "hash": link_hash(link),
+    }
 
 
 def link_of(event: IssueEvent) -> ChainLink:

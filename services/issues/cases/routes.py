@@ -95,12 +95,11 @@ async def report_issue(
     body: IssueCreate, session: StatementSessionDep, caller: IssuesWriterDep, state: StateDep
 ) -> Response:
     reported = await service.create(session, state, caller, body)
-    issue = reported.issue
     return Response(
-        service.Presenter(caller, utcnow(), reported.codes).json(issue),
+        service.Presenter(caller, utcnow(), reported.codes).json(reported.row),
         status_code=status.HTTP_201_CREATED,
         media_type="application/json",
-        headers={"Location": f"/v1/issues/{issue.id}"},
+        headers={"Location": f"/v1/issues/{reported.row['id']}"},
     )
 
 

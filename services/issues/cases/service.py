@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from pydantic_core import to_json
+from pydantic_core import PydanticUndefined, to_json
 from sqlalchemy import (
     JSON,
     ColumnElement,
@@ -131,13 +131,18 @@ class Presenter:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_subject", str(self.caller.subject))
 
-    def json(self, issue: Issue) -> bytes:
+    def json(self, issue: Issue | dict[str, Any]) -> bytes:
         return to_json(self.fields(issue))
 
-    def fields(self, issue: Issue) -> dict[str, Any]:
-        """The issue as `IssuePublic`'s fields (an `Issue`, or a row of the issues table read as one)."""
+    def fields(self, issue: Issue | dict[str, Any]) -> dict[str, Any]:
+        """The issue as `IssuePublic`'s fields (an `Issue`, a row of the issues table read as one, or its
+        columns as a dict)."""
         # A row's values as a dict first: 40 lookups in a dict cost a third less than on a Row.
-        v: dict[str, Any] = issue._asdict() if isinstance(issue, Row) else _values_of(issue)
+        v: dict[str, Any]
+        if isinstance(issue, dict):
+            v = issue
+        else:
+            v = issue._asdict() if isinstance(issue, Row) else _values_of(issue)
         assert v["id"] is not None
         open_ = v["status"] in _OPEN_VALUES
         deadline, now, codes = v["deadline"], self.now, self.codes
@@ -273,7 +278,7 @@ def _lookup(dialect: str, *, nearby: bool) -> Any:
     the county it lies in, on PostgreSQL the new issue's id (`nextval`: ids need not be gap-free, codes must
     be) and (`nearby`) the open issues of the category around the point."""
     county = county_above()
-    columns: list[Any] = [Region, county.label("county")]
+    columns: list[Any] = [col(Region.code), col(Region.path), col(Region.level), county.label("county")]
     if dialect == "postgresql":
         columns.append(func.nextval(func.pg_get_serial_sequence("issues", "id")).label("issue_id"))
     if nearby:
@@ -296,12 +301,30 @@ def _dialect(session: AsyncSession) -> str:
     return "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
 
 
+class Place(Protocol):
+    """A region as a report needs it (a `Region`, or the columns `_lookup` reads)."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def level(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Spot:
+    code: str
+    path: str
+    level: str
+
+
 @dataclass(frozen=True)
 class Found:
     """What a report's lookup found: its region, the county, the new issue's id (PostgreSQL; on SQLite it
     is taken with the number, under the write lock) and the open issues of the category around the point."""
 
-    region: Region
+    region: Spot
     county: str
     issue_id: int | None
     nearby: list[tuple[int, str, float, float]]
@@ -318,15 +341,16 @@ async def _look_up(
     params: dict[str, Any] = {"code": code, "subtree": subtree_param(caller)}
     if box is not None:
         params |= {"category": category, **box}
-    row = (await session.execute(_LOOKUP[dialect, box is not None], params)).one_or_none()
+    connection = await session.connection()  # Core: the region's three columns, no entity
+    row = (await connection.execute(_LOOKUP[dialect, box is not None], params)).one_or_none()
     if row is None:
         raise NotFound(f"region {code} not found", code="region_not_found")
-    region, county = row[0], row[1]
+    region, county = Spot(row.code, row.path, row.level), row.county
     found = row.nearby if box is not None else None
     if county is None:  # a tree without a county level: its root's code, and the neighbours under it
         county = codes_in_path(region.path)[0]
         if box is not None:
-            found = (await session.execute(_NEARBY_IN[dialect], params | {"county": county})).scalar_one()
+            found = (await connection.execute(_NEARBY_IN[dialect], params | {"county": county})).scalar_one()
     nearby = [
         (int(i), str(c), float(lat), float(lon))
         for i, c, lat, lon in (found or [])
@@ -412,30 +436,34 @@ _INSERT_EVENT = insert(IssueEvent.__table__)  # type: ignore[attr-defined]
 async def _store(
     session: AsyncSession,
     state: IssuesState,
-    issue: Issue,
-    first_event: Callable[[Issue], IssueEvent],
+    row: dict[str, Any],
+    first_event: Callable[[dict[str, Any]], dict[str, Any]],
     photo_ids: list[str],
 ) -> None:
-    """Number the new issue, chain its first event (`first_event`, once the id is known) and write both,
-    with the outbox row that pins its photos; `issue` gets its code (and on SQLite its id).
+    """Number the new issue (`row`, its columns), chain its first event (`first_event`, given the row once
+    its id is known; it moves the row's chain head) and write both, with the outbox row that pins its
+    photos; `row` gets its code (and on SQLite its id).
 
     PostgreSQL: one statement (`_writing_report`), so a report needs no transaction of its own. SQLite:
     the counter's upsert takes the write lock and the next id under it, then the inserts (the route's
     transaction holds them together)."""
-    county, year = issue.county_code, issue.reported_at.astimezone(timing.CHINA).year
+    county, year = row["county_code"], row["reported_at"].astimezone(timing.CHINA).year
     connection = await session.connection()  # Core, not the ORM's bulk-insert path for a mapped table
     if _dialect(session) == "sqlite":
-        number, issue.id = (await connection.execute(_COUNTER_SQLITE, {"county": county, "year": year})).one()
-        issue.code = issue_code(county, year, int(number))
-        event = first_event(issue)
-        await connection.execute(_INSERT_ISSUE, issue.model_dump())
-        await connection.execute(_INSERT_EVENT, event.model_dump(exclude={"id"}))
-        await attach_later(session, state, issue, photo_ids)
+        number, row["id"] = (
+            await connection.execute(_COUNTER_SQLITE, {"county": county, "year": year})
+        ).one()
+        row["code"] = issue_code(county, year, int(number))
+        event = first_event(row)
+        await connection.execute(_INSERT_ISSUE, row)
+        await connection.execute(_INSERT_EVENT, event)
+        if photo_ids:
+            await state.outbox.enqueue(session, evidence.ATTACH, _attach_payload(row, photo_ids))
         return
-    event = first_event(issue)
+    event = first_event(row)
     params = (
-        {f"i_{k}": v for k, v in issue.model_dump().items()}
-        | {f"e_{k}": v for k, v in event.model_dump(exclude={"id"}).items()}
+        {f"i_{k}": v for k, v in row.items()}
+        | {f"e_{k}": v for k, v in event.items()}
         | {"county": county, "year": year, "prefix": f"{county}-{year}-"}
     )
     outbox = state.outbox.table if photo_ids else None
@@ -443,17 +471,26 @@ async def _store(
         state.outbox.check_kind(evidence.ATTACH)
         params |= {
             "o_kind": evidence.ATTACH,
-            "o_region_code": issue.region_code,
-            "o_region_path": issue.region_path,
+            "o_region_code": row["region_code"],
+            "o_region_path": row["region_path"],
             "o_photo_ids": photo_ids,
             "o_at": utcnow(),
         }
         if outbox not in _WRITING_REPORT:
             _WRITING_REPORT[outbox] = _writing_report(outbox)
-    row = (await connection.execute(_WRITING_REPORT[outbox], params)).one()
-    issue.code = issue_code(county, year, int(row[0]))
+    written = (await connection.execute(_WRITING_REPORT[outbox], params)).one()
+    row["code"] = issue_code(county, year, int(written[0]))
     if outbox is not None:
-        state.outbox.deliver_after_commit(session, int(row[1]))
+        state.outbox.deliver_after_commit(session, int(written[1]))
+
+
+def _attach_payload(row: dict[str, Any], photo_ids: Sequence[str]) -> dict[str, Any]:
+    return {
+        "issue_code": row["code"],
+        "region_code": row["region_code"],
+        "region_path": row["region_path"],
+        "photo_ids": list(photo_ids),
+    }
 
 
 async def next_code(session: AsyncSession, county: str, year: int) -> str:
@@ -491,7 +528,7 @@ async def _checked_photos(
     return [found[i] for i in dict.fromkeys(ids)]
 
 
-async def _responsible(session: AsyncSession, caller: Caller, code: str | None, default: Region) -> Region:
+async def _responsible(session: AsyncSession, caller: Caller, code: str | None, default: Place) -> Place:
     if code is None:
         return default
     region = await visible_region(session, caller, code)
@@ -547,10 +584,21 @@ def _nearest(
 
 @dataclass(frozen=True)
 class Reported:
-    """A new issue as stored, and the codes of the issues it links to (for its public shape)."""
+    """A new issue as stored (its columns), and the codes of the issues it links to (for its public shape)."""
 
-    issue: Issue
+    row: dict[str, Any]
     codes: dict[int, str]
+
+    def as_issue(self) -> Issue:
+        return Issue(**self.row)
+
+
+# Every column of a new issue that a report does not set: the model's defaults.
+_NEW_ISSUE = {
+    name: (None if field.default is PydanticUndefined else field.default)
+    for name, field in Issue.model_fields.items()
+    if name in _ISSUE_KEYS
+}
 
 
 async def create(
@@ -568,7 +616,7 @@ async def create(
     (`_writing_report`: the number, the issue, its first event, the outbox row for its photos), atomic on
     its own, so the route needs no transaction (`StatementSessionDep`). The categories and the calendar are
     as read a moment ago (the state's `recent_*`); citizens' throttle, a responsible region and photos
-    add a read each.
+    add a read each. The new issue is kept as its columns (a dict): no entity is built or dumped.
     """
     category = await active_category(session, body.category, state.recent_categories)
     field_errors = timing.field_errors(category, body.fields)
@@ -595,54 +643,66 @@ async def create(
     photos = await _checked_photos(session, state, caller, body.before_photo_ids, issue_code=None)
     now = utcnow()
     duplicate = None if point is None else _nearest(point, found.nearby, within)
-    issue = Issue(
-        id=found.issue_id,
-        code="",  # the counter's, given by the write (`_store`)
-        category=category.code,
-        severity=body.severity.value,
-        source=body.source.value,
-        status=status.value,
-        region_code=region.code,
-        region_path=region.path,
-        county_code=found.county,
-        description=body.description,
-        address=body.address,
-        latitude=body.latitude,
-        longitude=body.longitude,
-        fields=body.fields,
-        before_photo_ids=[p.id for p in photos],
-        after_photo_ids=[],  # every field given: a default factory costs pydantic a signature inspection
-        evidence_flags=[],
-        reporter=str(caller.subject),
-        reporter_role=caller.role.value,
-        reported_at=now,
-        updated_at=now,
-        probable_duplicate_of=duplicate[0] if duplicate else None,
-        recurrence_of=recurrence_of.id if recurrence_of else None,
-        last_event_hash=GENESIS,
-    )
-    if status is Status.assigned:
-        issue.responsible_region_code, issue.responsible_region_path = responsible.code, responsible.path
-        issue.responsible_user_id = body.responsible_user_id
-        issue.assigned_at = now
-        await timing.apply_deadline(
-            session, issue, body.deadline, start=now, default_from=category, recent=state.recent_years
-        )
+    row = _NEW_ISSUE | {
+        "id": found.issue_id,
+        "code": "",  # the counter's, given by the write (`_store`)
+        "category": category.code,
+        "severity": body.severity.value,
+        "source": body.source.value,
+        "status": status.value,
+        "region_code": region.code,
+        "region_path": region.path,
+        "county_code": found.county,
+        "description": body.description,
+        "address": body.address,
+        "latitude": body.latitude,
+        "longitude": body.longitude,
+        "fields": body.fields,
+        "before_photo_ids": [p.id for p in photos],
+        "after_photo_ids": [],
+        "evidence_flags": [],
+        "reporter": str(caller.subject),
+        "reporter_role": caller.role.value,
+        "reported_at": now,
+        "updated_at": now,
+        "probable_duplicate_of": duplicate[0] if duplicate else None,
+        "recurrence_of": recurrence_of.id if recurrence_of else None,
+        "last_event_hash": GENESIS,
+    }
     changes: dict[str, Any] = {"status": [None, status.value]}
-    if issue.deadline is not None:
-        changes["deadline"] = [None, issue.deadline.isoformat()]
+    if status is Status.assigned:
+        row["deadline"], row["yellow_at"] = await timing.deadline_and_yellow(
+            session,
+            body.deadline,
+            row["severity"],
+            start=now,
+            default_from=category,
+            recent=state.recent_years,
+        )
+        row |= {
+            "responsible_region_code": responsible.code,
+            "responsible_region_path": responsible.path,
+            "responsible_user_id": body.responsible_user_id,
+            "assigned_at": now,
+        }
+        if row["deadline"] is not None:
+            changes["deadline"] = [None, row["deadline"].isoformat()]
     if duplicate is not None:
         changes["probable_duplicate_of"] = [None, duplicate[0]]
     records = [evidence.evidence_record(p) for p in photos]
 
-    def first_event(numbered: Issue) -> IssueEvent:
-        return history.chain_event(numbered, caller, "report", None, changes, records, at=now)
+    def first_event(numbered: dict[str, Any]) -> dict[str, Any]:
+        event = history.event_values(
+            numbered["id"], 1, GENESIS, caller, "report", None, changes, records, now
+        )
+        numbered["last_event_hash"], numbered["event_count"] = event["hash"], 1
+        return event
 
-    await _store(session, state, issue, first_event, [p.id for p in photos])
+    await _store(session, state, row, first_event, [p.id for p in photos])
     codes = {} if duplicate is None else {duplicate[0]: duplicate[1]}
     if recurrence_of is not None and recurrence_of.id is not None:
         codes[recurrence_of.id] = recurrence_of.code
-    return Reported(issue, codes)
+    return Reported(row, codes)
 
 
 async def attach_later(

@@ -47,17 +47,30 @@ async def apply_deadline(
 ) -> None:
     """Set the issue's deadline (or, with `default_from`, the category's default counted in working days
     from `start`) and the moment its light turns yellow; `recent`: the calendar as read a moment ago."""
+    issue.deadline, issue.yellow_at = await deadline_and_yellow(
+        session, deadline, issue.severity, start=start, default_from=default_from, recent=recent
+    )
+
+
+async def deadline_and_yellow(
+    session: AsyncSession,
+    deadline: datetime | None,
+    severity: str,
+    *,
+    start: datetime,
+    default_from: Category | None = None,
+    recent: RecentYears | None = None,
+) -> tuple[datetime | None, datetime | None]:
+    """`apply_deadline`'s two moments, for an issue of `severity` not built as an `Issue`."""
     cal: WorkingCalendar | None = None
     if deadline is None and default_from is not None:
-        days = deadline_days_for(default_from, issue.severity)
+        days = deadline_days_for(default_from, severity)
         deadline, cal = await deadline_with_calendar(session, start, days, recent)  # one read of the calendar
-    issue.deadline = deadline
     if deadline is None:
-        issue.yellow_at = None
-        return
+        return None, None
     if cal is None:
         cal = await working_calendar(session, years_between(start, deadline), recent)
-    issue.yellow_at = yellow_at(start, deadline, cal)
+    return deadline, yellow_at(start, deadline, cal)
 
 
 def light_of(issue: Issue, now: datetime) -> Light | None:
