@@ -258,3 +258,31 @@ def test_the_chroma_thumbnail_keeps_the_proportions_within_its_edge(w: int, h: i
     cw, ch = reuse_features._chroma_size(w, h)
     assert max(cw, ch) == reuse_features.CHROMA_EDGE
     assert 1 <= cw <= reuse_features.CHROMA_EDGE and 1 <= ch <= reuse_features.CHROMA_EDGE
+
+
+def test_the_alignment_is_refined_on_thumbnails_of_different_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A copy cropped on one side has a thumbnail of other proportions than its original's; ECC must still
+    # refine the grid's alignment there (it was once handed a mask of the wrong size and refused every such
+    # pair, leaving a blurred picture's chained copy misaligned by a thumbnail pixel and refused).
+    outcomes: list[str] = []
+    real = cv2.findTransformECC
+
+    def spy(*args: object) -> object:
+        try:
+            found = real(*args)  # type: ignore[call-overload]
+        except cv2.error:
+            outcomes.append("refused")
+            raise
+        outcomes.append("refined")
+        return found
+
+    monkeypatch.setattr(dense.cv2, "findTransformECC", spy)
+    original = _blurred(7)
+    copy = photos.wechat(photos.brightness(photos.crop_side(original, "bottom", 0.08), 1.1))
+    new = reuse_features.decode(fingerprint(copy).features)
+    old = reuse_features.decode(_fp("blurred", 7).features)
+    assert new.thumb.shape != old.thumb.shape
+    found, why = dense.assess(new.thumb, old.thumb, new.chroma, old.chroma)
+    assert outcomes == ["refined"]
+    assert found is not None, why
+    assert abs(found.rotation_deg) < 0.5 and abs(found.scale - 1) < 0.02

@@ -180,9 +180,10 @@ def _search(new: Image32, old: Image32) -> tuple[NDArray[np.float32], float]:
     score, matrix = at(scale, degrees)
     # ECC from there, on the detail too: finer than the grid, and free to absorb the pixel or so by which
     # the two thumbnails' proportions differ after rounding. Kept only if it agrees better and stays a
-    # similarity.
+    # similarity. The mask marks the valid pixels of the input picture (the old one, which ECC warps): with
+    # a mask the new one's size, OpenCV refuses every pair of thumbnails of different sizes (every crop).
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 40, 1e-4)
-    everywhere = np.ones((nh, nw), np.uint8)
+    everywhere = np.ones(soft_old.shape, np.uint8)
     try:
         _, found = cv2.findTransformECC(
             soft_new, soft_old, matrix.copy(), cv2.MOTION_AFFINE, criteria, everywhere, 1
