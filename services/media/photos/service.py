@@ -210,7 +210,7 @@ class Intake:
 
     async def _find_reuse(self, session: AsyncSession, photo: Photo, fp: Fingerprint) -> list[PhotoMatch]:
         """Earlier photos in the same archive that show the same picture, strongest first."""
-        from services.media.reuse import Fingerprint, confirm
+        from services.media.reuse import NEAR_DISTANCE, Fingerprint, confirm, for_confirm, hash_agreement
 
         matches: dict[str, PhotoMatch] = {}
         same_bytes = (
@@ -233,6 +233,15 @@ class Intake:
                 exact=True,
             )
         candidates = await self.candidates(session, photo.reuse_scope, fp, exclude=set(matches) | {photo.id})
+        # Beyond NEAR_DISTANCE only reuse_far_candidates go on to confirm(); where more are found, their
+        # stored hashes (a few rows each, by photo id) rank them by how many windows agree.
+        far_limit = self.settings.reuse_far_candidates
+        far = [other_id for other_id, distance in candidates if distance > NEAR_DISTANCE]
+        agreement: dict[str, int] | None = None
+        if 0 < far_limit < len(far):
+            stored = await _index_hashes_of(session, far)
+            agreement = {other_id: hash_agreement(fp, hashes) for other_id, hashes in stored.items()}
+        candidates = for_confirm(candidates, far_limit, agreement)
         if candidates:
             features = await self._features_of(session, [c[0] for c in candidates])
             for other_id, distance in candidates:
@@ -441,3 +450,16 @@ def _reuse_flag(
             "group_size": group_size,
         },
     }
+
+
+async def _index_hashes_of(session: AsyncSession, photo_ids: list[str]) -> dict[str, list[int]]:
+    """The distinct stored (index) hashes of each of `photo_ids`."""
+    rows = await session.execute(
+        select(col(PhotoHash.photo_id), col(PhotoHash.full_hash))
+        .where(col(PhotoHash.photo_id).in_(photo_ids))
+        .distinct()
+    )
+    hashes: dict[str, list[int]] = {}
+    for photo_id, full_hash in rows.all():
+        hashes.setdefault(photo_id, []).append(full_hash)
+    return hashes

@@ -21,7 +21,7 @@ No I/O and no shared mutable state: every function is safe to call from worker t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +54,7 @@ from services.media.reuse.trim import trim_box
 __all__ = [
     "BANDS",
     "CANDIDATE_MAX_DISTANCE",
+    "NEAR_DISTANCE",
     "PROBE_GUARANTEE",
     "PROBE_RADIUS",
     "Fingerprint",
@@ -62,8 +63,10 @@ __all__ = [
     "candidate_distance",
     "confirm",
     "fingerprint",
+    "for_confirm",
     "from_signed",
     "hamming",
+    "hash_agreement",
     "lookup_distance",
     "probe_guarantee",
     "probe_keys",
@@ -79,8 +82,14 @@ __all__ = [
 # set's 920,810 (upload, other picture's original) pairs within 10 bits (101 within 8), all refused by
 # confirm(). Each is a confirm() (~12 ms) on an honest upload, and their number grows with the reuse
 # scope: 1.2e-4 per pair of drawn fixture scenes within 10 bits, 2.2e-5 within 8 (bench/README.md).
-# The lookup is the same either way: this only filters the rows it fetched.
+# The lookup is the same either way: this only filters the rows it fetched. What the candidates beyond
+# NEAR_DISTANCE may cost is bounded by `for_confirm`.
 CANDIDATE_MAX_DISTANCE = 10
+# Candidates within this many bits always go on to confirm() (up to the lookup's reuse_max_candidates);
+# those beyond it, up to CANDIDATE_MAX_DISTANCE (i.e. at 10: distances are even), only the few ranked
+# first by `for_confirm`: pairs of different pictures reach 10 bits about five times as often as 8, so
+# their number grows with the reuse scope and each is a wasted confirm() on an honest upload.
+NEAR_DISTANCE = 8
 
 
 @dataclass(frozen=True)
@@ -150,6 +159,46 @@ def candidate_distance(query: Fingerprint, stored_index_hashes: Sequence[int]) -
         for s in stored_index_hashes:
             best = min(best, hamming(q, s))
     return best
+
+
+def hash_agreement(query: Fingerprint, stored_index_hashes: Sequence[int]) -> int:
+    """How well all of a stored photo's windows agree with `query`, not just its nearest one: the sum,
+    over its stored hashes, of the distance to the nearest query hash (lower is closer; 0 if none).
+
+    A reused copy keeps most windows of its original within a few bits of a query hash; a different
+    picture that reached the candidate bound by chance usually does so with one window, the others near
+    the 32 bits of unrelated hashes. Used to rank candidates beyond NEAR_DISTANCE, never to refuse one.
+    """
+    if not stored_index_hashes:
+        return 0
+    if not query.query_hashes:
+        return 64 * len(stored_index_hashes)
+    mask = (1 << 64) - 1
+    queries = np.array([q & mask for q in query.query_hashes], dtype=np.uint64)
+    stored = np.array([s & mask for s in stored_index_hashes], dtype=np.uint64)
+    return int(np.bitwise_count(queries[:, None] ^ stored[None, :]).min(axis=0).sum())
+
+
+def for_confirm(
+    candidates: Sequence[tuple[str, int]],
+    far_limit: int,
+    agreement: Mapping[str, int] | None = None,
+) -> list[tuple[str, int]]:
+    """The (id, distance) candidates to confirm: every one within NEAR_DISTANCE, then at most `far_limit`
+    of those beyond it (up to CANDIDATE_MAX_DISTANCE), nearest first, then by `agreement` (as from
+    `hash_agreement`, lower first; a missing id counts as the worst), then by id, so the choice does not
+    depend on the order given.
+
+    This bounds what the candidates beyond NEAR_DISTANCE cost an upload at `far_limit` confirm()s,
+    whatever the size of the reuse scope.
+    """
+    near = sorted((c for c in candidates if c[1] <= NEAR_DISTANCE), key=lambda c: (c[1], c[0]))
+    ranks = agreement or {}
+    far = sorted(
+        (c for c in candidates if NEAR_DISTANCE < c[1] <= CANDIDATE_MAX_DISTANCE),
+        key=lambda c: (c[1], ranks.get(c[0], 65 * 64), c[0]),
+    )
+    return near + far[: max(0, far_limit)]
 
 
 def probes(query: Fingerprint, radius: int = PROBE_RADIUS) -> dict[tuple[int, int], tuple[int, ...]]:
