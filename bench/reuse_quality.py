@@ -33,12 +33,14 @@ from bench import reuse_set
 from services.media.imaging.pipeline import process
 from services.media.reuse import (
     CANDIDATE_MAX_DISTANCE,
+    NEAR_DISTANCE,
     PROBE_GUARANTEE,
     PROBE_RADIUS,
     Fingerprint,
     candidate_distance,
     confirm,
     fingerprint,
+    hash_agreement,
     lookup_distance,
     probe_keys,
 )
@@ -420,6 +422,69 @@ def _featureless_report(results: list[SetResult], workers: int) -> None:
     print()
 
 
+FAR_LIMIT = MediaSettings.model_fields["reuse_far_candidates"].default
+
+
+def _far_bound(results: list[SetResult]) -> None:
+    """Apply the service's bound on candidates beyond NEAR_DISTANCE (`reuse.for_confirm`) in an archive
+    holding every picture's original: a copy found only beyond 8 bits stays flagged only if its original
+    ranks among the first FAR_LIMIT such candidates. Competitors are the other pictures' originals within
+    CANDIDATE_MAX_DISTANCE by candidate_distance (at most the lookup's distance: pessimistic), and a tie on
+    (distance, agreement) counts as lost (the service breaks it by random photo id). Prints what it cost
+    and what it saves; the copies it drops are marked not flagged."""
+    originals = [r.original for r in results]
+    sources = [r.picture.source for r in results]
+    width = max(len(f.index_hashes) for f in originals)
+    stored = np.stack([_as_array(f.index_hashes, width) for f in originals])
+    far_counts: list[int] = []
+    own_far: list[tuple[int, int, str]] = []  # a true copy beyond 8 bits: its agreement, rank, name
+    honest_far: list[int] = []
+    lost: list[str] = []
+    for i, r in enumerate(results):
+        for fp, kind in [(r.original, None), *((r.copies[k], k) for k in reuse_set.KINDS)]:
+            queries = _as_array(fp.query_hashes, len(fp.query_hashes))
+            d = np.bitwise_count(queries[None, :, None] ^ stored[:, None, :]).min(axis=(1, 2))
+            keys = [
+                (int(d[j]), hash_agreement(fp, originals[j].index_hashes))
+                for j in np.nonzero((d > NEAR_DISTANCE) & (d <= CANDIDATE_MAX_DISTANCE))[0]
+                if sources[j] != sources[i]
+            ]
+            far_counts.append(len(keys))
+            honest_far += [a for _, a in keys]
+            if kind is None or not NEAR_DISTANCE < r.distance[kind] <= CANDIDATE_MAX_DISTANCE:
+                continue
+            mine = (r.distance[kind], hash_agreement(fp, r.original.index_hashes))
+            rank = sum(1 for k in keys if k <= mine)
+            own_far.append((mine[1], rank, f"{r.picture.name}:{kind}"))
+            if rank >= FAR_LIMIT and r.flagged[kind]:
+                r.flagged[kind] = False
+                lost.append(f"{r.picture.name}:{kind}")
+    n = len(far_counts)
+    met = sum(1 for c in far_counts if c)
+    print(
+        f"Candidates beyond {NEAR_DISTANCE} bits (up to {CANDIDATE_MAX_DISTANCE}), at most {FAR_LIMIT} "
+        f"confirmed per upload (reuse_far_candidates): in this archive ({len(results)} originals) {met} of "
+        f"{n} uploads ({met / n:.1%}) meet another picture's original there, {sum(far_counts)} in all (max "
+        f"{max(far_counts)} for one upload); confirmed under the bound {sum(min(c, FAR_LIMIT) for c in far_counts)}"
+    )
+    if honest_far:
+        q = np.percentile(honest_far, [0, 5, 50])
+        print(
+            f"  hash agreement (sum over stored hashes of the nearest query hash's distance; lower first) of "
+            f"those: min {q[0]:.0f}, p5 {q[1]:.0f}, median {q[2]:.0f}"
+        )
+    print(
+        f"  copies found only beyond {NEAR_DISTANCE} bits: {len(own_far)}, agreement, rank among the far "
+        f"candidates (0 = first): {sorted(own_far)}; flagged before, dropped by the bound: {len(lost)} {lost}"
+    )
+    shares = {a: sum(1 for h in honest_far if h <= a) / max(1, len(honest_far)) for a, _, _ in own_far}
+    print(
+        "  share of those other pictures' originals agreeing at least as well as such a copy's own (what "
+        f"it may lose to in a larger archive), by agreement: "
+        f"{ {a: round(v, 4) for a, v in sorted(shares.items())} }\n"
+    )
+
+
 def evaluate_set(root: Path, workers: int) -> None:
     """Recall per kind of reuse and per texture class, false alarms over every pair of distinct pictures."""
     started = time.perf_counter()
@@ -427,6 +492,7 @@ def evaluate_set(root: Path, workers: int) -> None:
     with Pool(workers) as pool:
         results = pool.map(_set_one, [(p, str(root)) for p in listed], chunksize=1)
     kinds = list(reuse_set.KINDS)
+    _far_bound(results)
     print(
         f"Evaluation set ({root.name}): {len(results)} distinct pictures x {len(kinds)} kinds of reuse; "
         f"found: lookup_distance <= {CANDIDATE_MAX_DISTANCE}; flagged: found and confirmed\n"
