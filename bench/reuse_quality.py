@@ -426,18 +426,18 @@ FAR_LIMIT = MediaSettings.model_fields["reuse_far_candidates"].default
 
 
 def _far_bound(results: list[SetResult]) -> None:
-    """Apply the service's bound on candidates beyond NEAR_DISTANCE (`reuse.for_confirm`) in an archive
-    holding every picture's original: a copy found only beyond 8 bits stays flagged only if its original
-    ranks among the first FAR_LIMIT such candidates. Competitors are the other pictures' originals within
-    CANDIDATE_MAX_DISTANCE by candidate_distance (at most the lookup's distance: pessimistic), and a tie on
-    (distance, agreement) counts as lost (the service breaks it by random photo id). Prints what it cost
-    and what it saves; the copies it drops are marked not flagged."""
+    """Apply the service's bound on candidates beyond NEAR_DISTANCE (6 bits; `reuse.for_confirm`) in an
+    archive holding every picture's original: a copy found only beyond it stays flagged only if its
+    original ranks among the first FAR_LIMIT such candidates. Competitors are the other pictures'
+    originals within CANDIDATE_MAX_DISTANCE by candidate_distance (at most the lookup's distance:
+    pessimistic), and a tie on (distance, agreement) counts as lost (the service breaks it by random
+    photo id). Prints what it cost and what it saves; the copies it drops are marked not flagged."""
     originals = [r.original for r in results]
     sources = [r.picture.source for r in results]
     width = max(len(f.index_hashes) for f in originals)
     stored = np.stack([_as_array(f.index_hashes, width) for f in originals])
     far_counts: list[int] = []
-    own_far: list[tuple[int, int, str]] = []  # a true copy beyond 8 bits: its agreement, rank, name
+    own_far: list[tuple[int, int, str]] = []  # a true copy beyond NEAR_DISTANCE: its agreement, rank, name
     honest_far: list[int] = []
     lost: list[str] = []
     for i, r in enumerate(results):

@@ -73,10 +73,11 @@ class MediaSettings(ServiceSettings):
     # (/province/city/county/ = 3: the county's archive).
     reuse_scope_depth: int = 3
     reuse_max_candidates: int = 40
-    # Of the candidates beyond reuse.NEAR_DISTANCE (8 bits; up to CANDIDATE_MAX_DISTANCE, 10), at most this
-    # many go on to confirm() per upload, nearest and best agreeing first (`reuse.for_confirm`). Each is a
-    # confirm() of ~10-13 ms that an honest upload pays more often the larger the reuse scope; this caps it
-    # at this many, whatever the archive. 0 confirms only candidates within 8 bits.
+    # Of the candidates beyond reuse.NEAR_DISTANCE (6 bits, the bound before it was widened; i.e. those at
+    # 8 and 10 bits, up to CANDIDATE_MAX_DISTANCE: distances are even), at most this many go on to
+    # confirm() per upload, nearest and best agreeing first (`reuse.for_confirm`). Each is a confirm() of
+    # ~10-13 ms that an honest upload pays more often the larger the reuse scope; this caps it at this
+    # many, whatever the archive. 0 confirms only candidates within 6 bits.
     reuse_far_candidates: int = Field(default=1, ge=0)
     # Bits within which each 16-bit band of a query hash is probed: 0 (4 keys a hash) or 1 (68 keys a
     # hash: every hash within 7 bits is found for sure, at 17 times the rows read per upload).

@@ -1,9 +1,10 @@
 """Candidates beyond NEAR_DISTANCE cost an upload at most `reuse_far_candidates` confirm()s.
 
-Pairs of different pictures reach 10 bits far more often than 8, so in a large reuse scope an honest upload
-meets many candidates at 9-10 bits; each would be a wasted confirm(). Those within 8 bits are all
-confirmed as before; of those beyond, only the first `reuse_far_candidates`, nearest and best agreeing
-first (`reuse.for_confirm`), so a reused copy found only at 10 bits is still flagged when it ranks first.
+Pairs of different pictures reach 8 bits far more often than 6, and 10 more often still, so in a large
+reuse scope an honest upload meets many candidates at 7-10 bits; each would be a wasted confirm(). Those
+within 6 bits (the bound before candidates were widened to 10) are all confirmed as before; of those
+beyond, only the first `reuse_far_candidates`, nearest and best agreeing first (`reuse.for_confirm`), so a
+reused copy found only at 8 or 10 bits is still flagged when it ranks first.
 """
 
 from __future__ import annotations
@@ -76,6 +77,19 @@ def test_for_confirm_keeps_every_near_candidate_and_the_first_far_ones() -> None
     ]
 
 
+def test_candidates_at_8_bits_are_bounded_and_every_one_within_6_is_confirmed() -> None:
+    assert NEAR_DISTANCE == 6  # the bound before candidates were widened: the cost baseline
+    near = [(f"n{i}", d) for i, d in enumerate([6, 6, 4, 6, 2, 6])]
+    far = [(f"e{i}", 8) for i in range(5)] + [(f"t{i}", 10) for i in range(5)]
+    agreement = {"e0": 90, "e1": 90, "e2": 30, "e3": 60, "e4": 90, "t0": 0}
+    kept_near = sorted(near, key=lambda c: (c[1], c[0]))
+    for order in (near + far, far[::-1] + near[::-1]):
+        assert for_confirm(order, 0, agreement) == kept_near
+        assert for_confirm(order, 1, agreement) == [*kept_near, ("e2", 8)]  # 8 before 10 whatever agreeing
+        assert for_confirm(order, 2, agreement) == [*kept_near, ("e2", 8), ("e3", 8)]
+    assert len(for_confirm(near + far, 40, agreement)) == len(near) + len(far)
+
+
 def test_hash_agreement_counts_every_stored_window() -> None:
     rng = random.Random(3)
     queries = [rng.getrandbits(64) for _ in range(4)]
@@ -88,8 +102,9 @@ def test_hash_agreement_counts_every_stored_window() -> None:
 
 
 @pytest.mark.parametrize("store_kind", ["local"], indirect=True)
+@pytest.mark.parametrize("bits", [8, 10])
 async def test_many_far_candidates_cost_one_confirm_and_a_far_copy_ranked_first_is_flagged(
-    media_state: MediaState, monkeypatch: pytest.MonkeyPatch
+    media_state: MediaState, monkeypatch: pytest.MonkeyPatch, bits: int
 ) -> None:
     rng = random.Random(10)
     queries = [rng.getrandbits(64) for _ in range(4)]
@@ -100,12 +115,12 @@ async def test_many_far_candidates_cost_one_confirm_and_a_far_copy_ranked_first_
     def random_hashes(n: int) -> list[int]:
         return [to_signed(rng.getrandbits(64)) for _ in range(n)]
 
-    # 12 other pictures that reach 10 bits by chance with one window, 2 within 8 bits (other pictures
-    # too), and the reused copy: every window within 10 bits, its id last in order (ties by id lose).
+    # 12 other pictures that reach `bits` by chance with one window, 4 more at 10 bits, 2 within 6 bits
+    # (other pictures too), and the reused copy: every window at `bits`, its id last (ties by id lose).
     archive: dict[str, tuple[list[int], bytes]] = {}
-    for n in range(12):
+    for n in range(16):
         archive[f"{n:02d}" + uuid.uuid4().hex[:30]] = (
-            [_flip_low(queries[n % 4], 10, rng), *random_hashes(5)],
+            [_flip_low(queries[n % 4], bits if n < 12 else 10, rng), *random_hashes(5)],
             b"other",
         )
     for n in range(2):
@@ -114,7 +129,7 @@ async def test_many_far_candidates_cost_one_confirm_and_a_far_copy_ranked_first_
             b"other",
         )
     true_id = "ff" + uuid.uuid4().hex[:30]
-    archive[true_id] = ([_flip_low(q, 10, rng) for q in queries], b"true")
+    archive[true_id] = ([_flip_low(q, bits, rng) for q in queries], b"true")
     async with media_state.database.transaction() as session:
         for photo_id, (hashes, blob) in archive.items():
             sha = uuid.uuid4().hex * 2
@@ -127,8 +142,9 @@ async def test_many_far_candidates_cost_one_confirm_and_a_far_copy_ranked_first_
                         PhotoHash(photo_id=photo_id, reuse_scope=SCOPE, band=band, value=value, full_hash=h)
                     )
     distances = {pid: lookup_distance(new, hashes) for pid, (hashes, _) in archive.items()}
-    assert sorted(distances.values()) == [6, 6] + [10] * 13  # the case is what it says
-    assert all(min(hamming(q, h) for q in queries) == 10 for h in archive[true_id][0])
+    assert sorted(distances.values()) == sorted([6, 6] + [bits] * 13 + [10] * 4)  # the case is what it says
+    assert NEAR_DISTANCE < bits <= CANDIDATE_MAX_DISTANCE
+    assert all(min(hamming(q, h) for q in queries) == bits for h in archive[true_id][0])
 
     confirmed: list[str] = []
 
@@ -147,4 +163,4 @@ async def test_many_far_candidates_cost_one_confirm_and_a_far_copy_ranked_first_
 
     assert sorted(confirmed) == ["other", "other", "true"]  # the two near ones, one far: the copy
     assert [m.other_id for m in matches] == [true_id]
-    assert matches[0].distance == 10
+    assert matches[0].distance == bits

@@ -85,11 +85,14 @@ __all__ = [
 # The lookup is the same either way: this only filters the rows it fetched. What the candidates beyond
 # NEAR_DISTANCE may cost is bounded by `for_confirm`.
 CANDIDATE_MAX_DISTANCE = 10
-# Candidates within this many bits always go on to confirm() (up to the lookup's reuse_max_candidates);
-# those beyond it, up to CANDIDATE_MAX_DISTANCE (i.e. at 10: distances are even), only the few ranked
-# first by `for_confirm`: pairs of different pictures reach 10 bits about five times as often as 8, so
-# their number grows with the reuse scope and each is a wasted confirm() on an honest upload.
-NEAR_DISTANCE = 8
+# Candidates within this many bits always go on to confirm() (up to the lookup's reuse_max_candidates):
+# the bound before candidates were widened to 8 and then 10 bits, so what they cost an upload is what it
+# cost then. Those beyond it, up to CANDIDATE_MAX_DISTANCE (i.e. at 8 and 10: distances are even), only
+# the few ranked first by `for_confirm`: pairs of different pictures reach 8 and 10 bits far more often
+# than 6 (drawn fixture scenes: none of 122,150 pairs within 6, 55 within 10; the set's uploads: 58 of
+# 920,810 within 6 by candidate_distance, 431 within 10), so their number grows with the reuse scope and
+# each is a wasted confirm() on an honest upload.
+NEAR_DISTANCE = 6
 
 
 @dataclass(frozen=True)
