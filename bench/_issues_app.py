@@ -54,7 +54,7 @@ def create_app() -> FastAPI:
 
     async def raw_pool() -> asyncpg.Pool:
         async with lock:
-            if "pool" not in pool:  # the service's own pool size: 10 and 10 more on demand
+            if "pool" not in pool:  # as the service's own pool: up to 20 connections, kept once opened
                 pool["pool"] = await asyncpg.create_pool(url, min_size=10, max_size=20)
         return pool["pool"]
 

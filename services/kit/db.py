@@ -68,7 +68,11 @@ class Database:
             # One writer at a time on SQLite: a bigger pool only adds lock waits.
             kwargs["connect_args"] = {"timeout": 15}
         else:
-            kwargs.update(pool_size=10, max_overflow=10)
+            # Up to 20 connections, each kept once opened: with an overflow above a smaller pool, every burst
+            # past it closed its extra connections and the next opened them again, a connect per request
+            # under steady load (bench.issues_lifecycle: 16 concurrent reports, 0.93-1.05x -> 1.19x the bare
+            # ORM insert's throughput).
+            kwargs.update(pool_size=20, max_overflow=0)
         kwargs["pool_pre_ping"] = not asyncpg  # asyncpg: `_ping_on_checkout`, one round trip instead of three
         self.url = url
         ensure_sqlite_folder(url)
