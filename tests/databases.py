@@ -14,13 +14,15 @@ import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from sqlalchemy import MetaData
 
+from services.kit.db import Database
 from services.kit.migrations import upgrade
 
 PG_HOST = os.environ.get("HUANZHI_TEST_PG_HOST", "127.0.0.1")
@@ -41,6 +43,19 @@ async def _pg(sql: str) -> None:
 
 def pg_url(database: str) -> str:
     return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+@asynccontextmanager
+async def scratch_postgres(prefix: str) -> AsyncIterator[Database]:
+    """A new, empty PostgreSQL database for one test, as a kit `Database`; dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    await _pg(f'CREATE DATABASE "{name}"')
+    database = Database(pg_url(name))
+    try:
+        yield database
+    finally:
+        await database.dispose()
+        await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def postgres_available() -> bool:

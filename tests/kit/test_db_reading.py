@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 import asyncpg
 import pytest
 from sqlalchemy import text
 
-from services.kit.db import Database
-from tests.databases import PG_HOST, PG_PORT, PG_USER, _pg, pg_url
+from tests.databases import PG_HOST, PG_PORT, PG_USER, _pg, scratch_postgres
 
 
 async def _state_of(backend_pid: int, database: str) -> str:
@@ -23,10 +20,8 @@ async def _state_of(backend_pid: int, database: str) -> str:
 async def test_a_reading_session_leaves_no_transaction_open_between_statements(have_postgres: bool) -> None:
     if not have_postgres:
         pytest.skip("PostgreSQL not reachable")
-    name = f"hz_reading_{uuid.uuid4().hex[:8]}"
-    await _pg(f'CREATE DATABASE "{name}"')
-    database = Database(pg_url(name))
-    try:
+    async with scratch_postgres("hz_reading") as database:
+        name = str(database.engine.url.database)
         async with database.reading() as session:
             pid = int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
             # Each statement on its own: the backend is idle, not "idle in transaction" (no BEGIN was sent).
@@ -41,9 +36,6 @@ async def test_a_reading_session_leaves_no_transaction_open_between_statements(h
         async with database.transaction() as session:  # the pool's connections still begin transactions
             pid = int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
             assert await _state_of(pid, name) == "idle in transaction"
-    finally:
-        await database.dispose()
-        await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_a_connection_the_server_dropped_is_replaced_before_a_request_uses_it(
@@ -53,21 +45,16 @@ async def test_a_connection_the_server_dropped_is_replaced_before_a_request_uses
     a restart, a failover — the next request gets a fresh connection, not an error."""
     if not have_postgres:
         pytest.skip("PostgreSQL not reachable")
-    name = f"hz_ping_{uuid.uuid4().hex[:8]}"
-    await _pg(f'CREATE DATABASE "{name}"')
-    database = Database(pg_url(name))
-    try:
+    async with scratch_postgres("hz_ping") as database:
         pids = set()
         for _ in range(2):  # two pooled connections, both idle in the pool afterwards
             async with database.transaction() as first, database.transaction() as second:
                 for session in (first, second):
                     pids.add(int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()))
         assert len(pids) == 2
+        name = database.engine.url.database
         await _pg(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
         for opened in (database.transaction, database.reading):
             async with opened() as session:
                 pid = int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
                 assert pid not in pids
-    finally:
-        await database.dispose()
-        await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

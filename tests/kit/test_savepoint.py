@@ -6,14 +6,13 @@ itself the transaction, and its RELEASE commits the row although the request fai
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
 from services.kit.db import Database, savepoint
-from tests.databases import _pg, pg_url
+from tests.databases import scratch_postgres
 
 metadata = MetaData()
 things = Table("things", metadata, Column("id", Integer, primary_key=True), Column("name", String(20)))
@@ -61,14 +60,8 @@ async def test_a_savepoints_row_goes_with_the_failed_transaction_on_sqlite(tmp_p
 async def test_a_savepoints_row_goes_with_the_failed_transaction_on_postgresql(have_postgres: bool) -> None:
     if not have_postgres:
         pytest.skip("PostgreSQL not reachable")
-    name = f"hz_savepoint_{uuid.uuid4().hex[:8]}"
-    await _pg(f'CREATE DATABASE "{name}"')
-    database = Database(pg_url(name))
-    try:
+    async with scratch_postgres("hz_savepoint") as database:
         async with database.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
         await _read_then_write_then_fail(database, nested=False)
         assert await _count(database) == 0
-    finally:
-        await database.dispose()
-        await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

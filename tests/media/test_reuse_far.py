@@ -17,7 +17,7 @@ import pytest
 
 from services.media.deps import MediaState
 from services.media.photos import keys
-from services.media.photos.models import Photo, PhotoHash
+from services.media.photos.models import PhotoHash
 from services.media.photos.service import Intake
 from services.media.reuse import (
     CANDIDATE_MAX_DISTANCE,
@@ -31,7 +31,8 @@ from services.media.reuse import (
     lookup_distance,
     to_signed,
 )
-from tests.support.builders import COUNTY, REGION_PATHS, VILLAGE
+from tests.media.rows import photo_row
+from tests.support.builders import COUNTY, REGION_PATHS
 
 SCOPE = REGION_PATHS[COUNTY]
 
@@ -41,23 +42,6 @@ def _flip_low(h: int, bits: int, rng: random.Random) -> int:
     for bit in rng.sample(range(48), bits):
         h ^= 1 << bit
     return to_signed(h & (2**64 - 1))
-
-
-def _photo(photo_id: str, sha: str) -> Photo:
-    return Photo(
-        id=photo_id,
-        sha256=sha,
-        mime="image/jpeg",
-        width=1600,
-        height=1200,
-        size_bytes=1000,
-        purpose="after",
-        uploader="user:1",
-        uploader_role="village",
-        region_code=VILLAGE,
-        region_path=SCOPE,
-        reuse_scope=SCOPE,
-    )
 
 
 def test_for_confirm_keeps_every_near_candidate_and_the_first_far_ones() -> None:
@@ -133,7 +117,7 @@ async def test_many_far_candidates_cost_one_confirm_and_a_far_copy_ranked_first_
     async with media_state.database.transaction() as session:
         for photo_id, (hashes, blob) in archive.items():
             sha = uuid.uuid4().hex * 2
-            session.add(_photo(photo_id, sha))
+            session.add(photo_row(photo_id, SCOPE, sha256=sha))
             await intake.store.put_bytes(keys.features_key(sha), blob, "application/octet-stream")
             await session.flush()
             for h in hashes:
@@ -157,7 +141,7 @@ async def test_many_far_candidates_cost_one_confirm_and_a_far_copy_ranked_first_
         )
 
     monkeypatch.setattr("services.media.reuse.confirm", counting_confirm)
-    upload: Any = _photo(uuid.uuid4().hex, uuid.uuid4().hex * 2)
+    upload: Any = photo_row(uuid.uuid4().hex, SCOPE)
     async with media_state.database.sessionmaker() as session:
         matches = await intake._find_reuse(session, upload, new)
 

@@ -13,10 +13,11 @@ import uuid
 import pytest
 
 from services.media.deps import MediaState
-from services.media.photos.models import Photo, PhotoHash
+from services.media.photos.models import PhotoHash
 from services.media.photos.service import Intake
 from services.media.reuse import CANDIDATE_MAX_DISTANCE, Fingerprint, band_keys, lookup_distance, to_signed
-from tests.support.builders import COUNTY, REGION_PATHS, VILLAGE
+from tests.media.rows import photo_row
+from tests.support.builders import COUNTY, REGION_PATHS
 
 pytestmark = pytest.mark.parametrize("store_kind", ["local"], indirect=True)
 
@@ -30,27 +31,10 @@ def _flip(h: int, bits: int, rng: random.Random) -> int:
     return h
 
 
-def _photo(photo_id: str, scope: str) -> Photo:
-    return Photo(
-        id=photo_id,
-        sha256=uuid.uuid4().hex * 2,
-        mime="image/jpeg",
-        width=1600,
-        height=1200,
-        size_bytes=1000,
-        purpose="after",
-        uploader="user:1",
-        uploader_role="village",
-        region_code=VILLAGE,
-        region_path=scope,
-        reuse_scope=scope,
-    )
-
-
 async def _store(media_state: MediaState, archive: dict[str, tuple[str, list[int]]]) -> None:
     async with media_state.database.transaction() as session:
         for photo_id, (scope, hashes) in archive.items():
-            session.add(_photo(photo_id, scope))
+            session.add(photo_row(photo_id, scope))
             await session.flush()
             for h in hashes:
                 for band, value in band_keys(h):
