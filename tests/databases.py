@@ -46,11 +46,12 @@ def pg_url(database: str) -> str:
 
 
 @asynccontextmanager
-async def scratch_postgres(prefix: str) -> AsyncIterator[Database]:
-    """A new, empty PostgreSQL database for one test, as a kit `Database`; dropped afterwards."""
+async def scratch_postgres(prefix: str, **options: Any) -> AsyncIterator[Database]:
+    """A new, empty PostgreSQL database for one test, as a kit `Database` (built with `options`); dropped
+    afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     await _pg(f'CREATE DATABASE "{name}"')
-    database = Database(pg_url(name))
+    database = Database(pg_url(name), **options)
     try:
         yield database
     finally:

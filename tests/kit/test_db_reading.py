@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from tests.databases import PG_HOST, PG_PORT, PG_USER, _pg, scratch_postgres
+from tests.databases import PG_HOST, PG_PORT, PG_USER, scratch_postgres
 
 
 async def _state_of(backend_pid: int, database: str) -> str:
@@ -36,25 +36,3 @@ async def test_a_reading_session_leaves_no_transaction_open_between_statements(h
         async with database.transaction() as session:  # the pool's connections still begin transactions
             pid = int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
             assert await _state_of(pid, name) == "idle in transaction"
-
-
-async def test_a_connection_the_server_dropped_is_replaced_before_a_request_uses_it(
-    have_postgres: bool,
-) -> None:
-    """The pool checks each connection on checkout (one query): after the server ends every backend —
-    a restart, a failover — the next request gets a fresh connection, not an error."""
-    if not have_postgres:
-        pytest.skip("PostgreSQL not reachable")
-    async with scratch_postgres("hz_ping") as database:
-        pids = set()
-        for _ in range(2):  # two pooled connections, both idle in the pool afterwards
-            async with database.transaction() as first, database.transaction() as second:
-                for session in (first, second):
-                    pids.add(int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()))
-        assert len(pids) == 2
-        name = database.engine.url.database
-        await _pg(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-        for opened in (database.transaction, database.reading):
-            async with opened() as session:
-                pid = int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
-                assert pid not in pids

@@ -26,6 +26,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     type_coerce,
@@ -60,7 +61,7 @@ from services.issues.regions.rules import valid_code as valid_region_code
 from services.issues.regions.service import county_above
 from services.issues.regions.service import get_visible as visible_region
 from services.kit.auth import Caller, in_subtree, in_subtree_param, subtree_param
-from services.kit.db import utcnow
+from services.kit.db import DriverStatement, utcnow
 from services.kit.errors import BadRequest, FieldError, NotFound, Problem, UnprocessableEntity
 from services.kit.geo import distance_m
 from services.kit.identity import Role, codes_in_path
@@ -250,12 +251,17 @@ async def presenter(session: AsyncSession, caller: Caller, issues: Sequence[Issu
 # ---- reporting ----
 
 
+# The open statuses written into the statement (an `IN` list of parameters is expanded at each execution,
+# and a `DriverStatement` cannot hold one); they are the partial index's own words.
+_OPEN_INLINE = col(Issue.status).in_([literal_column(f"'{s.value}'") for s in OPEN_STATUSES])
+
+
 # Open issues of a category in a box around a point, in a county (`ix_issues_open_nearby` on PostgreSQL).
 def _nearby_where(county: Any) -> tuple[ColumnElement[bool], ...]:
     return (
         col(Issue.county_code) == county,
         col(Issue.category) == bindparam("category"),
-        col(Issue.status).in_([s.value for s in OPEN_STATUSES]),
+        _OPEN_INLINE,
         col(Issue.latitude).between(bindparam("south"), bindparam("north")),
         col(Issue.longitude).between(bindparam("west"), bindparam("east")),
     )
@@ -288,7 +294,7 @@ def _lookup(dialect: str, *, nearby: bool) -> Any:
 
 # Built once (statements are cheap to run from the compiled cache, not to construct).
 _LOOKUP = {
-    (dialect, nearby): _lookup(dialect, nearby=nearby)
+    (dialect, nearby): DriverStatement(_lookup(dialect, nearby=nearby))
     for dialect in ("postgresql", "sqlite")
     for nearby in (False, True)
 }
@@ -341,22 +347,23 @@ async def _look_up(
     params: dict[str, Any] = {"code": code, "subtree": subtree_param(caller)}
     if box is not None:
         params |= {"category": category, **box}
-    connection = await session.connection()  # Core: the region's three columns, no entity
-    row = (await connection.execute(_LOOKUP[dialect, box is not None], params)).one_or_none()
+    row = await _LOOKUP[dialect, box is not None].first(session, params)  # Core: no entity
     if row is None:
         raise NotFound(f"region {code} not found", code="region_not_found")
-    region, county = Spot(row.code, row.path, row.level), row.county
-    found = row.nearby if box is not None else None
+    region, county = Spot(*row[:3]), row[3]
+    issue_id = int(row[4]) if dialect == "postgresql" else None
+    found = row[-1] if box is not None else None
     if county is None:  # a tree without a county level: its root's code, and the neighbours under it
         county = codes_in_path(region.path)[0]
         if box is not None:
-            found = (await connection.execute(_NEARBY_IN[dialect], params | {"county": county})).scalar_one()
+            nearby_in = _NEARBY_IN[dialect]
+            found = (await session.execute(nearby_in, params | {"county": county})).scalar_one()
     nearby = [
         (int(i), str(c), float(lat), float(lon))
         for i, c, lat, lon in (found or [])
         if lat is not None and lon is not None
     ]
-    return Found(region, county, int(row.issue_id) if dialect == "postgresql" else None, nearby)
+    return Found(region, county, issue_id, nearby)
 
 
 def _counter(dialect: str) -> Any:
@@ -425,7 +432,7 @@ def _writing_report(outbox: Table | None) -> Any:
     return event.returning(*returned)
 
 
-_WRITING_REPORT: dict[Table | None, Any] = {None: _writing_report(None)}
+_WRITING_REPORT: dict[Table | None, DriverStatement] = {None: DriverStatement(_writing_report(None))}
 _COUNTER_SQLITE = _counter("sqlite").returning(
     col(IssueCounter.last_number), select(func.coalesce(func.max(col(Issue.id)), 0) + 1).scalar_subquery()
 )
@@ -448,8 +455,8 @@ async def _store(
     the counter's upsert takes the write lock and the next id under it, then the inserts (the route's
     transaction holds them together)."""
     county, year = row["county_code"], row["reported_at"].astimezone(timing.CHINA).year
-    connection = await session.connection()  # Core, not the ORM's bulk-insert path for a mapped table
     if _dialect(session) == "sqlite":
+        connection = await session.connection()  # Core, not the ORM's bulk-insert path for a mapped table
         number, row["id"] = (
             await connection.execute(_COUNTER_SQLITE, {"county": county, "year": year})
         ).one()
@@ -477,8 +484,8 @@ async def _store(
             "o_at": utcnow(),
         }
         if outbox not in _WRITING_REPORT:
-            _WRITING_REPORT[outbox] = _writing_report(outbox)
-    written = (await connection.execute(_WRITING_REPORT[outbox], params)).one()
+            _WRITING_REPORT[outbox] = DriverStatement(_writing_report(outbox))
+    written = await _WRITING_REPORT[outbox].one(session, params)
     row["code"] = issue_code(county, year, int(written[0]))
     if outbox is not None:
         state.outbox.deliver_after_commit(session, int(written[1]))
