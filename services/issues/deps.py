@@ -13,7 +13,7 @@ from services.issues.auth.throttle import FailureThrottle
 from services.issues.calendar.service import RecentYears
 from services.issues.categories.models import Category
 from services.issues.settings import IssuesSettings
-from services.kit.deps import ReadSessionDep, SessionDep, StatementSessionDep
+from services.kit.deps import ReadSessionDep, SessionDep, statement_session
 from services.kit.outbox import Outbox
 from services.kit.peers import Peer
 from services.kit.recent import Recent
@@ -28,7 +28,7 @@ __all__ = [
     "SessionDep",
     "SettingsDep",
     "StateDep",
-    "StatementSessionDep",
+    "statement_session",
 ]
 
 

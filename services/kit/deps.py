@@ -43,13 +43,11 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 
 
-async def _statement_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """`Database.statements`, for a route whose writes are each one statement."""
-    async with _session(request, Database.statements) as session:
-        yield session
-
-
-StatementSessionDep = Annotated[AsyncSession, Depends(_statement_session, scope="function")]
+def statement_session(request: Request) -> AbstractAsyncContextManager[AsyncSession]:
+    """`Database.statements` (under an `Idempotency-Key` the middleware's session), for a route whose writes
+    are each one statement, opened by the route itself: as a dependency with an exit FastAPI would spend an
+    exit stack and a cancel scope on it, ~0.05 ms a request, 3 % of a report's CPU here."""
+    return _session(request, Database.statements)
 
 
 async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, StringConstraints
 
 from services.issues.calendar.rules import Light
@@ -19,7 +19,7 @@ from services.issues.cases.schemas import (
     IssuePublic,
 )
 from services.issues.categories.rules import CODE_PATTERN
-from services.issues.deps import ReadSessionDep, SessionDep, StateDep, StatementSessionDep
+from services.issues.deps import ReadSessionDep, SessionDep, StateDep, statement_session
 from services.kit.auth import Caller, require_scope
 from services.kit.db import utcnow
 from services.kit.errors import problem_docs
@@ -92,9 +92,10 @@ ACTION_DOCS: dict[Action, str] = {
     responses=problem_docs(403, 429, 503),
 )
 async def report_issue(
-    body: IssueCreate, session: StatementSessionDep, caller: IssuesWriterDep, state: StateDep
+    body: IssueCreate, caller: IssuesWriterDep, state: StateDep, request: Request
 ) -> Response:
-    reported = await service.create(session, state, caller, body)
+    async with statement_session(request) as session:
+        reported = await service.create(session, state, caller, body)
     return Response(
         service.Presenter(caller, utcnow(), reported.codes).json(reported.row),
         status_code=status.HTTP_201_CREATED,

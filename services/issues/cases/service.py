@@ -621,7 +621,7 @@ async def create(
     A report asks the database twice on PostgreSQL: one read (`_lookup`: the region in the caller's subtree
     with its county, the new id, the open issues of the category around the point) and one write
     (`_writing_report`: the number, the issue, its first event, the outbox row for its photos), atomic on
-    its own, so the route needs no transaction (`StatementSessionDep`). The categories and the calendar are
+    its own, so the route needs no transaction (`statement_session`). The categories and the calendar are
     as read a moment ago (the state's `recent_*`); citizens' throttle, a responsible region and photos
     add a read each. The new issue is kept as its columns (a dict): no entity is built or dumped.
     """
