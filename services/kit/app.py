@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -46,6 +47,21 @@ class ApiInfo:
 OpenState = Callable[[Database, httpx.AsyncClient], AbstractAsyncContextManager[ServiceState[Any]]]
 
 
+_heap_frozen = False
+
+
+def _freeze_startup_heap() -> None:
+    """Once a process, when its first app has started: what was built so far (modules, classes, schemas, the
+    service's state) is moved out of the cyclic collector's way (`gc.freeze`), so a full collection during
+    requests walks only what requests left. The first full collection under load paused a request 70-100 ms,
+    later ones 7-10 ms (bench.issues_lifecycle at 10⁶: the lists' slowest answer 80-108 ms -> 9 ms)."""
+    global _heap_frozen
+    if not _heap_frozen:
+        _heap_frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 def build_app(
     settings: ServiceSettings,
     *,
@@ -66,6 +82,7 @@ def build_app(
         try:
             async with open_state(database, http) as state:
                 app.state.service = state
+                _freeze_startup_heap()
                 yield
         finally:
             await http.aclose()

@@ -17,7 +17,6 @@ from pydantic_core import PydanticUndefined, to_json
 from sqlalchemy import (
     JSON,
     ColumnElement,
-    Row,
     Select,
     String,
     Table,
@@ -136,14 +135,8 @@ class Presenter:
         return to_json(self.fields(issue))
 
     def fields(self, issue: Issue | dict[str, Any]) -> dict[str, Any]:
-        """The issue as `IssuePublic`'s fields (an `Issue`, a row of the issues table read as one, or its
-        columns as a dict)."""
-        # A row's values as a dict first: 40 lookups in a dict cost a third less than on a Row.
-        v: dict[str, Any]
-        if isinstance(issue, dict):
-            v = issue
-        else:
-            v = issue._asdict() if isinstance(issue, Row) else _values_of(issue)
+        """The issue as `IssuePublic`'s fields (an `Issue`, or its columns as a dict)."""
+        v = issue if isinstance(issue, dict) else _values_of(issue)
         assert v["id"] is not None
         open_ = v["status"] in _OPEN_VALUES
         deadline, now, codes = v["deadline"], self.now, self.codes
@@ -232,11 +225,18 @@ def _values_of(issue: Issue) -> dict[str, Any]:
     return {name: getattr(issue, name) for name in _ISSUE_KEYS}
 
 
-async def presenter(session: AsyncSession, caller: Caller, issues: Sequence[Issue]) -> Presenter:
+_LINKS = ("probable_duplicate_of", "duplicate_of", "recurrence_of")
+
+
+async def presenter(
+    session: AsyncSession, caller: Caller, issues: Sequence[Issue | dict[str, Any]]
+) -> Presenter:
     linked = {
         i
         for issue in issues
-        for i in (issue.probable_duplicate_of, issue.duplicate_of, issue.recurrence_of)
+        for i in (
+            (issue[k] for k in _LINKS) if isinstance(issue, dict) else (getattr(issue, k) for k in _LINKS)
+        )
         if i
     }
     codes: dict[int, str] = {}
@@ -833,10 +833,11 @@ async def list_issues(
     ids = ids.order_by(key.desc()).limit(page.limit + 1)
     connection = await session.connection()  # Core: no ORM result set-up for rows that are only shown
     result = await connection.execute(select(*_ISSUE_COLUMNS).where(key.in_(ids)).order_by(key.desc()))
-    rows = cast(Sequence[Issue], result.all())  # read-only rows with the entity's attribute names
+    names = tuple(result.keys())  # once: `Row._asdict()` looks each row's names up again (a tenth of a page)
+    rows = [dict(zip(names, row, strict=True)) for row in result.all()]
     more = len(rows) > page.limit
     rows = rows[: page.limit]
-    next_cursor = encode_cursor([rows[-1].id]) if more and rows else None
+    next_cursor = encode_cursor([rows[-1]["id"]]) if more and rows else None
     shape = await presenter(session, caller, rows)
     return ListedIssues([shape.fields(issue) for issue in rows], next_cursor, page.limit)
 
