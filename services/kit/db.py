@@ -89,6 +89,10 @@ class Database:
             # under steady load (bench.issues_lifecycle: 16 concurrent reports, 0.93-1.05x -> 1.19x the bare
             # ORM insert's throughput).
             kwargs.update(pool_size=20, max_overflow=0)
+        if asyncpg:
+            # No JIT compilation: the services' statements run in milliseconds, and the planner, which
+            # cannot size a join on a path range, guesses them costly enough to spend longer compiling.
+            kwargs["connect_args"] = {"server_settings": {"jit": "off"}}
         kwargs[
             "pool_pre_ping"
         ] = not asyncpg  # asyncpg: `_Ping`, one round trip instead of three, after idling

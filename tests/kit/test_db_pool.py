@@ -132,3 +132,13 @@ async def test_a_server_that_dropped_connections_used_a_moment_ago_fails_one_req
         assert failed.value.connection_invalidated
         fresh = {await _pid(database) for _ in range(2)}
         assert not fresh & pids
+
+
+async def test_the_pools_connections_compile_no_statement_just_in_time(have_postgres: bool) -> None:
+    """The services' statements take milliseconds; JIT compiling one the planner misjudges takes longer."""
+    if not have_postgres:
+        pytest.skip("PostgreSQL not reachable")
+    async with scratch_postgres("hz_jit") as database:
+        for opened in (database.transaction, database.reading):
+            async with opened() as session:
+                assert (await session.execute(text("SHOW jit"))).scalar_one() == "off"

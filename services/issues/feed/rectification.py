@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -30,10 +30,11 @@ from services.issues.stats.rules import Counts, GroupBy
 from services.issues.stats.service import (
     StatsQuery,
     _aggregates,
+    _counted,
     _dialect,
     _group_regions,
-    _in_area,
-    _in_window,
+    _grouping,
+    _params,
     area_of,
     check,
 )
@@ -103,23 +104,24 @@ async def region_figures(session: AsyncSession, caller: Caller, query: StatsQuer
     if query.group_by is not GroupBy.child:
         raise ValueError("the figures feed groups by region")
     area = await area_of(session, caller, query.region)
-    dialect, now = _dialect(session), utcnow()
-    if dialect.postgres:
-        await session.execute(text("SET LOCAL jit = off"))  # as the statistics: short statements
+    dialect = _dialect(session)
+    kind, grouping = _grouping(area, query)
+    params = _params(area, query, utcnow()) | grouping
     regions = (
         await session.execute(
             select(col(Region.code), col(Region.name), col(Region.path))
-            .where(_group_regions(area, query))
-            .order_by(col(Region.path))
+            .where(_group_regions(dialect, kind))
+            .order_by(col(Region.path)),
+            params,
         )
     ).all()
     groups = _Groups({code: path for code, _, path in regions})
-    where = and_(_in_area(area), _in_window(query))
+    where = _counted(dialect)
 
-    sums = [c for c in _aggregates(dialect, now) if c.name != "median_days"]
+    sums = [c for c in _aggregates(dialect) if c.name != "median_days"]
     by_path = select(col(Issue.region_path), *sums).where(where).group_by(col(Issue.region_path))
     totals: dict[str, list[Any]] = {}  # the counts' fields in order, days_to_close last
-    for row in (await session.execute(by_path)).all():
+    for row in (await session.execute(by_path, params)).all():
         group = groups.of(row[0])
         if group is None:
             continue
@@ -135,7 +137,7 @@ async def region_figures(session: AsyncSession, caller: Caller, query: StatsQuer
     fixed = select(col(Issue.region_path), dialect.days_to_close()).where(
         where, col(Issue.status) == Status.closed.value
     )
-    for issue_path, days in (await session.execute(fixed)).all():
+    for issue_path, days in (await session.execute(fixed, params)).all():
         group = groups.of(issue_path)
         if group is not None:
             durations[group].append(float(days))

@@ -12,9 +12,23 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, case, cast, func, select, text, true
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    String,
+    Subquery,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 from sqlmodel import col
@@ -28,7 +42,7 @@ from services.issues.stats import rules
 from services.issues.stats.rules import Counts, GroupBy
 from services.issues.stats.schemas import RectificationFigures, RectificationRow, RectificationStats
 from services.kit.auth import Caller
-from services.kit.db import utcnow
+from services.kit.db import UTCDateTime, utcnow
 from services.kit.errors import BadRequest, Forbidden, UnprocessableEntity
 from services.kit.identity import ROOT_PATH, Role
 from services.kit.pagination import PageParams, decode_cursor, encode_cursor
@@ -105,11 +119,12 @@ class _Dialect:
         # 23:59:59.9999995 into the next month.
         return func.strftime("%Y-%m", func.substr(col(Issue.reported_at), 1, 19), "+8 hours")
 
-    def under(self, path: ColumnElement[str]) -> ColumnElement[bool]:
-        """The issue's region lies under the region whose path is the column `path`: a range the path
-        index serves (on PostgreSQL with the pattern operators its `varchar_pattern_ops` index answers)."""
+    def under(self, path: ColumnElement[str], of: Any = None) -> ColumnElement[bool]:
+        """The issue's region (or the path column `of`) lies under the region whose path is `path` (a column
+        or a parameter): a range the path index serves (on PostgreSQL with the pattern operators its
+        `varchar_pattern_ops` index answers, whatever the database's collation)."""
         end = (path + _PATH_END).self_group()  # `~<~` binds tighter than `||` in PostgreSQL
-        issue_path = col(Issue.region_path)
+        issue_path = col(Issue.region_path) if of is None else of
         if self.postgres:
             at_least, below = (
                 issue_path.op("~>=~", is_comparison=True),
@@ -127,8 +142,20 @@ def _sum(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def _aggregates(dialect: _Dialect, now: datetime) -> list[Any]:
-    """The CASE sums of `rules.Counts` (and the median on PostgreSQL), labelled by their field names."""
+# The statements are built once per dialect and shape, with what a request asks as parameters (`_params`):
+# building one costs more than running it from SQLAlchemy's compiled cache (~3 ms of a county's statistics).
+_AREA = bindparam("area", type_=String)  # the counted region's path
+
+
+def _params(area: Area, query: StatsQuery, now: datetime) -> dict[str, Any]:
+    return {"area": area.path, "start": query.start, "end": query.end, "now": now}
+
+
+@cache
+def _aggregates(dialect: _Dialect) -> tuple[Any, ...]:
+    """The CASE sums of `rules.Counts` (and the median on PostgreSQL), labelled by their field names; `:now`
+    decides what is overdue."""
+    now = bindparam("now", type_=UTCDateTime)
     status = col(Issue.status)
     found = and_(status.is_not(None), status != Status.rejected.value)
     closed = status == Status.closed.value
@@ -149,7 +176,7 @@ def _aggregates(dialect: _Dialect, now: datetime) -> list[Any]:
     ]
     if dialect.postgres:
         columns.append(func.percentile_cont(0.5).within_group(case((closed, days))).label("median_days"))
-    return columns
+    return tuple(columns)
 
 
 def _counts(row: Any) -> Counts:
@@ -171,35 +198,46 @@ def _median_of(row: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _in_window(query: StatsQuery) -> ColumnElement[bool]:
+def _in_window() -> ColumnElement[bool]:
+    """Reported from `:start` up to `:end`."""
     reported = col(Issue.reported_at)
-    return and_(reported >= query.start, reported < query.end)
+    return and_(
+        reported >= bindparam("start", type_=UTCDateTime), reported < bindparam("end", type_=UTCDateTime)
+    )
 
 
-def _in_area(area: Area) -> ColumnElement[bool]:
-    return col(Issue.region_path).startswith(area.path, autoescape=True)
+def _counted(dialect: _Dialect) -> ColumnElement[bool]:
+    """The issues counted: under `:area`, in the window."""
+    return and_(dialect.under(_AREA), _in_window())
 
 
 def _slashes(path: Any) -> ColumnElement[int]:
     return func.length(path) - func.length(func.replace(path, "/", ""))
 
 
-def _group_regions(area: Area, query: StatsQuery) -> ColumnElement[bool]:
-    """Which regions are the rows of `group_by=child`."""
+def _grouping(area: Area, query: StatsQuery) -> tuple[str, dict[str, Any]]:
+    """Which regions are the rows of `group_by=child`: the kind of condition (`_group_regions`) and its
+    parameters beside `:area`."""
     if query.level is not None:
-        return and_(
-            col(Region.path).startswith(area.path, autoescape=True),
-            col(Region.path) != area.path,
-            col(Region.level) == query.level.value,
-        )
+        return "level", {"level": query.level.value}
     if query.depth is not None and query.depth > 1:
-        return and_(
-            col(Region.path).startswith(area.path, autoescape=True),
-            _slashes(col(Region.path)) == area.path.count("/") + query.depth,
-        )
+        return "depth", {"slashes": area.path.count("/") + query.depth}
     if area.region_id is None:
+        return "root", {}
+    return "parent", {"region_id": area.region_id}
+
+
+@cache
+def _group_regions(dialect: _Dialect, kind: str) -> ColumnElement[bool]:
+    """The condition on regions of a `_grouping` kind."""
+    path = col(Region.path)
+    if kind == "level":
+        return and_(dialect.under(_AREA, path), path != _AREA, col(Region.level) == bindparam("level"))
+    if kind == "depth":
+        return and_(dialect.under(_AREA, path), _slashes(path) == bindparam("slashes"))
+    if kind == "root":
         return col(Region.parent_id).is_(None)
-    return col(Region.parent_id) == area.region_id
+    return col(Region.parent_id) == bindparam("region_id")
 
 
 # ---- the answer ----
@@ -236,27 +274,73 @@ def _after(query: StatsQuery, page: PageParams) -> str | None:
 
 
 async def _medians_in_python(
-    session: AsyncSession, statement: Executable, keyed: bool
+    session: AsyncSession, statement: Executable, params: dict[str, Any], keyed: bool
 ) -> dict[str | None, float | None]:
     """SQLite: the fixed issues' durations per key, read in order, and their exact medians."""
     durations: dict[str | None, list[float]] = defaultdict(list)
-    result = await session.stream(statement.execution_options(yield_per=2000))
+    result = await session.stream(statement.execution_options(yield_per=2000), params)
     async for row in result:
         key = row[0] if keyed else None
         durations[key].append(float(row[-1]))
     return {key: rules.median(values) for key, values in durations.items()}
 
 
-async def _total(
-    session: AsyncSession, dialect: _Dialect, area: Area, query: StatsQuery, now: datetime
-) -> Any:
-    where = and_(_in_area(area), _in_window(query))
-    row = (await session.execute(select(*_aggregates(dialect, now)).where(where))).one()
+@cache
+def _total_statement(dialect: _Dialect) -> Select[Any]:
+    return select(*_aggregates(dialect)).where(_counted(dialect))
+
+
+async def _total(session: AsyncSession, dialect: _Dialect, params: dict[str, Any]) -> Any:
+    row = (await session.execute(_total_statement(dialect), params)).one()
     median = _median_of(row)
     if not dialect.postgres:
-        closed = select(dialect.days_to_close()).where(where, col(Issue.status) == Status.closed.value)
-        median = (await _medians_in_python(session, closed, keyed=False)).get(None)
+        closed = select(dialect.days_to_close()).where(
+            _counted(dialect), col(Issue.status) == Status.closed.value
+        )
+        median = (await _medians_in_python(session, closed, params, keyed=False)).get(None)
     return RectificationFigures(**_figures(_counts(row), median))
+
+
+def _region_groups(dialect: _Dialect, kind: str, after: bool) -> Subquery:
+    """A page of the grouping's regions in path order (`:limit` + 1 of them, past `:after`)."""
+    regions = select(col(Region.code), col(Region.name), col(Region.path)).where(
+        _group_regions(dialect, kind)
+    )
+    if after:
+        regions = regions.where(col(Region.path) > bindparam("after"))
+    return regions.order_by(col(Region.path)).limit(bindparam("limit")).subquery("grp")
+
+
+@cache
+def _region_statements(dialect: _Dialect, kind: str, after: bool) -> tuple[Select[Any], Select[Any] | None]:
+    """The figures of a page of regions and (SQLite) the fixed issues' durations under each."""
+    groups = _region_groups(dialect, kind, after)
+    joined = and_(dialect.under(groups.c.path), _in_window())  # each region's own range
+    if dialect.postgres:
+        # Each region's figures by its own range of the path index (LATERAL): a join of the regions to the
+        # window's issues let the planner scan the whole window (81,836 rows for a county's month at 10⁶).
+        figures = select(*_aggregates(dialect)).where(joined).lateral("fig")
+        statement = (
+            select(groups.c.code, groups.c.name, groups.c.path, *figures.c)
+            .select_from(groups.join(figures, true()))
+            .order_by(groups.c.path)
+        )
+        return statement, None
+    statement = (
+        select(groups.c.code, groups.c.name, groups.c.path, *_aggregates(dialect))
+        .select_from(groups)
+        .outerjoin(Issue, joined)
+        .group_by(groups.c.code, groups.c.name, groups.c.path)
+        .order_by(groups.c.path)
+    )
+    durations = (
+        select(groups.c.path, dialect.days_to_close())
+        .select_from(groups)
+        .join(Issue, joined)
+        .where(col(Issue.status) == Status.closed.value)
+        .order_by(groups.c.path)
+    )
+    return statement, durations
 
 
 async def _region_rows(
@@ -265,44 +349,18 @@ async def _region_rows(
     area: Area,
     query: StatsQuery,
     page: PageParams,
-    now: datetime,
+    params: dict[str, Any],
 ) -> tuple[list[RectificationRow], str | None]:
     after = _after(query, page)
-    regions = select(col(Region.code), col(Region.name), col(Region.path)).where(_group_regions(area, query))
-    if after is not None:
-        regions = regions.where(col(Region.path) > after)
-    groups = regions.order_by(col(Region.path)).limit(page.limit + 1).subquery("grp")
-    joined = and_(dialect.under(groups.c.path), _in_window(query))
-    if dialect.postgres:
-        # Each region's figures by its own range of the path index (LATERAL): a join of the regions to the
-        # window's issues let the planner scan the whole window (81,836 rows for a county's month at 10⁶).
-        figures = select(*_aggregates(dialect, now)).where(joined).lateral("fig")
-        statement = (
-            select(groups.c.code, groups.c.name, groups.c.path, *figures.c)
-            .select_from(groups.join(figures, true()))
-            .order_by(groups.c.path)
-        )
-    else:
-        statement = (
-            select(groups.c.code, groups.c.name, groups.c.path, *_aggregates(dialect, now))
-            .select_from(groups)
-            .outerjoin(Issue, joined)
-            .group_by(groups.c.code, groups.c.name, groups.c.path)
-            .order_by(groups.c.path)
-        )
-    rows = (await session.execute(statement)).all()
+    kind, grouping = _grouping(area, query)
+    params = params | grouping | {"limit": page.limit + 1, "after": after}
+    statement, durations = _region_statements(dialect, kind, after is not None)
+    rows = (await session.execute(statement, params)).all()
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     medians: Mapping[str | None, float | None] = {}
-    if not dialect.postgres and rows:
-        durations = (
-            select(groups.c.path, dialect.days_to_close())
-            .select_from(groups)
-            .join(Issue, joined)
-            .where(col(Issue.status) == Status.closed.value)
-            .order_by(groups.c.path)
-        )
-        medians = await _medians_in_python(session, durations, keyed=True)
+    if durations is not None and rows:
+        medians = await _medians_in_python(session, durations, params, keyed=True)
     items = [
         RectificationRow(
             key=row.code,
@@ -315,31 +373,39 @@ async def _region_rows(
     return items, next_cursor
 
 
-async def _key_rows(
-    session: AsyncSession,
-    dialect: _Dialect,
-    area: Area,
-    query: StatsQuery,
-    page: PageParams,
-    now: datetime,
-) -> tuple[list[RectificationRow], str | None]:
-    """Rows by category, source or month: few groups, all counted in one statement, then paged by key."""
+@cache
+def _key_statements(dialect: _Dialect, group_by: GroupBy) -> tuple[Select[Any], Select[Any] | None]:
+    """The figures by key and (SQLite) the fixed issues' durations by key."""
     key: Any = {
         GroupBy.category: col(Issue.category),
         GroupBy.source: col(Issue.source),
         GroupBy.month: dialect.month(),
-    }[query.group_by]
-    where = and_(_in_area(area), _in_window(query))
-    statement = select(key.label("key"), *_aggregates(dialect, now)).where(where).group_by(key)
-    counted = {str(row.key): row for row in (await session.execute(statement)).all()}
+    }[group_by]
+    where = _counted(dialect)
+    statement = select(key.label("key"), *_aggregates(dialect)).where(where).group_by(key)
+    if dialect.postgres:
+        return statement, None
+    durations = (
+        select(key, dialect.days_to_close())
+        .where(where, col(Issue.status) == Status.closed.value)
+        .order_by(key)
+    )
+    return statement, durations
+
+
+async def _key_rows(
+    session: AsyncSession,
+    dialect: _Dialect,
+    query: StatsQuery,
+    page: PageParams,
+    params: dict[str, Any],
+) -> tuple[list[RectificationRow], str | None]:
+    """Rows by category, source or month: few groups, all counted in one statement, then paged by key."""
+    statement, durations = _key_statements(dialect, query.group_by)
+    counted = {str(row.key): row for row in (await session.execute(statement, params)).all()}
     medians: Mapping[str | None, float | None] = {}
-    if not dialect.postgres and counted:
-        durations = (
-            select(key, dialect.days_to_close())
-            .where(where, col(Issue.status) == Status.closed.value)
-            .order_by(key)
-        )
-        medians = await _medians_in_python(session, durations, keyed=True)
+    if durations is not None and counted:
+        medians = await _medians_in_python(session, durations, params, keyed=True)
 
     names: dict[str, str | None]
     if query.group_by is GroupBy.source:
@@ -371,15 +437,11 @@ async def rectification(
 ) -> RectificationStats:
     check(caller, query)
     area = await area_of(session, caller, query.region)
-    dialect, now = _dialect(session), utcnow()
-    if dialect.postgres:
-        # The planner cannot size a join on a path range, so it guesses high and would spend seconds
-        # compiling (JIT) statements that run in milliseconds; for this transaction only.
-        await session.execute(text("SET LOCAL jit = off"))
+    dialect, params = _dialect(session), _params(area, query, utcnow())
     if query.group_by is GroupBy.child:
-        items, next_cursor = await _region_rows(session, dialect, area, query, page, now)
+        items, next_cursor = await _region_rows(session, dialect, area, query, page, params)
     else:
-        items, next_cursor = await _key_rows(session, dialect, area, query, page, now)
+        items, next_cursor = await _key_rows(session, dialect, query, page, params)
     return RectificationStats(
         region=area.code,
         from_=query.start,
@@ -388,7 +450,7 @@ async def rectification(
         items=items,
         # The total does not change from page to page: only the first carries it (a province's villages
         # come in some 200 pages, and its total reads every issue of the window).
-        total=await _total(session, dialect, area, query, now) if not page.cursor else None,
+        total=await _total(session, dialect, params) if not page.cursor else None,
         next_cursor=next_cursor,
         limit=page.limit,
     )
