@@ -3,6 +3,8 @@ is not, and a server that dropped its connections costs at most the requests alr
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -41,6 +43,18 @@ async def _drop_backends(database: Database) -> None:
     await _pg(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
 
 
+@asynccontextmanager
+async def _pool_the_server_dropped(have_postgres: bool) -> AsyncIterator[tuple[Database, Clock, set[int]]]:
+    """A database whose two pooled connections the server has just ended, its clock, and their backends."""
+    if not have_postgres:
+        pytest.skip("PostgreSQL not reachable")
+    clock = Clock()
+    async with scratch_postgres("hz_ping", clock=clock) as database:
+        pids = await _two_pooled(database)
+        await _drop_backends(database)
+        yield database, clock, pids
+
+
 class _Counting:
     """An asyncpg connection that notes each simple-protocol query it is sent (the ping's way)."""
 
@@ -73,12 +87,7 @@ async def test_a_connection_the_server_dropped_is_replaced_before_a_request_uses
 ) -> None:
     """Pooled connections idle for the ping window are checked on checkout (one query): after the server
     ends every backend — a restart, a failover — the next request gets a fresh connection, not an error."""
-    if not have_postgres:
-        pytest.skip("PostgreSQL not reachable")
-    clock = Clock()
-    async with scratch_postgres("hz_ping", clock=clock) as database:
-        pids = await _two_pooled(database)
-        await _drop_backends(database)
+    async with _pool_the_server_dropped(have_postgres) as (database, clock, pids):
         clock.now += PING_AFTER_IDLE_SECONDS
         for opened in (database.transaction, database.reading):
             async with opened() as session:
@@ -121,12 +130,7 @@ async def test_a_server_that_dropped_connections_used_a_moment_ago_fails_one_req
     """Inside the window the dropped connection is not found out before use: that request fails with the
     connection marked invalid (503 `database_unavailable` at the API), and SQLAlchemy renews the pool with
     it, so the requests after it get fresh connections without waiting for the window."""
-    if not have_postgres:
-        pytest.skip("PostgreSQL not reachable")
-    clock = Clock()
-    async with scratch_postgres("hz_ping", clock=clock) as database:
-        pids = await _two_pooled(database)
-        await _drop_backends(database)
+    async with _pool_the_server_dropped(have_postgres) as (database, _, pids):
         with pytest.raises(DBAPIError) as failed:
             await _pid(database)
         assert failed.value.connection_invalidated
