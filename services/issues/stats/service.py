@@ -143,7 +143,7 @@ def _sum(condition: ColumnElement[bool]) -> ColumnElement[int]:
 
 
 # The statements are built once per dialect and shape, with what a request asks as parameters (`_params`):
-# building one costs more than running it from SQLAlchemy's compiled cache (~3 ms of a county's statistics).
+# building one costs more than running it from SQLAlchemy's compiled cache (~5 ms of a county's statistics).
 _AREA = bindparam("area", type_=String)  # the counted region's path
 
 
