@@ -4,6 +4,7 @@ joins a transaction when there is one, and does not leave a broken connection in
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -64,23 +65,37 @@ class Clock:
         return self.now
 
 
+async def _with_notes(database: Database) -> Database:
+    async with database.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    return database
+
+
+@asynccontextmanager
+async def _postgres(have_postgres: bool) -> AsyncIterator[Database]:
+    if not have_postgres:
+        pytest.skip("PostgreSQL not reachable")
+    async with scratch_postgres("hz_driver", clock=Clock()) as built:
+        yield await _with_notes(built)
+
+
+@pytest.fixture
+async def pg_database(have_postgres: bool) -> AsyncIterator[Database]:
+    async with _postgres(have_postgres) as built:
+        yield built
+
+
 @pytest.fixture(params=["postgres", "sqlite"])
 async def database(
     request: pytest.FixtureRequest, have_postgres: bool, tmp_path: Path
 ) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        built = Database(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
-        async with built.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-        yield built
-        await built.dispose()
+    if request.param == "postgres":
+        async with _postgres(have_postgres) as built:
+            yield built
         return
-    if not have_postgres:
-        pytest.skip("PostgreSQL not reachable")
-    async with scratch_postgres("hz_driver", clock=Clock()) as built:
-        async with built.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-        yield built
+    built = await _with_notes(Database(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}"))
+    yield built
+    await built.dispose()
 
 
 def _cursor_statements(database: Database) -> list[str]:
@@ -125,20 +140,18 @@ async def test_in_a_transaction_the_statement_joins_it(database: Database) -> No
         assert await DriverStatement(READ).first(session, {"name": "东村"}) is None  # rolled back with it
 
 
-async def test_an_expanding_parameter_is_refused(database: Database) -> None:
-    if database.engine.dialect.name != "postgresql":
-        pytest.skip("the driver path is PostgreSQL's")
+async def test_an_expanding_parameter_is_refused(pg_database: Database) -> None:
+    database = pg_database
     statement = DriverStatement(select(notes.c.id).where(notes.c.name.in_(["a", "b"])))
     async with database.reading() as session:
         with pytest.raises(ValueError, match="expanding"):
             await statement.first(session, {})
 
 
-async def test_a_connection_the_driver_found_broken_is_not_given_out_again(database: Database) -> None:
+async def test_a_connection_the_driver_found_broken_is_not_given_out_again(pg_database: Database) -> None:
     """The server drops the connection while a request holds it (inside the ping window: nothing checks it
     on the next checkout): the statement fails, and the next request gets a new connection."""
-    if database.engine.dialect.name != "postgresql":
-        pytest.skip("the driver path is PostgreSQL's")
+    database = pg_database
     async with database.reading() as session:
         pid = int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
         await _pg(f"SELECT pg_terminate_backend({pid})")
