@@ -67,8 +67,9 @@ class Lifecycle(RuleBasedStateMachine):
             assert state.status is Status.assigned  # asked for only while the fix is due
         if state.status is Status.closed:
             assert not state.on_account and not state.extension_pending
-        if state.status is Status.rejected:
-            assert all(a not in (Action.submit, Action.accept) for _, a in self.history)
+        if state.status is Status.rejected:  # never fixed, nothing left pending or on account
+            assert all(a is not Action.accept for _, a in self.history)
+            assert not state.on_account and not state.extension_pending
         if state.has_feedback:
             assert state.status is Status.closed
         terminal = state.status not in OPEN_STATUSES

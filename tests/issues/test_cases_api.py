@@ -449,6 +449,58 @@ async def test_the_list_filters_and_pages_stably(client: httpx.AsyncClient, auth
     )
 
 
+async def test_an_assigned_finding_flagged_as_a_duplicate_is_merged_into_the_first(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    """An inspector's finding starts assigned; beside an open issue of its category it is flagged, and the
+    office merges it (`reject` as the `duplicate` of the flagged one) even though it is already assigned: it
+    leaves the open list, is never counted as found, and its account and extension flags are cleared."""
+    inspector, admin, village = auth("inspector"), auth("admin", COUNTY), auth("village", VILLAGE)
+    first = await _report(client, inspector)
+    second = await _report(client, inspector)
+    assert second["status"] == "assigned" and second["probable_duplicate_of"] == first["code"]
+    assert "reject" in second["allowed_actions"] and "unlink" in second["allowed_actions"]
+    asked = await _act(
+        client, second["id"], "request_extension", village, reason="雨天", until="2027-01-20T18:00:00+08:00"
+    )
+    assert asked.status_code == 200, asked.text
+    await _act(client, second["id"], "put_on_account", admin, plan="明年", target_date="2027-06-30")
+    window = {"from": "2026-01-01", "to": "2028-01-01", "region": COUNTY}
+    found_before = (await client.get("/v1/stats/rectification", params=window, headers=admin)).json()
+
+    merged = await _act(
+        client,
+        second["id"],
+        "reject",
+        admin,
+        reason="duplicate",
+        duplicate_of=second["probable_duplicate_of"],
+    )
+    assert merged.status_code == 200, merged.text
+    shown = merged.json()
+    assert (shown["status"], shown["reject_reason"], shown["duplicate_of"]) == (
+        "rejected",
+        "duplicate",
+        first["code"],
+    )
+    assert (shown["on_account"], shown["extension_pending"], shown["light"]) == (False, False, None)
+    events = (await client.get(f"/v1/issues/{second['id']}/events", headers=admin)).json()["items"]
+    assert events[-1]["action"] == "reject"
+    assert events[-1]["changes"]["status"] == ["assigned", "rejected"]
+    assert events[-1]["changes"]["on_account"] == [True, False]
+    assert events[-1]["changes"]["extension_pending"] == [True, False]
+    open_ids = [
+        i["id"]
+        for i in (await client.get("/v1/issues", params={"status": "assigned"}, headers=admin)).json()[
+            "items"
+        ]
+    ]
+    assert second["id"] not in open_ids and first["id"] in open_ids
+    found_after = (await client.get("/v1/stats/rectification", params=window, headers=admin)).json()
+    assert found_after["total"]["found"] == found_before["total"]["found"] - 1
+    assert found_after["total"]["rejected"] == found_before["total"]["rejected"] + 1
+
+
 async def test_a_listed_issue_is_exactly_the_issue_read_alone(
     client: httpx.AsyncClient, auth: Auth, media: Media
 ) -> None:

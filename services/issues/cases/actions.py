@@ -153,6 +153,9 @@ async def _reject(
         "status": [issue.status, Status.rejected],
         "reject_reason": [None, body.reason],
     }
+    for flag in ("extension_pending", "on_account"):  # cleared by `next_state`
+        if getattr(issue, flag):
+            changes[flag] = [True, False]
     if body.reason is RejectReason.duplicate:
         if not body.duplicate_of:
             raise UnprocessableEntity(

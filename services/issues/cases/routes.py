@@ -51,7 +51,8 @@ ACTION_DOCS: dict[Action, str] = {
     Action.verify: "立案: a reported problem is real; it is assigned to the responsible unit with a deadline "
     "(the category's working days for its severity unless given). Admin, inspector, officer.",
     Action.reject: "Not a problem to fix here (`invalid`, `duplicate` of `duplicate_of`, `not_responsible`, "
-    "`other` with a note). Never counted as fixed. Admin, inspector, officer.",
+    "`other` with a note), from `reported` or `assigned`. Never counted as fixed. Merging a probable duplicate "
+    "is this with reason `duplicate` and `duplicate_of` its `probable_duplicate_of`. Admin, inspector, officer.",
     Action.assign: "派遣 (again): the responsible region or user and the deadline. Admin, inspector, officer.",
     Action.submit: "整改完毕: at least one after photo. Each is checked with the media service: its distance "
     "from the issue's point, a capture time before the report, missing EXIF, and whether it is a copy of this "

@@ -3,6 +3,7 @@
 reported ──verify──▶ assigned ──submit──▶ submitted ──accept──▶ closed (销号)
    │                    ▲                     │
    └─reject─▶ rejected  └──────return─────────┘  (退回重整: rework count + 1)
+assigned ──reject──▶ rejected (a finding that repeats an open issue, or is not the county's)
 closed ──recur──▶ a new issue linked to the old one (反弹)
 
 Beside the status an open issue may carry: an extension asked for (延期), being on account (挂账), being
@@ -75,7 +76,9 @@ RESPONSIBLE = frozenset({Role.admin, Role.officer, Role.village, Role.grid})
 # From which statuses each action may be taken.
 FROM: Mapping[Action, frozenset[Status]] = {
     Action.verify: frozenset({Status.reported}),
-    Action.reject: frozenset({Status.reported}),
+    # Also once assigned: an inspector's finding starts assigned, and may turn out to repeat an open issue
+    # (merged: rejected as its `duplicate`) or not to be the county's.
+    Action.reject: frozenset({Status.reported, Status.assigned}),
     Action.assign: frozenset({Status.reported, Status.assigned}),
     Action.submit: frozenset({Status.assigned}),
     Action.accept: frozenset({Status.submitted}),
@@ -177,16 +180,20 @@ def status_after(state: CaseState, action: Action) -> Status:
 
 def next_state(state: CaseState, action: Action) -> CaseState:
     """The state an allowed action leads to, flags included: handing in the fix makes a pending extension
-    moot, 销号 takes an issue off the account, a return keeps what was asked for the rework."""
+    moot, 销号 and a rejection take an issue off the account, a return keeps what was asked for the rework."""
     extension_pending = {
         Action.request_extension: True,
         Action.approve_extension: False,
         Action.refuse_extension: False,
         Action.submit: False,
+        Action.reject: False,
     }.get(action, state.extension_pending)
-    on_account = {Action.put_on_account: True, Action.resume: False, Action.accept: False}.get(
-        action, state.on_account
-    )
+    on_account = {
+        Action.put_on_account: True,
+        Action.resume: False,
+        Action.accept: False,
+        Action.reject: False,
+    }.get(action, state.on_account)
     return CaseState(
         status=status_after(state, action),
         extension_pending=extension_pending,
