@@ -12,12 +12,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.issues.cases.models import Issue
 from services.issues.cases.rules import Action
 from services.issues.cases.timing import CHINA
 from services.kit.identity import ROLE_SCOPES, Role, Scope
+from services.kit.state import state_of
 from tests.issues.api import user_id
 from tests.issues.lifecycle import POINT, Media, media, report
-from tests.support.builders import COUNTY, GRID, OTHER_TOWN, TOWN, VILLAGE, ZONE
+from tests.support.builders import COUNTY, FAR_VILLAGE, GRID, OTHER_TOWN, TOWN, VILLAGE, ZONE
 from tests.support.problems import assert_problem
 
 __all__ = ["media"]  # the fixture, used by name
@@ -431,3 +433,124 @@ async def test_the_village_and_the_grid_may_not_check_a_fix(
     after = await _seen(client, issue["id"], admin)
     assert after == before and after[0]["status"] == "submitted"
     assert [e["action"] for e in after[1]] == ["report", "submit"]
+
+
+# ---- 5. what an assignment may name, and when ----
+
+
+async def test_an_actions_answer_writes_the_deadline_as_every_read_does(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    """A deadline given in China time is stored and answered in UTC: the action's answer is, text for
+    text, what a later read gives."""
+    officer = auth("officer", TOWN)
+    issue = await _report(client, auth("citizen", VILLAGE), source="citizen")
+    deadline = _later(15)
+    assert deadline.endswith("+08:00")
+    shown = await _ok(client, issue["id"], "assign", officer, responsible_region=VILLAGE, deadline=deadline)
+    assert shown["deadline"].endswith("Z") and _moment(shown["deadline"]) == _moment(deadline)
+    read, events = await _seen(client, issue["id"], officer)
+    assert read == shown
+    assert _moment(events[-1]["changes"]["deadline"][1]) == _moment(shown["deadline"])
+
+
+@pytest.mark.parametrize("where", ["below the place", "in another town"])
+async def test_a_responsible_region_whose_people_could_not_see_the_issue_is_422(
+    where: str, client: httpx.AsyncClient, auth: Auth
+) -> None:
+    """Users see the issues of their own region: a unit below the issue's village, or beside it, could
+    never read or fix what it was given. Refused at the report and at assignment; nothing stored."""
+    admin = auth("admin", COUNTY)
+    elsewhere = GRID if where == "below the place" else FAR_VILLAGE
+    issue = await _report(client, auth("citizen", VILLAGE), source="citizen")
+    before = await _seen(client, issue["id"], admin)
+    for action in ("assign", "verify"):
+        refused = await _act(client, issue["id"], action, admin, responsible_region=elsewhere)
+        problem = assert_problem(refused, 422, "responsible_cannot_see")
+        assert elsewhere in problem["detail"] and VILLAGE in problem["detail"]
+        assert await _seen(client, issue["id"], admin) == before
+    listed = (await client.get("/v1/issues", headers=admin)).json()["items"]
+    at_report = await client.post("/v1/issues", json=report(responsible_region=elsewhere), headers=admin)
+    assert_problem(at_report, 422, "responsible_cannot_see")
+    assert (await client.get("/v1/issues", headers=admin)).json()["items"] == listed
+
+
+async def test_a_new_responsible_region_without_a_user_drops_the_previous_units_user(
+    client: httpx.AsyncClient, auth: Auth, app: FastAPI
+) -> None:
+    inspector = auth("inspector")
+    issue = await _report(client, inspector)
+    village_user = await user_id(app, "village")
+    named = await _ok(client, issue["id"], "assign", inspector, responsible_user_id=village_user)
+    assert (named["responsible_region"], named["responsible_user_id"]) == (VILLAGE, village_user)
+    moved = await _ok(client, issue["id"], "assign", inspector, responsible_region=TOWN)
+    assert (moved["responsible_region"], moved["responsible_user_id"]) == (TOWN, None)
+    last = (await _seen(client, issue["id"], inspector))[1][-1]
+    assert last["changes"]["responsible_user_id"] == [village_user, None]
+
+
+async def test_a_deadline_that_has_passed_is_422_wherever_one_is_given(
+    client: httpx.AsyncClient, auth: Auth, media: Media
+) -> None:
+    inspector, officer, admin = auth("inspector"), auth("officer", TOWN), auth("admin", COUNTY)
+    passed = _later(-1)
+    listed = (await client.get("/v1/issues", headers=admin)).json()["items"]
+    refused = await client.post("/v1/issues", json=report(deadline=passed), headers=inspector)
+    assert_problem(refused, 422, "deadline_passed")
+    assert (await client.get("/v1/issues", headers=admin)).json()["items"] == listed
+
+    reported = await _report(client, auth("citizen", VILLAGE), source="citizen")
+    on_account = await _report(client, inspector)
+    await _ok(client, on_account["id"], "put_on_account", admin, plan="明年", target_date="2027-06-30")
+    submitted = await _report(client, inspector, latitude=POINT[0] + 0.01)
+    after = await media.upload(auth("village", VILLAGE), seed=94)
+    await _ok(client, submitted["id"], "submit", auth("village", VILLAGE), after_photo_ids=[after])
+    for issue_id, action, caller in (
+        (reported["id"], "verify", officer),
+        (reported["id"], "assign", officer),
+        (submitted["id"], "return", inspector),
+        (on_account["id"], "resume", admin),
+    ):
+        before = await _seen(client, issue_id, admin)
+        refused = await _act(client, issue_id, action, caller, deadline=passed, note="重新限期")
+        assert_problem(refused, 422, "deadline_passed")
+        assert await _seen(client, issue_id, admin) == before
+
+
+async def test_an_approved_extension_may_not_end_before_the_current_deadline(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    admin, village = auth("admin", COUNTY), auth("village", VILLAGE)
+    issue = await _report(client, auth("inspector"))
+    await _ok(client, issue["id"], "request_extension", village, reason="雨天", until=_later(60))
+    before = await _seen(client, issue["id"], admin)
+    earlier = (_moment(issue["deadline"]) - timedelta(hours=1)).isoformat()
+    refused = await _act(client, issue["id"], "approve_extension", admin, until=earlier)
+    assert_problem(refused, 422, "extension_too_short")
+    assert await _seen(client, issue["id"], admin) == before
+    approved = await _ok(client, issue["id"], "approve_extension", admin, until=_later(50))
+    assert _moment(approved["deadline"]) > _moment(issue["deadline"]) and not approved["extension_pending"]
+
+
+async def test_a_role_that_may_never_take_an_action_is_403_whatever_the_state(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    """A village cadre may never approve an extension: 403, even where the state would not allow it
+    either (a 409 would tell it what to do instead, as if it could)."""
+    admin, village = auth("admin", COUNTY), auth("village", VILLAGE)
+    issue = await _report(client, auth("citizen", VILLAGE), source="citizen")  # reported: no extension asked
+    before = await _seen(client, issue["id"], admin)
+    refused = await _act(client, issue["id"], "approve_extension", village, note="同意")
+    assert_problem(refused, 403, "role_not_allowed")
+    assert await _seen(client, issue["id"], admin) == before
+    assert_problem(await _act(client, issue["id"], "approve_extension", admin), 409, "action_not_allowed")
+
+
+async def test_assigning_a_reported_issue_verifies_it(
+    client: httpx.AsyncClient, auth: Auth, app: FastAPI
+) -> None:
+    issue = await _report(client, auth("citizen", VILLAGE), source="citizen")
+    await _ok(client, issue["id"], "assign", auth("officer", TOWN), responsible_region=VILLAGE)
+    async with state_of(app).database.transaction() as session:
+        stored = await session.get(Issue, issue["id"])
+        assert stored is not None and stored.verified_at is not None

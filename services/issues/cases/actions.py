@@ -57,16 +57,15 @@ async def act(
 ) -> tuple[Issue, Issue | None]:
     """Take `action` on the issue; answers the issue and, for `recur`, the new one."""
     issue = await service.get_visible(session, caller, issue_id, lock=True)
+    if not may_take(caller.role, action):  # whatever the state: this role never may
+        raise Forbidden(f"a {caller.role.value} may not {action.value} an issue", code="role_not_allowed")
     current = service.state_of(issue)
-    allowed = allowed_actions(current)
-    if action not in allowed:
+    if action not in allowed_actions(current):
         raise Conflict(
             f"{action.value} is not possible while the issue is {issue.status}",
             code="action_not_allowed",
             allowed_actions=[a.value for a in actions_for(current, caller.role)],
         )
-    if not may_take(caller.role, action):
-        raise Forbidden(f"a {caller.role.value} may not {action.value} an issue", code="role_not_allowed")
     handler = _HANDLERS[action]
     recurred = await handler(session, state, caller, issue, body)
     after = next_state(current, action)
@@ -106,8 +105,11 @@ async def _dispatch(
         else None
     )
     now = utcnow()
+    timing.check_ahead(deadline, now)
     old = (issue.responsible_region_code, issue.responsible_user_id, issue.deadline)
     if region is not None:
+        if region.code != issue.responsible_region_code and user_id is None:
+            issue.responsible_user_id = None  # the one named belonged to the unit that had it
         issue.responsible_region_code, issue.responsible_region_path = region.code, region.path
     if user_id is not None:
         issue.responsible_user_id = user_id
@@ -180,8 +182,9 @@ async def _assign(
     changes = await _dispatch(
         session, caller, issue, body.responsible_region, body.responsible_user_id, body.deadline
     )
-    if issue.status != Status.assigned:
+    if issue.status != Status.assigned:  # from reported: assigning it is its 立案 too
         changes["status"] = [issue.status, Status.assigned]
+        issue.verified_at = utcnow()
     await history.append_event(session, issue, caller, Action.assign, body.note, changes, [])
 
 
@@ -255,6 +258,7 @@ async def _return(
     category = await get_category(session, issue.category)
     old_deadline = issue.deadline
     now = utcnow()
+    timing.check_ahead(body.deadline, now)
     issue.assigned_at = now  # the rework's time starts now
     await timing.apply_deadline(session, issue, body.deadline, start=now, default_from=category)
     issue.rework_count += 1
@@ -297,11 +301,19 @@ async def _approve_extension(
 ) -> None:
     until = body.until or issue.extension_until
     old = issue.deadline
+    if until is not None and old is not None and until <= old:
+        raise UnprocessableEntity("an extension runs past the current deadline", code="extension_too_short")
     await timing.apply_deadline(session, issue, until, start=issue.assigned_at or issue.reported_at)
     issue.extension_pending = False
     issue.extension_count += 1
     await history.append_event(
-        session, issue, caller, Action.approve_extension, body.note, _changes(deadline=(old, until)), []
+        session,
+        issue,
+        caller,
+        Action.approve_extension,
+        body.note,
+        _changes(deadline=(old, issue.deadline)),
+        [],
     )
 
 
@@ -334,6 +346,7 @@ async def _resume(
     session: AsyncSession, state: IssuesState, caller: Caller, issue: Issue, body: ResumeBody
 ) -> None:
     old = issue.deadline
+    timing.check_ahead(body.deadline, utcnow())
     issue.on_account = False
     if body.deadline is not None:
         await timing.apply_deadline(

@@ -544,6 +544,12 @@ async def _responsible(session: AsyncSession, caller: Caller, code: str | None, 
             f"region {code} is a {region.level}: a town, 管区, village or grid is responsible",
             code="responsible_level",
         )
+    if not default.path.startswith(region.path):
+        # Its people see the issues in their own region only: one below the place or beside it could not.
+        raise UnprocessableEntity(
+            f"region {code} does not contain {default.code}, where the issue is: its people could not see it",
+            code="responsible_cannot_see",
+        )
     return region
 
 
@@ -678,6 +684,7 @@ async def create(
     }
     changes: dict[str, Any] = {"status": [None, status.value]}
     if status is Status.assigned:
+        timing.check_ahead(body.deadline, now)
         row["deadline"], row["yellow_at"] = await timing.deadline_and_yellow(
             session,
             body.deadline,

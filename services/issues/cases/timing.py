@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +17,7 @@ from services.issues.calendar.service import RecentYears, deadline_with_calendar
 from services.issues.cases.models import Issue
 from services.issues.categories.models import Category
 from services.issues.categories.rules import check_fields, deadline_days_for, specs_of
-from services.kit.errors import FieldError
+from services.kit.errors import FieldError, UnprocessableEntity
 
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 Calendar = WorkingCalendar
@@ -34,6 +34,12 @@ def yellow_at(start: datetime, deadline: datetime, cal: WorkingCalendar) -> date
     """The moment 80 % of the working time from `start` to `deadline` is used. Stored with the deadline, so
     lists filter by light in SQL."""
     return moment_of_share(start, deadline, YELLOW_SHARE, cal)
+
+
+def check_ahead(deadline: datetime | None, now: datetime) -> None:
+    """A deadline given by hand lies ahead (else 422 `deadline_passed`)."""
+    if deadline is not None and deadline <= now:
+        raise UnprocessableEntity(f"the deadline {deadline.isoformat()} has passed", code="deadline_passed")
 
 
 async def apply_deadline(
@@ -61,8 +67,11 @@ async def deadline_and_yellow(
     default_from: Category | None = None,
     recent: RecentYears | None = None,
 ) -> tuple[datetime | None, datetime | None]:
-    """`apply_deadline`'s two moments, for an issue of `severity` not built as an `Issue`."""
+    """`apply_deadline`'s two moments, for an issue of `severity` not built as an `Issue` (stored and
+    answered in UTC, whatever offset it was given in)."""
     cal: WorkingCalendar | None = None
+    if deadline is not None:
+        deadline = deadline.astimezone(UTC)
     if deadline is None and default_from is not None:
         days = deadline_days_for(default_from, severity)
         deadline, cal = await deadline_with_calendar(session, start, days, recent)  # one read of the calendar
