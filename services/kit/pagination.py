@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar, get_args
 
@@ -60,16 +60,24 @@ class PageParams(BaseModel):
     cursor: str | None
 
 
-async def _page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, at most 200.")] = 50,
-    cursor: Annotated[
-        str | None, Query(max_length=512, description="`next_cursor` of the page before.")
-    ] = None,
-) -> PageParams:
-    return PageParams(limit=limit, cursor=cursor)
+def page_params(max_limit: int) -> Callable[..., Awaitable[PageParams]]:
+    """The `limit` and `cursor` query parameters of a route whose pages hold at most `max_limit` rows."""
+
+    async def page(limit: int = 50, cursor: str | None = None) -> PageParams:
+        return PageParams(limit=limit, cursor=cursor)
+
+    # Given as objects, not as this module's postponed annotations: `max_limit` is this call's own.
+    page.__annotations__ = {
+        "limit": Annotated[int, Query(ge=1, le=max_limit, description=f"Page size, at most {max_limit:,}.")],
+        "cursor": Annotated[
+            str | None, Query(max_length=512, description="`next_cursor` of the page before.")
+        ],
+        "return": PageParams,
+    }
+    return page
 
 
-PageDep = Annotated[PageParams, Depends(_page_params)]
+PageDep = Annotated[PageParams, Depends(page_params(MAX_LIMIT))]
 
 
 def encode_cursor(values: Sequence[Any]) -> str:

@@ -20,11 +20,14 @@ from services.kit.db import utcnow
 from services.kit.errors import problem_docs
 from services.kit.fields import Moment
 from services.kit.identity import Scope
-from services.kit.pagination import PageDep
+from services.kit.pagination import PageParams, page_params
 
 router = APIRouter(tags=["issues"])
 
 StatsReaderDep = Annotated[Caller, Depends(require_scope(Scope.issues_read))]
+# A county's villages (up to ~1,500 in the largest) in one answer: each row is one index range of the window.
+STATS_MAX_LIMIT = 2000
+StatsPageDep = Annotated[PageParams, Depends(page_params(STATS_MAX_LIMIT))]
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -63,15 +66,16 @@ nothing was fixed).
 
 - `child` (default): one row per direct child region of `region`, each counting its whole subtree, in
   path order, including children with no issues. `depth=N` makes the rows the regions N levels below
-  instead, `level=village` (for example) every region of that level in the subtree: a county's ~400
-  villages in cursor pages, whether a town has 管区 or not. Issues filed on `region` itself (a village's
+  instead, `level=village` (for example) every region of that level in the subtree: all of a county's
+  villages in one answer (`limit` up to 2,000), whether a town has 管区 or not. Issues filed on `region` itself (a village's
   own issues when its grids are the rows) count in the total only.
 - `category`: one row per category with issues reported in the window.
 - `source`: one row per source (all seven, zeros included).
 - `month`: one row per month of the window (Asia/Shanghai; all of them, zeros included; at most 120,
   else 422 `window_too_long`), by the month the issue was reported in.
 
-Rows come in cursor pages (`limit` ≤ 200, `cursor` = `next_cursor`), ordered by path (regions) or key.
+Rows come in cursor pages (`limit` ≤ 2,000 — a county's villages in one call —, `cursor` = `next_cursor`),
+ordered by path (regions) or key.
 `from` defaults to 1 January of this year and `to` to now; a date without a time means 00:00 in
 Asia/Shanghai. `from` not before `to` is 422 `empty_window`; `depth` or `level` with another grouping, or
 both at once, 422 `grouping_option_not_allowed`.
@@ -141,7 +145,7 @@ WindowDep = Annotated[Window, Depends(_window)]
 async def rectification_stats(
     session: ReadSessionDep,
     caller: StatsReaderDep,
-    page: PageDep,
+    page: StatsPageDep,
     window: WindowDep,
     group_by: Annotated[
         GroupBy, Query(description="`child`, `category`, `source` or `month`.")
