@@ -1,9 +1,11 @@
 """The lifecycle's pure core: random sequences of actions by random roles never leave an illegal state,
-and the hash chain notices any change to any event."""
+the statistics of a county's issues always add up, and the hash chain notices any change to any event."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,9 +30,11 @@ from services.issues.cases.rules import (
     may_take,
     next_state,
 )
+from services.issues.stats.rules import IssueFacts, figures, tally
 from services.kit.identity import Role
 
 TERMINAL_ACTIONS = {Action.recur, Action.feedback}
+T0 = datetime(2026, 3, 2, 1, tzinfo=UTC)
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -85,6 +89,84 @@ class Lifecycle(RuleBasedStateMachine):
 
 TestLifecycle = Lifecycle.TestCase
 TestLifecycle.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+
+
+class County(RuleBasedStateMachine):
+    """A county's issues: reports come in as staff or citizens file them, anyone tries any action on any
+    of them as the clock moves; the statistics of whatever the rules let happen always add up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = T0
+        self.issues: list[dict[str, Any]] = []  # the state and the facts the statistics read
+        self.accepted = self.returns = self.extensions = 0
+
+    @rule(source=st.sampled_from(list(Source)), role=st.sampled_from(list(Role)), days=st.integers(1, 30))
+    def someone_reports(self, source: Source, role: Role, days: int) -> None:
+        status = initial_status(source, role)
+        deadline = self.now + timedelta(days=days) if status is Status.assigned else None
+        self.issues.append(
+            {
+                "state": CaseState(status=status),
+                "reported_at": self.now,
+                "deadline": deadline,
+                "closed_at": None,
+            }
+        )
+
+    @rule(pick=st.integers(0, 1_000), data=st.data(), hours=st.integers(0, 24 * 20))
+    def someone_acts(self, pick: int, data: st.DataObject, hours: int) -> None:
+        """Someone who may takes an action the issue's state allows (recur opens a new issue: a report)."""
+        self.now += timedelta(hours=hours)
+        if not self.issues:
+            return
+        issue = self.issues[pick % len(self.issues)]
+        state = issue["state"]
+        possible = [a for a in allowed_actions(state) if a is not Action.recur]
+        if not possible:
+            return
+        action = data.draw(st.sampled_from(possible))
+        data.draw(st.sampled_from(sorted(ROLES[action])))  # who: any role the rules let take it
+        issue["state"] = next_state(state, action)
+        if action in (Action.verify, Action.assign, Action.return_) and issue["deadline"] is None:
+            issue["deadline"] = self.now + timedelta(days=7)
+        if action is Action.accept:
+            issue["closed_at"], self.accepted = self.now, self.accepted + 1
+        if action is Action.return_:
+            issue["reworks"], self.returns = issue.get("reworks", 0) + 1, self.returns + 1
+        if action is Action.approve_extension:
+            issue["extensions"], self.extensions = issue.get("extensions", 0) + 1, self.extensions + 1
+
+    @invariant()
+    def the_statistics_add_up(self) -> None:
+        facts = [
+            IssueFacts(
+                status=i["state"].status,
+                reported_at=i["reported_at"],
+                closed_at=i["closed_at"],
+                deadline=i["deadline"],
+                rework_count=i.get("reworks", 0),
+                extension_count=i.get("extensions", 0),
+            )
+            for i in self.issues
+        ]
+        counts = tally(facts, self.now)
+        assert counts.found + counts.rejected == len(self.issues)
+        assert counts.found == counts.fixed + counts.open  # every issue counted is fixed or still open
+        assert counts.fixed == self.accepted  # 销号 is the only way to fixed, and nothing leaves it
+        assert counts.overdue <= counts.open and counts.closed_on_time <= counts.fixed
+        assert counts.reworked <= min(counts.fixed, self.returns)
+        assert counts.extended <= min(counts.found, self.extensions)
+        assert counts.days_to_close >= 0
+        shown = figures(counts, None)
+        for rate in (shown.rectification_rate, shown.on_time_rate, shown.rework_rate, shown.extension_rate):
+            assert rate is None or 0 <= rate <= 1
+        if counts.found:
+            assert shown.rectification_rate == counts.fixed / counts.found
+
+
+TestCounty = County.TestCase
+TestCounty.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
 
 
 @given(st.sampled_from(list(Source)), st.sampled_from(list(Role)))
