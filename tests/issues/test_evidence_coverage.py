@@ -142,6 +142,42 @@ async def test_the_other_issues_photo_itself_cannot_be_handed_in_and_nothing_cha
     assert (await media.photo(original, inspector))["issue_id"] == other["code"]
 
 
+@pytest.mark.parametrize("again", ["the same photo", "a copy of it", "the before photo"])
+async def test_a_fix_handed_in_again_after_a_return_is_flagged_and_needs_an_override(
+    again: str, client: httpx.AsyncClient, auth: Auth, media: Media
+) -> None:
+    """退回重整 means the fix was not good enough: the photo returned with it (or a copy of it), or the issue's
+    own before photo, handed in as the new fix is flagged and blocks 销号 without an `override_reason`."""
+    inspector, village = auth("inspector"), auth("village", VILLAGE)
+    before = await media.upload(inspector, scene_jpeg(31))
+    issue = await _report(client, inspector, before_photo_ids=[before])
+    first_fix = await media.upload(village, scene_jpeg(32))
+    assert (
+        await _act(client, issue["id"], "submit", village, after_photo_ids=[first_fix])
+    ).status_code == 200
+    assert (await _act(client, issue["id"], "return", inspector, note="没清干净")).status_code == 200
+    assert (await media.photo(first_fix, inspector))["issue_id"] == issue["code"]  # pinned at the submit
+
+    if again == "the same photo":
+        handed, code, source = first_fix, "reuses_returned_photo", first_fix
+    elif again == "a copy of it":
+        handed = await media.upload(village, scene_jpeg(32, quality=60))
+        code, source = "reuses_returned_photo", first_fix
+    else:
+        handed, code, source = before, "reuses_before_photo", before
+    submitted = await _act(client, issue["id"], "submit", village, after_photo_ids=[handed])
+    assert submitted.status_code == 200, submitted.text
+    reuse = [f for f in submitted.json()["evidence_flags"] if f["code"].startswith("reuses_")]
+    assert [(f["code"], f["figures"]["photo_id"], f["photo_id"]) for f in reuse] == [(code, source, handed)]
+    shown, events = await _read(client, issue["id"], inspector), await _events(client, issue["id"], inspector)
+    refused = await _act(client, issue["id"], "accept", inspector)
+    assert assert_problem(refused, 409, "evidence_flags_unresolved")["flags"] == [code]
+    assert await _read(client, issue["id"], inspector) == shown
+    assert await _events(client, issue["id"], inspector) == events
+    accepted = await _act(client, issue["id"], "accept", inspector, override_reason="现场复核已清理")
+    assert accepted.status_code == 200 and accepted.json()["status"] == "closed"
+
+
 # ---- media out of reach at submit ----
 
 

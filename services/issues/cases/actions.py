@@ -209,6 +209,7 @@ async def _submit(
             max_distance_m=state.settings.evidence_max_distance_m,
             before_ids=issue.before_photo_ids,
             reused_from={other: owners.get(other) for other in look_alikes if other in owners},
+            issue_code=issue.code,
         )
         records.append(evidence.evidence_record(photo, findings))
         flags += [{**f, "photo_id": photo.id} for f in findings]

@@ -27,7 +27,13 @@ ATTACH = "attach_photos"  # outbox kind: {"issue_code", "region_code", "region_p
 # Findings that block acceptance unless the accepter gives a reason; `no_exif` is only shown (WeChat
 # strips EXIF from most photos).
 BLOCKING_FLAGS = frozenset(
-    {"far_from_issue", "taken_before_report", "reuses_before_photo", "reuses_photo_of_issue"}
+    {
+        "far_from_issue",
+        "taken_before_report",
+        "reuses_before_photo",
+        "reuses_returned_photo",
+        "reuses_photo_of_issue",
+    }
 )
 
 
@@ -130,9 +136,11 @@ def after_photo_findings(
     max_distance_m: float,
     before_ids: Sequence[str],
     reused_from: Mapping[str, str | None],
+    issue_code: str,
 ) -> list[dict[str, Any]]:
-    """What an after photo says against its issue (pure). `reused_from`: confirmed look-alikes of this
-    photo → the issue code each belongs to (None for an unpinned one)."""
+    """What an after photo says against its issue (`issue_code`) (pure). `reused_from`: confirmed
+    look-alikes of this photo → the issue code each belongs to (None for an unpinned one). A photo of this
+    issue that is not one of its before photos was handed in as a fix before, and returned (退回)."""
     findings: list[dict[str, Any]] = []
     if not photo.has_exif:
         findings.append({"code": "no_exif", "detail": "the photo carries no EXIF (WeChat strips it)"})
@@ -154,15 +162,15 @@ def after_photo_findings(
                 "figures": {"taken_at": photo.taken_at.isoformat(), "reported_at": reported_at.isoformat()},
             }
         )
+    if photo.id in before_ids:
+        findings.append(_reuse("reuses_before_photo", photo.id))
+    elif photo.issue_id == issue_code:
+        findings.append(_reuse("reuses_returned_photo", photo.id))
     for other_id, other_issue in sorted(reused_from.items()):
         if other_id in before_ids:
-            findings.append(
-                {
-                    "code": "reuses_before_photo",
-                    "detail": "the after photo is a copy of this issue's own before photo",
-                    "figures": {"photo_id": other_id},
-                }
-            )
+            findings.append(_reuse("reuses_before_photo", other_id))
+        elif other_issue == issue_code:
+            findings.append(_reuse("reuses_returned_photo", other_id))
         elif other_issue is not None:
             findings.append(
                 {
@@ -172,6 +180,16 @@ def after_photo_findings(
                 }
             )
     return findings
+
+
+_REUSE_DETAILS = {
+    "reuses_before_photo": "the after photo is a copy of this issue's own before photo",
+    "reuses_returned_photo": "the after photo is a copy of a fix handed in for this issue before and returned",
+}
+
+
+def _reuse(code: str, photo_id: str) -> dict[str, Any]:
+    return {"code": code, "detail": _REUSE_DETAILS[code], "figures": {"photo_id": photo_id}}
 
 
 def blocking(findings: Sequence[Mapping[str, Any]]) -> list[str]:
