@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from services.issues.cases.models import Issue
 from services.issues.cases.rules import Action
 from services.issues.cases.timing import CHINA
+from services.issues.users.models import User
 from services.kit.identity import ROLE_SCOPES, Role, Scope
 from services.kit.state import state_of
 from tests.issues.api import user_id
@@ -554,3 +555,40 @@ async def test_assigning_a_reported_issue_verifies_it(
     async with state_of(app).database.transaction() as session:
         stored = await session.get(Issue, issue["id"])
         assert stored is not None and stored.verified_at is not None
+
+
+@pytest.mark.parametrize(
+    ("who", "code"),
+    [
+        ("nobody", "responsible_user_unknown"),
+        ("officer2", "responsible_user_cannot_see"),  # the other town's cadre
+        ("grid", "responsible_user_cannot_see"),  # a grid below the issue's village
+        ("viewer", "responsible_user_role"),  # reads, never fixes
+        ("disabled", "responsible_user_unknown"),
+    ],
+)
+async def test_a_responsible_user_who_could_not_take_the_fix_in_hand_is_422(
+    who: str, code: str, client: httpx.AsyncClient, auth: Auth, app: FastAPI
+) -> None:
+    """Named at the report or at assignment: a user that does not exist or is disabled, one whose region
+    does not hold the issue's place (it could not see the issue), or of a role that never submits a fix."""
+    admin = auth("admin", COUNTY)
+    if who == "nobody":
+        named = 987_654
+    elif who == "disabled":
+        named = await user_id(app, "village")
+        async with state_of(app).database.transaction() as session:
+            user = await session.get(User, named)
+            assert user is not None
+            user.disabled = True
+    else:
+        named = await user_id(app, who)
+    issue = await _report(client, auth("citizen", VILLAGE), source="citizen")
+    before = await _seen(client, issue["id"], admin)
+    refused = await _act(client, issue["id"], "assign", admin, responsible_user_id=named)
+    assert_problem(refused, 422, code)
+    assert await _seen(client, issue["id"], admin) == before
+    listed = (await client.get("/v1/issues", headers=admin)).json()["items"]
+    at_report = await client.post("/v1/issues", json=report(responsible_user_id=named), headers=admin)
+    assert_problem(at_report, 422, code)
+    assert (await client.get("/v1/issues", headers=admin)).json()["items"] == listed

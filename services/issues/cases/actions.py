@@ -112,7 +112,7 @@ async def _dispatch(
             issue.responsible_user_id = None  # the one named belonged to the unit that had it
         issue.responsible_region_code, issue.responsible_region_path = region.code, region.path
     if user_id is not None:
-        issue.responsible_user_id = user_id
+        issue.responsible_user_id = await service.responsible_user(session, user_id, issue.region_path)
     issue.assigned_at = issue.assigned_at or now
     if deadline is not None or issue.deadline is None:
         category = await get_category(session, issue.category)

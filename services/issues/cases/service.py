@@ -42,6 +42,7 @@ from services.issues.cases.models import Issue, IssueCounter, IssueEvent
 from services.issues.cases.rules import (
     GENESIS,
     OPEN_STATUSES,
+    RESPONSIBLE,
     Action,
     CaseState,
     Source,
@@ -59,6 +60,7 @@ from services.issues.regions.models import Level, Region
 from services.issues.regions.rules import valid_code as valid_region_code
 from services.issues.regions.service import county_above
 from services.issues.regions.service import get_visible as visible_region
+from services.issues.users.models import User
 from services.kit.auth import Caller, in_subtree, in_subtree_param, subtree_param
 from services.kit.db import DriverStatement, utcnow
 from services.kit.errors import BadRequest, FieldError, NotFound, Problem, UnprocessableEntity
@@ -553,6 +555,33 @@ async def _responsible(session: AsyncSession, caller: Caller, code: str | None, 
     return region
 
 
+async def responsible_user(session: AsyncSession, user_id: int | None, place_path: str) -> int | None:
+    """The user named responsible for an issue at `place_path`, if it can take the fix in hand: an active
+    user of a role that submits fixes, whose region holds the place (else it could not see the issue)."""
+    if user_id is None:
+        return None
+    row = (
+        await session.execute(
+            select(col(User.role), col(User.disabled), col(Region.path))
+            .join(Region, col(Region.id) == col(User.region_id))
+            .where(col(User.id) == user_id)
+        )
+    ).one_or_none()
+    if row is None or row.disabled:
+        raise UnprocessableEntity(f"user {user_id} not found", code="responsible_user_unknown")
+    if Role(row.role) not in RESPONSIBLE:
+        raise UnprocessableEntity(
+            f"user {user_id} is a {row.role}: a town, village or grid cadre (or the office) takes a fix in hand",
+            code="responsible_user_role",
+        )
+    if not place_path.startswith(row.path):
+        raise UnprocessableEntity(
+            f"user {user_id} works outside the issue's place: it could not see the issue",
+            code="responsible_user_cannot_see",
+        )
+    return user_id
+
+
 async def _throttle_citizen(session: AsyncSession, state: IssuesState, caller: Caller) -> None:
     if caller.role is not Role.citizen:
         return
@@ -696,7 +725,7 @@ async def create(
         row |= {
             "responsible_region_code": responsible.code,
             "responsible_region_path": responsible.path,
-            "responsible_user_id": body.responsible_user_id,
+            "responsible_user_id": await responsible_user(session, body.responsible_user_id, region.path),
             "assigned_at": now,
         }
         if row["deadline"] is not None:
