@@ -44,15 +44,15 @@ PROBLEMS = [
 ]
 # (how many, final status, the actions after the report)
 STORIES: list[tuple[int, Status, list[Action]]] = [
-    (6, Status.reported, []),
-    (8, Status.assigned, [Action.verify]),
-    (3, Status.assigned, [Action.verify, Action.supervise]),
-    (2, Status.assigned, [Action.verify, Action.put_on_account]),
-    (2, Status.assigned, [Action.verify, Action.request_extension]),
-    (5, Status.submitted, [Action.verify, Action.submit]),
-    (10, Status.closed, [Action.verify, Action.submit, Action.accept]),
-    (3, Status.closed, [Action.verify, Action.submit, Action.return_, Action.submit, Action.accept]),
-    (3, Status.rejected, [Action.reject]),
+    (24, Status.reported, []),
+    (16, Status.assigned, [Action.verify]),
+    (6, Status.assigned, [Action.verify, Action.supervise]),
+    (4, Status.assigned, [Action.verify, Action.put_on_account]),
+    (4, Status.assigned, [Action.verify, Action.request_extension]),
+    (24, Status.submitted, [Action.verify, Action.submit]),
+    (30, Status.closed, [Action.verify, Action.submit, Action.accept]),
+    (8, Status.closed, [Action.verify, Action.submit, Action.return_, Action.submit, Action.accept]),
+    (24, Status.rejected, [Action.reject]),
 ]
 
 
