@@ -14,10 +14,10 @@ from typing import Annotated, Any
 
 from pydantic import StringConstraints
 
-from services.kit.errors import ServiceUnavailable
+from services.kit.errors import BadGateway, GatewayTimeout, ServiceUnavailable
 from services.kit.peers import Peer
 
-__all__ = ["PhotoId", "fetch_photos", "media_peer", "pin_photos"]
+__all__ = ["PhotoId", "fetch_photos", "media_peer", "media_request", "pin_photos"]
 
 # A media photo id as it is given out (`uuid4().hex`): what the other services take in their bodies.
 PhotoId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
@@ -36,19 +36,29 @@ def media_peer(peer: Peer | None, what: str) -> Peer:
     return peer
 
 
-def _unavailable(status: int) -> ServiceUnavailable:
+def _unavailable(why: str) -> ServiceUnavailable:
     return ServiceUnavailable(
-        f"the media service answered {status}", code="media_unavailable", headers={"Retry-After": "5"}
+        f"the media service {why}", code="media_unavailable", headers={"Retry-After": "5"}
     )
+
+
+async def media_request(media: Peer, method: str, path: str, **kwargs: Any) -> Any:
+    """A request to media whose every failure — unreachable, too slow, a 5xx — is 503 `media_unavailable`
+    with `Retry-After` (the caller tries again; nothing was changed), as the peer's own 502/503/504 would
+    tell a client three different things about one fact: media cannot be asked now."""
+    try:
+        return await media.request(method, path, **kwargs)
+    except (BadGateway, GatewayTimeout, ServiceUnavailable) as exc:
+        raise _unavailable(f"cannot be asked now ({exc.detail})") from exc
 
 
 async def fetch_photos(media: Peer, ids: Sequence[str]) -> list[dict[str, Any]]:
     """Media's records of these photos (a service token sees every photo); missing ids are absent."""
     if not ids:
         return []
-    response = await media.request("GET", "/v1/photos", params={"ids": ",".join(dict.fromkeys(ids))})
+    response = await media_request(media, "GET", "/v1/photos", params={"ids": ",".join(dict.fromkeys(ids))})
     if response.status_code != 200:
-        raise _unavailable(response.status_code)
+        raise _unavailable(f"answered {response.status_code}")
     items: list[dict[str, Any]] = response.json().get("items", [])
     return items
 
@@ -61,8 +71,8 @@ async def pin_photos(
     the meantime (409) stays that one's evidence: logged, nothing to retry."""
     body = {"issue_id": label, "region_code": region_code, "region_path": region_path}
     for photo_id in photo_ids:
-        response = await media.request("POST", f"/v1/photos/{photo_id}/attach", json=body)
+        response = await media_request(media, "POST", f"/v1/photos/{photo_id}/attach", json=body)
         if response.status_code == 409:
             logger.warning("photo %s could not be pinned to %s: %s", photo_id, label, response.text)
         elif response.status_code != 200:
-            raise _unavailable(response.status_code)
+            raise _unavailable(f"answered {response.status_code}")

@@ -202,8 +202,8 @@ async def test_submit_while_media_is_unreachable_answers_503_and_changes_nothing
         answer = await _act(client, issue["id"], "submit", village, after_photo_ids=[after], note="已清运")
     finally:
         state.media = working
-    body = assert_problem(answer, 503, "peer_unavailable")
-    assert body["peer"] == "media" and answer.headers["retry-after"] == "5"
+    body = assert_problem(answer, 503, "media_unavailable")
+    assert "media" in body["detail"] and answer.headers["retry-after"] == "5"
 
     assert await _read(client, issue["id"], village) == shown
     assert shown["status"] == "assigned" and shown["after_photo_ids"] == [] and shown["evidence_flags"] == []

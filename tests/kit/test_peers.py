@@ -29,6 +29,7 @@ from services.kit.errors import (
     ServiceUnavailable,
     install_problem_handlers,
 )
+from services.kit.media import media_request
 from services.kit.peers import ClientCredentials, Peer, new_http_client
 from services.kit.settings import DEV_SERVICE_SECRET
 from tests.support.ports import closed_port
@@ -373,3 +374,17 @@ async def test_a_peer_that_keeps_refusing_is_answered_401_after_one_retry(
     r = await peer2.request("GET", "/picky")
     assert r.status_code == 401
     assert len(fake.token_forms) == 4  # one retry, not a loop
+
+
+@pytest.mark.parametrize("target", ["closed", "/hang", "/boom"])
+async def test_every_failure_of_media_is_503_media_unavailable_to_the_services_that_use_it(
+    http: httpx.AsyncClient, fake: FakePeer, target: str
+) -> None:
+    """Unreachable, too slow or a 5xx: one answer for one fact (media cannot be asked now), with
+    `Retry-After`, whether issues checks evidence or scoring a scorecard's photos."""
+    base, path = (_closed_port_url(), "/echo") if target == "closed" else (fake.url, target)
+    peer = Peer("media", base, http, token=None)
+    with pytest.raises(ServiceUnavailable) as caught:
+        await media_request(peer, "GET", path)
+    assert (caught.value.status, caught.value.instance_code) == (503, "media_unavailable")
+    assert caught.value.headers == {"Retry-After": "5"}

@@ -19,7 +19,7 @@ from services.kit.errors import ServiceUnavailable, UnprocessableEntity
 from services.kit.geo import distance_m
 from services.kit.identity import Role, is_within
 from services.kit.media import fetch_photos as kit_fetch_photos
-from services.kit.media import media_peer, pin_photos
+from services.kit.media import media_peer, media_request, pin_photos
 from services.kit.peers import Peer
 
 ATTACH = "attach_photos"  # outbox kind: {"issue_code", "region_code", "region_path", "photo_ids"}
@@ -82,7 +82,7 @@ async def fetch_photos(peer: Peer | None, ids: Sequence[str]) -> list[dict[str, 
 
 async def similar_ids(peer: Peer | None, photo_id: str) -> list[str]:
     """Ids of the photos media has confirmed show the same picture as `photo_id`."""
-    response = await _media(peer).request("GET", f"/v1/photos/{photo_id}/similar")
+    response = await media_request(_media(peer), "GET", f"/v1/photos/{photo_id}/similar")
     if response.status_code != 200:
         raise ServiceUnavailable(
             f"the media service answered {response.status_code}",
