@@ -112,3 +112,18 @@ def report(**changes: Any) -> dict[str, Any]:
 
 
 Auth = Callable[..., dict[str, str]]
+
+
+async def reported(client: httpx.AsyncClient, headers: dict[str, str], **changes: Any) -> dict[str, Any]:
+    """`POST /v1/issues` of `report(**changes)`, which must answer 201: the new issue."""
+    answer = await client.post("/v1/issues", json=report(**changes), headers=headers)
+    assert answer.status_code == 201, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def act(
+    client: httpx.AsyncClient, issue_id: int, action: str, headers: dict[str, str], **body: Any
+) -> httpx.Response:
+    """`POST /v1/issues/{issue_id}/actions/{action}` with `body`."""
+    return await client.post(f"/v1/issues/{issue_id}/actions/{action}", json=body, headers=headers)

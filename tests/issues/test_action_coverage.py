@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.issues.cases.models import Issue
+from services.issues.cases.routes import ACTION_SCOPES
 from services.issues.cases.rules import Action
 from services.issues.cases.timing import CHINA
 from services.issues.users.models import User
@@ -20,25 +21,14 @@ from services.kit.identity import ROLE_SCOPES, Role, Scope
 from services.kit.state import state_of
 from tests.issues.api import user_id
 from tests.issues.lifecycle import POINT, Media, media, report
+from tests.issues.lifecycle import act as _act
+from tests.issues.lifecycle import reported as _report
 from tests.support.builders import COUNTY, FAR_VILLAGE, GRID, OTHER_TOWN, TOWN, VILLAGE, ZONE
 from tests.support.problems import assert_problem
 
 __all__ = ["media"]  # the fixture, used by name
 
 Auth = Callable[..., dict[str, str]]
-
-
-async def _report(client: httpx.AsyncClient, headers: dict[str, str], **changes: Any) -> dict[str, Any]:
-    answer = await client.post("/v1/issues", json=report(**changes), headers=headers)
-    assert answer.status_code == 201, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
-async def _act(
-    client: httpx.AsyncClient, issue_id: int, action: str, headers: dict[str, str], **body: Any
-) -> httpx.Response:
-    return await client.post(f"/v1/issues/{issue_id}/actions/{action}", json=body, headers=headers)
 
 
 async def _ok(
@@ -113,16 +103,7 @@ INSIDER: dict[Action, tuple[str, str]] = {
     Action.feedback: ("citizen", VILLAGE),
     Action.unlink: ("officer", TOWN),
 }
-# The scope each action route asks for (services/issues/cases/routes.py): an outsider without it is
-# refused for its token before its region is looked at.
-NEEDS: dict[Action, Scope] = {
-    Action.verify: Scope.issues_verify,
-    Action.reject: Scope.issues_verify,
-    Action.assign: Scope.issues_verify,
-    Action.unlink: Scope.issues_verify,
-    Action.accept: Scope.issues_accept,
-    Action.return_: Scope.issues_accept,
-}
+NEEDS = ACTION_SCOPES  # the scope each action route asks for: an outsider without it is refused first
 
 
 async def _body_for(action: Action, media: Media, auth: Auth) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from services.issues.cases.models import Issue, IssueCounter, IssueEvent
 from services.issues.cases.schemas import IssuePage, IssuePublic
 from services.kit.state import state_of
 from tests.issues.lifecycle import POINT, Media, media, report, scene_jpeg
+from tests.issues.lifecycle import act as _act
+from tests.issues.lifecycle import reported as _report
 from tests.media.images import exif_block, jpeg
 from tests.support.apps import client_for
 from tests.support.builders import COUNTY, FAR_VILLAGE, GRID, OTHER_TOWN, TOWN, VILLAGE
@@ -27,19 +29,6 @@ from tests.support.problems import assert_problem
 __all__ = ["media"]  # the fixture, used by name
 
 Auth = Callable[..., dict[str, str]]
-
-
-async def _report(client: httpx.AsyncClient, headers: dict[str, str], **changes: Any) -> dict[str, Any]:
-    answer = await client.post("/v1/issues", json=report(**changes), headers=headers)
-    assert answer.status_code == 201, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
-async def _act(
-    client: httpx.AsyncClient, issue_id: int, action: str, headers: dict[str, str], **body: Any
-) -> httpx.Response:
-    return await client.post(f"/v1/issues/{issue_id}/actions/{action}", json=body, headers=headers)
 
 
 # ---- report ----

@@ -17,6 +17,8 @@ from services.issues.deps import IssuesState
 from services.kit.peers import Peer
 from services.kit.state import state_of, typed_state
 from tests.issues.lifecycle import POINT, Media, media, report, scene_jpeg
+from tests.issues.lifecycle import act as _act
+from tests.issues.lifecycle import reported as _report
 from tests.support.builders import COUNTY, VILLAGE
 from tests.support.ports import closed_port
 from tests.support.problems import assert_problem
@@ -25,19 +27,6 @@ __all__ = ["media"]  # the fixture, used by name
 
 Auth = Callable[..., dict[str, str]]
 CountRows = Callable[..., Any]
-
-
-async def _report(client: httpx.AsyncClient, headers: dict[str, str], **changes: Any) -> dict[str, Any]:
-    answer = await client.post("/v1/issues", json=report(**changes), headers=headers)
-    assert answer.status_code == 201, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
-async def _act(
-    client: httpx.AsyncClient, issue_id: int, action: str, headers: dict[str, str], **body: Any
-) -> httpx.Response:
-    return await client.post(f"/v1/issues/{issue_id}/actions/{action}", json=body, headers=headers)
 
 
 async def _read(client: httpx.AsyncClient, issue_id: int, headers: dict[str, str]) -> dict[str, Any]:
