@@ -247,7 +247,8 @@ def _body(example: dict[str, Any]) -> ConfigDict:
 class VerifyBody(BaseModel):
     """立案: a real problem; hand it to the responsible unit."""
 
-    model_config = _body({"responsible_region": "370282103201", "note": "属实，交前庄村整改"})
+    # No region in the example: one must hold the issue's place, which an example cannot know.
+    model_config = _body({"note": "属实，交所在村整改"})
     responsible_region: RegionCode | None = None
     responsible_user_id: int | None = Field(default=None, ge=1)
     deadline: Moment | None = None
@@ -285,7 +286,8 @@ class RejectBody(BaseModel):
 class AssignBody(BaseModel):
     """派遣 (again): the responsible unit or person, and the deadline."""
 
-    model_config = _body({"responsible_region": "370282103201", "responsible_user_id": 31})
+    # No region in the example: one must hold the issue's place, which an example cannot know.
+    model_config = _body({"note": "改派所在村整改"})
     responsible_region: RegionCode | None = None
     responsible_user_id: int | None = Field(default=None, ge=1)
     deadline: Moment | None = None
