@@ -47,25 +47,38 @@ ACTION_SCOPES: dict[Action, Scope] = {
     Action.return_: Scope.issues_accept,
 }
 
+# What `verify` and `assign` refuse beside the state and the role.
+_DISPATCH_RULES = (
+    " A responsible region must hold the issue's place (else 422 `responsible_cannot_see`; above the town: "
+    "`responsible_level`); a responsible user must exist and be active (`responsible_user_unknown`), fix things "
+    "(`responsible_user_role`) and work where the issue is (`responsible_user_cannot_see`); a new region without "
+    "a user drops the previous unit's user. A deadline given must lie ahead (422 `deadline_passed`)."
+)
+
 ACTION_DOCS: dict[Action, str] = {
     Action.verify: "立案: a reported problem is real; it is assigned to the responsible unit with a deadline "
-    "(the category's working days for its severity unless given). Admin, inspector, officer.",
+    "(the category's working days for its severity unless given). Admin, inspector, officer."
+    + _DISPATCH_RULES,
     Action.reject: "Not a problem to fix here (`invalid`, `duplicate` of `duplicate_of`, `not_responsible`, "
     "`other` with a note), from `reported` or `assigned`. Never counted as fixed. Merging a probable duplicate "
     "is this with reason `duplicate` and `duplicate_of` its `probable_duplicate_of`. Admin, inspector, officer.",
-    Action.assign: "派遣 (again): the responsible region or user and the deadline. Admin, inspector, officer.",
+    Action.assign: "派遣 (again): the responsible region or user and the deadline; from `reported` it is the "
+    "立案 too. Admin, inspector, officer." + _DISPATCH_RULES,
     Action.submit: "整改完毕: at least one after photo. Each is checked with the media service: its distance "
-    "from the issue's point, a capture time before the report, missing EXIF, and whether it is a copy of this "
-    "issue's before photo or of another issue's photo; the findings are kept in `evidence_flags` and the event. "
+    "from the issue's point, a capture time before the report, missing EXIF, and whether it is (a copy of) this "
+    "issue's before photo, a fix handed in before and returned, or another issue's photo; the findings are kept in `evidence_flags` and the event. "
     "A photo the media service does not know, or not the caller's to use: 422 `photos_refused` naming it.",
     Action.accept: "销号, by an inspector or the office, never by the one who submitted. After photos with a "
     "distance, time or reuse flag need an `override_reason` (else 409 `evidence_flags_unresolved`).",
-    Action.return_: "退回重整: rework count + 1 and a new deadline. Inspector or the office, not the submitter.",
+    Action.return_: "退回重整: rework count + 1 and a new deadline (one given must lie ahead, else 422 "
+    "`deadline_passed`). Inspector or the office, not the submitter.",
     Action.request_extension: "申请延期, with a reason and the date asked for. Officer, village, grid.",
-    Action.approve_extension: "The office grants the extension: the deadline moves.",
+    Action.approve_extension: "The office grants the extension: the deadline moves, to `until` or the date asked "
+    "for, which must be after the current deadline (else 422 `extension_too_short`).",
     Action.refuse_extension: "The office refuses the extension: the deadline stays.",
     Action.put_on_account: "挂账: cannot be fixed soon (money, construction); a plan and a target date. The office.",
-    Action.resume: "Off the account again, optionally with a new deadline. The office.",
+    Action.resume: "Off the account again, optionally with a new deadline (ahead of now, else 422 "
+    "`deadline_passed`). The office.",
     Action.supervise: "督办: marked for supervision. Inspector or the office.",
     Action.recur: "反弹: the closed problem is back; answers 201 with a new issue linked to this one.",
     Action.feedback: "群众满意度: the reporter's satisfaction (1–5) with the fix, once, after closing.",
@@ -86,7 +99,10 @@ ACTION_DOCS: dict[Action, str] = {
     "exist or is retired: 422 `unknown_category`, `category_inactive`; `fields` that are not the "
     "category's extra fields (unknown keys, a required one missing, a value of the wrong type or not one of "
     "the choices): 422 `fields_do_not_fit` naming each; a region that is not a village or grid: "
-    "422 `region_not_village`; a responsible region above the town: 422 `responsible_level`. A report near an open "
+    "422 `region_not_village`; a responsible region above the town: 422 `responsible_level`, one that does not hold "
+    "the place or a responsible user who could not take the fix in hand: 422 `responsible_cannot_see`, "
+    "`responsible_user_unknown`, `responsible_user_role`, `responsible_user_cannot_see`; a deadline that has "
+    "passed: 422 `deadline_passed`. A report near an open "
     "issue of "
     "the same category (50 m) answers with `probable_duplicate_of`. Citizens may report a limited number an "
     "hour (429 with `Retry-After`).",
@@ -229,8 +245,9 @@ def _action_route(action: Action, body_type: type[BaseModel]) -> None:
         status_code=status.HTTP_201_CREATED if action is Action.recur else status.HTTP_200_OK,
         summary=f"Action: {action.value}",
         description=ACTION_DOCS[action]
-        + " Not possible from the current state: 409 `action_not_allowed` naming what the caller may do; "
-        "a role that may not: 403 `role_not_allowed`; an issue outside the caller's region: 404.",
+        + " A role that may never take it: 403 `role_not_allowed`, whatever the state; not possible from the "
+        "current state: 409 `action_not_allowed` naming what the caller may do; an issue outside the caller's "
+        "region: 404.",
         responses=problem_docs(403, 409, 503),
     )
 

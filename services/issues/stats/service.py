@@ -286,18 +286,23 @@ async def _medians_in_python(
 
 
 @cache
-def _total_statement(dialect: _Dialect) -> Select[Any]:
-    return select(*_aggregates(dialect)).where(_counted(dialect))
+def _total_statements(dialect: _Dialect) -> tuple[Select[Any], Select[Any] | None]:
+    """The figures of the whole area and (SQLite) the fixed issues' durations."""
+    statement = select(*_aggregates(dialect)).where(_counted(dialect))
+    if dialect.postgres:
+        return statement, None
+    durations = select(dialect.days_to_close()).where(
+        _counted(dialect), col(Issue.status) == Status.closed.value
+    )
+    return statement, durations
 
 
 async def _total(session: AsyncSession, dialect: _Dialect, params: dict[str, Any]) -> Any:
-    row = (await session.execute(_total_statement(dialect), params)).one()
+    statement, durations = _total_statements(dialect)
+    row = (await session.execute(statement, params)).one()
     median = _median_of(row)
-    if not dialect.postgres:
-        closed = select(dialect.days_to_close()).where(
-            _counted(dialect), col(Issue.status) == Status.closed.value
-        )
-        median = (await _medians_in_python(session, closed, params, keyed=False)).get(None)
+    if durations is not None:
+        median = (await _medians_in_python(session, durations, params, keyed=False)).get(None)
     return RectificationFigures(**_figures(_counts(row), median))
 
 
